@@ -1,0 +1,202 @@
+//! Finding and decoding images. Layouts: a plain folder of HR images (searched recursively),
+//! EDSR-PyTorch (`DIV2K/DIV2K_train_HR`, `benchmark/Set5/HR`) and BasicSR (`DIV2K_train_HR_sub`,
+//! `Set5/GTmod12`). LR is always synthesised from HR (cropped to a multiple of the scale) with
+//! the MATLAB-compatible bicubic [`imresize`](super::imresize); LR files on disk are ignored.
+//!
+//! A corrupt or unreadable image is an error that names the file: a silently skipped image would
+//! change the benchmark mean without anybody noticing.
+
+use super::imresize::imresize_u8;
+use crate::error::user;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use walkdir::WalkDir;
+
+/// Image file extensions that are decoded.
+pub const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+
+/// Sub-folders that hold the HR images in the known layouts, in order of preference.
+const HR_SUBDIRS: [&str; 6] = [
+    "HR",
+    "GTmod12",
+    "GT",
+    "DIV2K_train_HR_sub",
+    "DIV2K_train_HR",
+    "DIV2K_valid_HR",
+];
+
+/// An 8-bit RGB image, interleaved (HWC).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RgbImage {
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<u8>,
+}
+
+impl RgbImage {
+    /// Top-left crop to `h` × `w`.
+    pub fn crop(&self, h: usize, w: usize) -> RgbImage {
+        let mut data = Vec::with_capacity(h * w * 3);
+        for y in 0..h {
+            data.extend_from_slice(&self.data[y * self.w * 3..(y * self.w + w) * 3]);
+        }
+        RgbImage { h, w, data }
+    }
+
+    /// Crop to a multiple of `scale` (top-left), as the SR benchmark protocol does.
+    pub fn mod_crop(&self, scale: usize) -> RgbImage {
+        self.crop(self.h - self.h % scale, self.w - self.w % scale)
+    }
+
+    /// MATLAB `imresize(img, 1/scale, 'bicubic')`, rounded to 8 bits.
+    pub fn downscale(&self, scale: usize) -> RgbImage {
+        let (data, h, w) = imresize_u8(&self.data, self.h, self.w, 3, 1.0 / scale as f64);
+        RgbImage { h, w, data }
+    }
+}
+
+/// An HR image (mod-cropped) and its bicubic LR.
+#[derive(Debug)]
+pub struct Pair {
+    pub name: String,
+    pub hr: RgbImage,
+    pub lr: RgbImage,
+}
+
+/// The images of one folder at one scale.
+#[derive(Debug)]
+pub struct ImageSet {
+    pub name: String,
+    pub dir: PathBuf,
+    pub scale: usize,
+    pub pairs: Vec<Pair>,
+}
+
+/// The folder that holds the HR images of `dir` in any supported layout.
+pub fn hr_dir(dir: &Path) -> PathBuf {
+    HR_SUBDIRS
+        .iter()
+        .map(|s| dir.join(s))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
+/// The set's name: the folder name, or its parent's for layout folders (`Set5/HR` → `Set5`).
+pub fn set_name(dir: &Path) -> String {
+    let base = dir.file_name().map(|s| s.to_string_lossy().to_string());
+    match base {
+        Some(b) if HR_SUBDIRS.contains(&b.as_str()) => dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or(b),
+        Some(b) => b,
+        None => dir.display().to_string(),
+    }
+}
+
+fn is_lr_dir(name: &str) -> bool {
+    name.starts_with("LR") || name.contains("_LR") || name.starts_with('.')
+}
+
+/// Image files under `dir` (recursively, LR folders skipped), sorted by path.
+pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(user(format!(
+            "{}: data folder does not exist (check the path in the spec)",
+            dir.display()
+        )));
+    }
+    let root = hr_dir(dir);
+    let mut files: Vec<PathBuf> = WalkDir::new(&root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0
+                || !(e.file_type().is_dir() && is_lr_dir(&e.file_name().to_string_lossy()))
+        })
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| {
+            p.extension()
+                .map(|x| EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str()))
+                .unwrap_or(false)
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(user(format!(
+            "{}: no images found (looked for {} files, also in the HR/, GTmod12/ and DIV2K_*_HR/ layouts)",
+            root.display(),
+            EXTENSIONS.join("/")
+        )));
+    }
+    Ok(files)
+}
+
+/// Decode one image to 8-bit RGB; grayscale is replicated to three channels.
+pub fn decode(path: &Path) -> anyhow::Result<RgbImage> {
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| user(format!("{}: cannot open image: {e}", path.display())))?
+        .decode()
+        .map_err(|e| {
+            user(format!(
+                "{}: corrupt or unsupported image: {e} (remove or replace the file)",
+                path.display()
+            ))
+        })?;
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    Ok(RgbImage {
+        h: h as usize,
+        w: w as usize,
+        data: rgb.into_raw(),
+    })
+}
+
+type Cache = Mutex<HashMap<(PathBuf, usize), Arc<ImageSet>>>;
+
+fn cache() -> &'static Cache {
+    static C: OnceLock<Cache> = OnceLock::new();
+    C.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Load a folder at `scale`: decode, mod-crop, make bicubic LR. Cached per process.
+pub fn load_set(dir: &Path, scale: usize) -> anyhow::Result<Arc<ImageSet>> {
+    let key = (dir.to_path_buf(), scale);
+    if let Some(s) = cache().lock().expect("cache lock").get(&key) {
+        return Ok(s.clone());
+    }
+    let files = list_images(dir)?;
+    let mut pairs = Vec::with_capacity(files.len());
+    for f in &files {
+        let img = decode(f)?;
+        if img.h < scale || img.w < scale {
+            return Err(user(format!(
+                "{}: image is {}×{}, smaller than the scale {scale}",
+                f.display(),
+                img.w,
+                img.h
+            )));
+        }
+        let hr = img.mod_crop(scale);
+        let lr = hr.downscale(scale);
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        pairs.push(Pair { name, hr, lr });
+    }
+    let set = Arc::new(ImageSet {
+        name: set_name(dir),
+        dir: dir.to_path_buf(),
+        scale,
+        pairs,
+    });
+    cache().lock().expect("cache lock").insert(key, set.clone());
+    Ok(set)
+}

@@ -1,0 +1,116 @@
+//! The SR evaluation protocol: HR cropped to a multiple of the scale, LR by MATLAB-compatible
+//! bicubic, SR rounded and clipped to 8 bits, PSNR/SSIM on BT.601 Y with `scale` pixels shaved.
+
+pub mod metrics;
+
+use crate::data::imresize::imresize_u8;
+use crate::data::{ImageSet, RgbImage};
+use crate::models::{Model, Params};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// One image's scores.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ImageScore {
+    pub image: String,
+    pub psnr_y: f64,
+    pub ssim_y: f64,
+}
+
+/// Scores of one set: per image and mean, in the `--json` shape.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SetScore {
+    pub set: String,
+    pub scale: usize,
+    pub images: usize,
+    pub psnr_y: f64,
+    pub ssim_y: f64,
+    #[serde(skip)]
+    pub per_image: Vec<ImageScore>,
+}
+
+impl SetScore {
+    fn from_images(set: &str, scale: usize, per_image: Vec<ImageScore>) -> Self {
+        let n = per_image.len().max(1) as f64;
+        Self {
+            set: set.to_string(),
+            scale,
+            images: per_image.len(),
+            psnr_y: per_image.iter().map(|s| s.psnr_y).sum::<f64>() / n,
+            ssim_y: per_image.iter().map(|s| s.ssim_y).sum::<f64>() / n,
+            per_image,
+        }
+    }
+}
+
+fn score(name: &str, sr: &RgbImage, hr: &RgbImage, scale: usize) -> ImageScore {
+    let s = metrics::score_y(&sr.data, &hr.data, hr.h, hr.w, 3, scale);
+    ImageScore {
+        image: name.to_string(),
+        psnr_y: s.psnr,
+        ssim_y: s.ssim,
+    }
+}
+
+/// Bicubic upscaling of the bicubic LR, rounded to 8 bits: the baseline every SR paper reports.
+pub fn bicubic(set: &ImageSet) -> SetScore {
+    let per = set
+        .pairs
+        .iter()
+        .map(|p| {
+            let (data, h, w) = imresize_u8(&p.lr.data, p.lr.h, p.lr.w, 3, set.scale as f64);
+            score(&p.name, &RgbImage { h, w, data }, &p.hr, set.scale)
+        })
+        .collect();
+    SetScore::from_images(&set.name, set.scale, per)
+}
+
+/// Run the model on one LR image; output rounded and clipped to 8 bits (EDSR-PyTorch `quantize`).
+pub fn super_resolve<B: Backend>(
+    model: &Model,
+    params: &Params<B>,
+    lr: &RgbImage,
+    device: &B::Device,
+) -> RgbImage {
+    let k = (model.rgb_range() / 255.0) as f32;
+    let mut chw = vec![0f32; 3 * lr.h * lr.w];
+    for (i, px) in lr.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            chw[c * lr.h * lr.w + i] = px[c] as f32 * k;
+        }
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device);
+    let y = model.forward(params, x);
+    let [_, _, h, w] = y.dims();
+    let v = y
+        .to_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 output");
+    let mut data = vec![0u8; h * w * 3];
+    for c in 0..3 {
+        for i in 0..h * w {
+            data[i * 3 + c] = (v[c * h * w + i] / k).clamp(0.0, 255.0).round() as u8;
+        }
+    }
+    RgbImage { h, w, data }
+}
+
+/// Evaluate a model on a set.
+pub fn evaluate<B: Backend>(
+    model: &Model,
+    params: &Params<B>,
+    set: &ImageSet,
+    device: &B::Device,
+) -> SetScore {
+    let per = set
+        .pairs
+        .iter()
+        .map(|p| {
+            let sr = super_resolve(model, params, &p.lr, device);
+            score(&p.name, &sr, &p.hr, set.scale)
+        })
+        .collect();
+    SetScore::from_images(&set.name, set.scale, per)
+}

@@ -1,0 +1,165 @@
+//! Named parameter store. Parameters live flat (`Tensor<B, 1>`) with their shape and a stable
+//! hierarchical name (`head.weight`, `body.0.conv1.weight`, …); layers reshape them on use.
+//! Keeping parameters outside burn's `Module` tree gives exact control over initialisation,
+//! the optimizer (global-norm clipping, per-group learning rates, gradient gating) and the
+//! checkpoint format (safetensors).
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// How a parameter is initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−1/√fan_in, 1/√fan_in): PyTorch's default for `nn.Conv2d` weights and biases
+    /// (Kaiming-uniform with a = √5), as EDSR-PyTorch uses.
+    UniformFanIn(usize),
+    /// A constant value.
+    Const(f32),
+}
+
+/// Declaration of one parameter.
+#[derive(Clone, Debug)]
+pub struct ParamDecl {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// Parameters of one model on backend `B`, in declaration order.
+#[derive(Clone, Debug)]
+pub struct Params<B: Backend> {
+    pub names: Vec<String>,
+    pub shapes: Vec<Vec<usize>>,
+    pub tensors: Vec<Tensor<B, 1>>,
+    index: HashMap<String, usize>,
+}
+
+/// RNG stream for weight initialisation.
+pub const INIT_STREAM: u64 = 1;
+
+impl<B: Backend> Params<B> {
+    /// Build from names, shapes and flat tensors.
+    pub fn from_parts(
+        names: Vec<String>,
+        shapes: Vec<Vec<usize>>,
+        tensors: Vec<Tensor<B, 1>>,
+    ) -> Self {
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Self {
+            names,
+            shapes,
+            tensors,
+            index,
+        }
+    }
+
+    /// Initialise from declarations with a ChaCha8 stream of `seed` (values drawn in order).
+    pub fn init(decls: &[ParamDecl], seed: u64, device: &B::Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(INIT_STREAM);
+        let mut tensors = Vec::new();
+        for d in decls {
+            let n: usize = d.shape.iter().product();
+            let v: Vec<f32> = match d.init {
+                Init::UniformFanIn(fan_in) => {
+                    let b = 1.0 / (fan_in as f64).sqrt();
+                    (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
+                }
+                Init::Const(c) => vec![c; n],
+            };
+            tensors.push(Tensor::from_data(TensorData::new(v, [n]), device));
+        }
+        Self::from_parts(
+            decls.iter().map(|d| d.name.clone()).collect(),
+            decls.iter().map(|d| d.shape.clone()).collect(),
+            tensors,
+        )
+    }
+
+    /// Index of a parameter by name.
+    pub fn idx(&self, name: &str) -> usize {
+        *self
+            .index
+            .get(name)
+            .unwrap_or_else(|| panic!("model asked for undeclared parameter {name}"))
+    }
+
+    /// A parameter reshaped to its declared `D`-dimensional shape.
+    pub fn get<const D: usize>(&self, name: &str) -> Tensor<B, D> {
+        let i = self.idx(name);
+        let s: [usize; D] = self.shapes[i].clone().try_into().expect("parameter rank");
+        self.tensors[i].clone().reshape(s)
+    }
+
+    /// Total number of scalars.
+    pub fn count(&self) -> usize {
+        self.shapes
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Host copies of every parameter (f32).
+    pub fn to_host(&self) -> Vec<Vec<f32>> {
+        self.tensors
+            .iter()
+            .map(|t| {
+                t.to_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .expect("f32 data")
+            })
+            .collect()
+    }
+
+    /// Copy to another device / backend of the same kind.
+    pub fn from_host(
+        names: Vec<String>,
+        shapes: Vec<Vec<usize>>,
+        values: Vec<Vec<f32>>,
+        device: &B::Device,
+    ) -> Self {
+        let tensors = values
+            .into_iter()
+            .map(|v| {
+                let n = v.len();
+                Tensor::from_data(TensorData::new(v, [n]), device)
+            })
+            .collect();
+        Self::from_parts(names, shapes, tensors)
+    }
+}
+
+impl<B: Backend> Params<B> {
+    /// Leaves on the autodiff backend that track gradients.
+    pub fn to_autodiff<AB: AutodiffBackend<InnerBackend = B>>(&self) -> Params<AB> {
+        Params::from_parts(
+            self.names.clone(),
+            self.shapes.clone(),
+            self.tensors
+                .iter()
+                .map(|t| Tensor::<AB, 1>::from_inner(t.clone()).require_grad())
+                .collect(),
+        )
+    }
+}
+
+impl<AB: AutodiffBackend> Params<AB> {
+    /// The gradient of every parameter (zeros where a parameter did not take part).
+    pub fn grads(&self, grads: &AB::Gradients) -> Vec<Tensor<AB::InnerBackend, 1>> {
+        self.tensors
+            .iter()
+            .map(|t| {
+                t.grad(grads)
+                    .unwrap_or_else(|| t.clone().inner().zeros_like())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! Result folders: `results/<name>-<hash>/` with the spec as given, the effective spec,
+//! provenance, metrics CSVs, a summary and the last checkpoint. Files are written atomically
+//! (temporary file, then rename) and a folder is never reused.
+
+pub mod checkpoint;
+pub mod provenance;
+
+pub use checkpoint::{read_safetensors, write_safetensors, NamedTensor};
+pub use provenance::Provenance;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// First 10 hex digits of the SHA-256 of `bytes`.
+pub fn short_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))[..10].to_string()
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Create a fresh run folder `<root>/<name>-<hash>`, or `<name>-<hash>-2`, `-3`, … when taken.
+pub fn create_run_dir(root: &Path, name: &str, hash: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create results folder {}", root.display()))?;
+    for k in 1.. {
+        let dir = if k == 1 {
+            root.join(format!("{name}-{hash}"))
+        } else {
+            root.join(format!("{name}-{hash}-{k}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+    unreachable!("an unbounded loop returns")
+}
+
+/// One row of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRow {
+    pub step: usize,
+    pub split: &'static str,
+    pub set: String,
+    pub metric: &'static str,
+    pub value: f64,
+}
+
+/// Render metrics rows as CSV (`step,split,set,metric,value`). Floats use Rust's shortest
+/// round-trip form, so the file is exact.
+pub fn metrics_csv(rows: &[MetricRow]) -> String {
+    let mut s = String::from("step,split,set,metric,value\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{},{},{},{},{}\n",
+            r.step, r.split, r.set, r.metric, r.value
+        ));
+    }
+    s
+}

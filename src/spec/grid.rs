@@ -1,0 +1,152 @@
+//! Grids: one file expands into many independent runs that share a name prefix.
+//!
+//! ```ron
+//! grid: (
+//!     axes: [ (field: "optim.lr", values: [1e-4, 2e-4]) ],
+//!     seeds: [1, 2, 3],
+//! ),
+//! ```
+//! Each axis overrides one dotted field path. Values are written as plain RON values; an enum
+//! value is written in its tagged-map form, `{"Step": {"every": 100, "gamma": 0.5}}`, and a unit
+//! variant as a string, `"Cpu"`. The runs are the Cartesian product of the axes and the seeds.
+
+use super::load::FieldError;
+use super::Spec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A grid of overrides.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Axes of the product. Default none.
+    #[serde(default)]
+    pub axes: Vec<Axis>,
+    /// Seeds, the innermost axis. Default: the spec's own seed only.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+}
+
+/// One axis: a dotted field path and the values it takes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    pub field: String,
+    pub values: Vec<ron::Value>,
+}
+
+/// Expand a spec into its runs. A spec without a grid is one run.
+pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
+    let Some(grid) = &spec.grid else {
+        return Ok(vec![spec.clone()]);
+    };
+    let mut base = spec.clone();
+    base.grid = None;
+    let base_json = serde_json::to_value(&base).expect("spec serializes");
+    let mut points: Vec<(Value, Vec<String>)> = vec![(base_json, vec![])];
+    for (ai, axis) in grid.axes.iter().enumerate() {
+        if axis.values.is_empty() {
+            return Err(FieldError {
+                field: format!("grid.axes[{ai}].values"),
+                msg: "an axis needs at least one value".into(),
+            });
+        }
+        let mut next = Vec::new();
+        for (json, labels) in &points {
+            for v in &axis.values {
+                let jv = serde_json::to_value(v).map_err(|e| FieldError {
+                    field: format!("grid.axes[{ai}].values"),
+                    msg: e.to_string(),
+                })?;
+                let mut j = json.clone();
+                set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone()).ok_or_else(|| {
+                    FieldError {
+                        field: format!("grid.axes[{ai}].field"),
+                        msg: format!(
+                            "`{}` is not a field of the spec; use a dotted path such as \"optim.lr\"",
+                            axis.field
+                        ),
+                    }
+                })?;
+                let mut l = labels.clone();
+                l.push(format!("{}={}", last_segment(&axis.field), label(&jv)));
+                next.push((j, l));
+            }
+        }
+        points = next;
+    }
+    let seeds = if grid.seeds.is_empty() {
+        vec![spec.seed]
+    } else {
+        grid.seeds.clone()
+    };
+    let mut out = Vec::new();
+    for (j, labels) in points {
+        let s: Spec = serde_json::from_value(j).map_err(|e| FieldError {
+            field: "grid.axes".into(),
+            msg: format!("an override does not fit the spec: {e}"),
+        })?;
+        for &seed in &seeds {
+            let mut r = s.clone();
+            r.seed = seed;
+            let mut l = labels.clone();
+            if !grid.seeds.is_empty() {
+                l.push(format!("seed={seed}"));
+            }
+            r.name = sanitize(&format!("{}.{}", s.name, l.join(".")));
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+fn label(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Object(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
+        Value::Null => "none".into(),
+        other => crate::record::short_hash(other.to_string().as_bytes()),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else if c == '=' {
+                '-'
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+}
+
+/// Walk a dotted path through objects; externally tagged enums (`{"Edsr": {...}}`) are entered
+/// transparently, so `model.n_feats` reaches `{"Edsr": {"n_feats": ..}}`.
+fn set_path<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    let mut cur = root;
+    for seg in path.split('.') {
+        cur = descend(cur, seg)?;
+    }
+    Some(cur)
+}
+
+fn descend<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
+    let obj = v.as_object_mut()?;
+    if obj.contains_key(seg) {
+        return obj.get_mut(seg);
+    }
+    if obj.len() == 1 {
+        let inner = obj.values_mut().next()?;
+        return inner.as_object_mut()?.get_mut(seg);
+    }
+    None
+}

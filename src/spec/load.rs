@@ -1,0 +1,94 @@
+//! Reading a spec file: RON parse errors and validation errors both name the file, the line and
+//! column, the field and the allowed values.
+
+use super::{grid, validate, Spec};
+use crate::error::user;
+use ron::extensions::Extensions;
+use std::path::{Path, PathBuf};
+
+/// A parsed, validated spec file, expanded into one spec per run.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The file as given.
+    pub path: PathBuf,
+    /// The file's text, stored verbatim in each run folder.
+    pub source: String,
+    /// One effective spec per run (a single one unless the file has a grid).
+    pub runs: Vec<Spec>,
+}
+
+/// RON options: `implicit_some` (write `grad_clip: 0.5`, not `Some(0.5)`) and
+/// `unwrap_variant_newtypes` (write `Edsr(n_feats: 64)`, not `Edsr((n_feats: 64))`).
+pub fn ron_options() -> ron::Options {
+    ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES)
+}
+
+/// Parse a spec from text; `origin` names it in errors.
+pub fn parse_str(origin: &str, text: &str) -> anyhow::Result<Spec> {
+    ron_options().from_str::<Spec>(text).map_err(|e| {
+        user(format!(
+            "{origin}:{}:{}: {} (see README.md, section 'Experiment spec', for the fields and their allowed values)",
+            e.position.line, e.position.col, e.code
+        ))
+    })
+}
+
+/// Load, validate and expand a spec file. Nothing is written.
+pub fn load_file(path: &Path) -> anyhow::Result<LoadedSpec> {
+    let origin = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        user(format!(
+            "{origin}: cannot read the spec file: {e} (check the path)"
+        ))
+    })?;
+    let spec = parse_str(&origin, &source)?;
+    let runs = grid::expand(&spec).map_err(|e| locate_err(&origin, &source, e))?;
+    for run in &runs {
+        validate::validate(run).map_err(|e| locate_err(&origin, &source, e))?;
+    }
+    Ok(LoadedSpec {
+        path: path.to_path_buf(),
+        source,
+        runs,
+    })
+}
+
+/// A validation failure for one field (dotted path) with a message.
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: String,
+    pub msg: String,
+}
+
+fn locate_err(origin: &str, source: &str, e: FieldError) -> anyhow::Error {
+    let last = e.field.rsplit('.').next().unwrap_or(&e.field);
+    let last = last.split('[').next().unwrap_or(last);
+    let (line, col) = locate(source, last).unwrap_or((1, 1));
+    user(format!(
+        "{origin}:{line}:{col}: field `{}`: {}",
+        e.field, e.msg
+    ))
+}
+
+/// 1-based line and column of the first `ident:` in `source` (comments skipped).
+pub fn locate(source: &str, ident: &str) -> Option<(usize, usize)> {
+    for (ln, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut start = 0;
+        while let Some(pos) = code[start..].find(ident) {
+            let at = start + pos;
+            let before_ok = at == 0
+                || !code[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+            let after = code[at + ident.len()..].trim_start();
+            if before_ok && after.starts_with(':') {
+                return Some((ln + 1, at + 1));
+            }
+            start = at + ident.len();
+        }
+    }
+    None
+}

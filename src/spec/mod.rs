@@ -1,0 +1,249 @@
+//! Declarative experiment specs (RON). One file declares one run, or a grid of runs.
+//!
+//! Every field has a documented default (see [`Spec`]); unknown fields are rejected. Later
+//! concepts (quantizer, regularizer, gating, offsets) enter as new tagged-enum fields with
+//! defaults, so older files keep their meaning.
+
+mod grid;
+pub mod load;
+mod validate;
+
+pub use grid::{expand, Axis, Grid};
+pub use load::{load_file, LoadedSpec};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// One experiment. Field defaults are given on each field.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Run name: letters, digits, `-`, `_`, `.`. Results go to `results/<name>-<hash>/`.
+    pub name: String,
+    /// Seed of every random stream (init, data order, crops, augmentation). Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Upscaling factor: 2, 3 or 4.
+    pub scale: usize,
+    /// Where to train. Default `Cpu`.
+    #[serde(default)]
+    pub device: Device,
+    /// The backbone.
+    pub model: ModelSpec,
+    /// Training and evaluation data.
+    pub data: DataSpec,
+    /// Optimizer. Default `Adam(lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8)`.
+    #[serde(default)]
+    pub optim: Optim,
+    /// Iterations, learning-rate decay and gradient clipping.
+    pub schedule: Schedule,
+    /// Evaluate on `data.eval` every N iterations (0: only at the end). Default 0.
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Write a checkpoint every N iterations (0: only at the end). Default 0.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Record the training loss every N iterations. Default 10.
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
+    /// Optional grid: expands this file into several runs (see [`Grid`]). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Grid>,
+}
+
+fn default_log_every() -> usize {
+    10
+}
+
+/// Compute device. `Cuda(n)` needs a build with `--features cuda`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+/// Backbone architecture (serde-tagged: `Edsr(...)`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum ModelSpec {
+    /// EDSR (Lim et al., CVPRW 2017). EDSR-baseline is 16 blocks, 64 features, res_scale 1.
+    Edsr(EdsrSpec),
+}
+
+/// EDSR hyper-parameters. Defaults are EDSR-baseline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdsrSpec {
+    /// Residual blocks. Default 16.
+    #[serde(default = "d_resblocks")]
+    pub n_resblocks: usize,
+    /// Feature channels. Default 64.
+    #[serde(default = "d_feats")]
+    pub n_feats: usize,
+    /// Residual scaling. Default 1.0.
+    #[serde(default = "d_one")]
+    pub res_scale: f64,
+    /// Pixel value range the network sees. Default 255 (EDSR-PyTorch).
+    #[serde(default = "d_rgb_range")]
+    pub rgb_range: f64,
+}
+
+fn d_resblocks() -> usize {
+    16
+}
+fn d_feats() -> usize {
+    64
+}
+fn d_one() -> f64 {
+    1.0
+}
+fn d_rgb_range() -> f64 {
+    255.0
+}
+
+impl Default for EdsrSpec {
+    fn default() -> Self {
+        Self {
+            n_resblocks: d_resblocks(),
+            n_feats: d_feats(),
+            res_scale: d_one(),
+            rgb_range: d_rgb_range(),
+        }
+    }
+}
+
+/// Data folders. Paths are relative to the working directory; a leading `$ODM_DATA` expands to
+/// the `ODM_DATA` environment variable, or `../shared/data` when it is unset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Training folders of HR images (plain, EDSR-PyTorch or BasicSR layout).
+    pub train: Vec<PathBuf>,
+    /// Evaluation folders (one benchmark set each). Default none.
+    #[serde(default)]
+    pub eval: Vec<PathBuf>,
+    /// HR patch side in pixels (LR patch = patch_size / scale). Default 192 (EDSR-PyTorch ×4).
+    #[serde(default = "d_patch")]
+    pub patch_size: usize,
+    /// Patches per batch. Default 16.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Random horizontal/vertical flips and rot90. Default true.
+    #[serde(default = "d_true")]
+    pub augment: bool,
+}
+
+fn d_patch() -> usize {
+    192
+}
+fn d_batch() -> usize {
+    16
+}
+fn d_true() -> bool {
+    true
+}
+
+/// Optimizer (serde-tagged).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Optim {
+    /// Adam (Kingma & Ba 2015), no weight decay.
+    Adam {
+        #[serde(default = "d_lr")]
+        lr: f64,
+        #[serde(default = "d_b1")]
+        beta1: f64,
+        #[serde(default = "d_b2")]
+        beta2: f64,
+        #[serde(default = "d_eps")]
+        eps: f64,
+    },
+}
+
+fn d_lr() -> f64 {
+    1e-4
+}
+fn d_b1() -> f64 {
+    0.9
+}
+fn d_b2() -> f64 {
+    0.999
+}
+fn d_eps() -> f64 {
+    1e-8
+}
+
+impl Default for Optim {
+    fn default() -> Self {
+        Optim::Adam {
+            lr: d_lr(),
+            beta1: d_b1(),
+            beta2: d_b2(),
+            eps: d_eps(),
+        }
+    }
+}
+
+impl Optim {
+    /// Base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optim::Adam { lr, .. } => *lr,
+        }
+    }
+}
+
+/// Iterations and learning-rate schedule.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Training iterations (optimizer steps), at least 1.
+    pub iterations: usize,
+    /// Learning-rate decay. Default `Constant`.
+    #[serde(default)]
+    pub lr_decay: LrDecay,
+    /// Clip the global L2 norm of the gradient to this value. Default none.
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+}
+
+/// Learning-rate decay (serde-tagged).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub enum LrDecay {
+    #[default]
+    Constant,
+    /// lr · gamma^floor(iteration / every), as EDSR-PyTorch's `StepLR` (ODM: every 15K, gamma 0.5).
+    Step { every: usize, gamma: f64 },
+}
+
+impl LrDecay {
+    /// Learning rate at (0-based) iteration `it`.
+    pub fn lr_at(&self, base: f64, it: usize) -> f64 {
+        match self {
+            LrDecay::Constant => base,
+            LrDecay::Step { every, gamma } => base * gamma.powi((it / every.max(&1)) as i32),
+        }
+    }
+}
+
+/// Resolve a spec path: `$ODM_DATA/...` expands to the data root.
+pub fn resolve_path(p: &std::path::Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if let Some(rest) = s.strip_prefix("$ODM_DATA") {
+        let root = data_root();
+        let rest = rest.trim_start_matches('/');
+        if rest.is_empty() {
+            root
+        } else {
+            root.join(rest)
+        }
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// The shared data root: `ODM_DATA`, falling back to `../shared/data`.
+pub fn data_root() -> PathBuf {
+    std::env::var_os("ODM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+}

@@ -1,0 +1,135 @@
+//! Semantic checks that serde cannot express. Each names the field and the allowed values.
+
+use super::load::FieldError;
+use super::{resolve_path, Device, LrDecay, ModelSpec, Optim, Spec};
+
+fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
+    Err(FieldError {
+        field: field.to_string(),
+        msg: msg.into(),
+    })
+}
+
+/// Validate one (expanded) spec. Data folders must exist; their contents are checked on load.
+pub fn validate(s: &Spec) -> Result<(), FieldError> {
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return fail(
+            "name",
+            format!(
+                "{:?} is not allowed; use letters, digits, '-', '_' and '.'",
+                s.name
+            ),
+        );
+    }
+    if !matches!(s.scale, 2..=4) {
+        return fail(
+            "scale",
+            format!("{} is not supported; allowed values: 2, 3, 4", s.scale),
+        );
+    }
+    if let Device::Cuda(_) = s.device {
+        if !cfg!(feature = "cuda") {
+            return fail(
+                "device",
+                "Cuda needs a build with the `cuda` feature (cargo run --release --features cuda); use Cpu here",
+            );
+        }
+    }
+    match &s.model {
+        ModelSpec::Edsr(m) => {
+            if m.n_resblocks == 0 {
+                return fail("model.n_resblocks", "must be at least 1");
+            }
+            if m.n_feats == 0 {
+                return fail("model.n_feats", "must be at least 1");
+            }
+            if !(m.res_scale > 0.0 && m.res_scale.is_finite()) {
+                return fail(
+                    "model.res_scale",
+                    "must be a positive number (EDSR uses 1.0 or 0.1)",
+                );
+            }
+            if !(m.rgb_range > 0.0 && m.rgb_range.is_finite()) {
+                return fail("model.rgb_range", "must be positive (1.0 or 255.0)");
+            }
+        }
+    }
+    let d = &s.data;
+    if d.train.is_empty() {
+        return fail(
+            "data.train",
+            "needs at least one folder of HR training images",
+        );
+    }
+    if d.patch_size == 0 || d.patch_size % s.scale != 0 {
+        return fail(
+            "data.patch_size",
+            format!(
+                "{} must be a positive multiple of scale {} (HR patch; EDSR uses 192 at ×4)",
+                d.patch_size, s.scale
+            ),
+        );
+    }
+    if d.batch_size == 0 {
+        return fail("data.batch_size", "must be at least 1");
+    }
+    for (field, dirs) in [("data.train", &d.train), ("data.eval", &d.eval)] {
+        for p in dirs.iter() {
+            let r = resolve_path(p);
+            if !r.is_dir() {
+                return fail(
+                    field,
+                    format!(
+                        "folder {} does not exist (paths are relative to the working directory; `$ODM_DATA` expands to the data root)",
+                        r.display()
+                    ),
+                );
+            }
+        }
+    }
+    let Optim::Adam {
+        lr,
+        beta1,
+        beta2,
+        eps,
+    } = s.optim;
+    if !(lr > 0.0 && lr.is_finite()) {
+        return fail("optim.lr", format!("{lr} must be a positive number"));
+    }
+    for (f, b) in [("optim.beta1", beta1), ("optim.beta2", beta2)] {
+        if !(0.0..1.0).contains(&b) {
+            return fail(f, format!("{b} must be in [0, 1)"));
+        }
+    }
+    if eps.is_nan() || eps <= 0.0 {
+        return fail("optim.eps", "must be positive");
+    }
+    if s.schedule.iterations == 0 {
+        return fail("schedule.iterations", "must be at least 1 (got 0)");
+    }
+    if let LrDecay::Step { every, gamma } = s.schedule.lr_decay {
+        if every == 0 {
+            return fail("schedule.lr_decay.every", "must be at least 1");
+        }
+        if !(gamma > 0.0 && gamma <= 1.0) {
+            return fail(
+                "schedule.lr_decay.gamma",
+                format!("{gamma} must be in (0, 1]"),
+            );
+        }
+    }
+    if let Some(c) = s.schedule.grad_clip {
+        if !(c > 0.0 && c.is_finite()) {
+            return fail("schedule.grad_clip", "must be a positive number, or None");
+        }
+    }
+    if s.log_every == 0 {
+        return fail("log_every", "must be at least 1");
+    }
+    Ok(())
+}

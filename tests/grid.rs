@@ -1,0 +1,37 @@
+//! Grid expansion: the Cartesian product of axes and seeds, with names sharing the prefix.
+
+mod common;
+
+#[test]
+fn grid_expands_into_named_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"grid: (
+        axes: [
+            (field: "optim.lr", values: [1e-3, 2e-3]),
+            (field: "model.n_feats", values: [8, 16]),
+        ],
+        seeds: [1, 2, 3],
+    ),"#;
+    let f = common::write(tmp.path(), "g.ron", &common::toy_spec("sweep", 0, 2, extra));
+    let loaded = odm::spec::load_file(&f).unwrap();
+    assert_eq!(loaded.runs.len(), 2 * 2 * 3);
+    let r = &loaded.runs[3];
+    // Order: lr outermost, then n_feats, then seeds: index 3 = lr 1e-3, n_feats 16, seed 1.
+    assert_eq!(r.optim.lr(), 1e-3);
+    let odm::spec::ModelSpec::Edsr(m) = &r.model;
+    assert_eq!(m.n_feats, 16);
+    assert_eq!(r.seed, 1);
+    assert!(r.name.starts_with("sweep."), "{}", r.name);
+    assert!(r.grid.is_none());
+    let names: std::collections::HashSet<_> = loaded.runs.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(names.len(), 12, "run names must be distinct");
+}
+
+#[test]
+fn grid_with_bad_field_names_the_axis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"grid: (axes: [(field: "optim.lrr", values: [1e-3])]),"#;
+    let f = common::write(tmp.path(), "g.ron", &common::toy_spec("sweep", 0, 2, extra));
+    let e = odm::spec::load_file(&f).unwrap_err().to_string();
+    assert!(e.contains("grid.axes[0].field") && e.contains("optim.lrr"), "{e}");
+}

@@ -1,0 +1,156 @@
+//! Acceptance: bad specs exit 2 with one line naming the file and the field or path, and leave
+//! no results folder behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn run_bad(dir: &Path, file: &Path) -> (i32, String) {
+    let out_dir = dir.join("results");
+    let out = Command::new(common::odm_bin())
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let leftovers = std::fs::read_dir(&out_dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        leftovers,
+        0,
+        "a results folder was left behind for {}",
+        file.display()
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn check(name: &str, text: &str, must: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write(tmp.path(), name, text);
+    let (code, msg) = run_bad(tmp.path(), &f);
+    assert_eq!(code, 2, "exit code for {name}: {msg}");
+    assert!(
+        msg.contains(name),
+        "message must name the file {name}: {msg}"
+    );
+    for m in must {
+        assert!(
+            msg.contains(m),
+            "message for {name} must mention {m:?}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn malformed_file() {
+    let text = common::toy_spec("bad", 1, 2, "").replace("scale: 2,", "scale: 2,,");
+    check("malformed.ron", &text, &["malformed.ron:4:"]);
+}
+
+#[test]
+fn unknown_field() {
+    let text = common::toy_spec("bad", 1, 2, "learning_rate: 0.1,");
+    check("unknown.ron", &text, &["learning_rate"]);
+}
+
+#[test]
+fn scale_five() {
+    let text = common::toy_spec("bad", 1, 2, "").replace("scale: 2,", "scale: 5,");
+    check("scale5.ron", &text, &["scale", "2, 3, 4", ":4:"]);
+}
+
+#[test]
+fn zero_iterations() {
+    let text = common::toy_spec("bad", 1, 0, "");
+    check("zero.ron", &text, &["schedule.iterations", "at least 1"]);
+}
+
+#[test]
+fn missing_data_folder() {
+    let text =
+        common::toy_spec("bad", 1, 2, "").replace("assets/cc0/train", "assets/cc0/no-such-folder");
+    check("missing.ron", &text, &["data.train", "no-such-folder"]);
+}
+
+#[test]
+fn empty_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let text = common::toy_spec("bad", 1, 2, "").replace(
+        &common::repo()
+            .join("assets/cc0/train")
+            .display()
+            .to_string(),
+        &empty.display().to_string(),
+    );
+    let f = common::write(tmp.path(), "empty.ron", &text);
+    let (code, msg) = run_bad(tmp.path(), &f);
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("empty") && msg.contains("no images"), "{msg}");
+}
+
+#[test]
+fn corrupt_image_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("imgs");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::copy(
+        common::repo().join("assets/cc0/train/coffee.png"),
+        d.join("a.png"),
+    )
+    .unwrap();
+    std::fs::write(d.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
+    let text = common::toy_spec("bad", 1, 2, "").replace(
+        &common::repo()
+            .join("assets/cc0/train")
+            .display()
+            .to_string(),
+        &d.display().to_string(),
+    );
+    let f = common::write(tmp.path(), "corrupt.ron", &text);
+    let (code, msg) = run_bad(tmp.path(), &f);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains("broken.png") && msg.contains("corrupt"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn image_smaller_than_a_patch() {
+    let text = common::toy_spec("bad", 1, 2, "").replace("patch_size: 32", "patch_size: 1000");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write(tmp.path(), "bigpatch.ron", &text);
+    let (code, msg) = run_bad(tmp.path(), &f);
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("smaller than one 1000×1000 patch"), "{msg}");
+}
+
+#[test]
+fn check_prints_effective_spec_with_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 3, 2, ""));
+    let out = Command::new(common::odm_bin())
+        .arg("check")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Defaults made explicit: res_scale 1.0, rgb_range 255.0, beta2 0.999.
+    assert!(
+        text.contains("res_scale: 1.0") && text.contains("rgb_range: 255.0"),
+        "{text}"
+    );
+    assert!(text.contains("beta2: 0.999"), "{text}");
+    assert!(!tmp.path().join("results").exists());
+}
