@@ -5,9 +5,10 @@ use crate::data::{load_set, ImageSet, Sampler};
 use crate::error::user;
 use crate::eval::{bicubic, evaluate, SetScore};
 use crate::models::{Model, Params};
+use crate::quant::QuantPlan;
 use crate::record::{self, atomic_write, create_run_dir, Provenance};
-use crate::spec::{self, resolve_path, Spec};
-use anyhow::Context;
+use crate::spec::{self, resolve_path, InitFrom, Spec};
+use crate::train::Start;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,10 +55,86 @@ fn load_sets(dirs: &[PathBuf], scale: usize) -> anyhow::Result<Vec<Arc<ImageSet>
 }
 
 /// Options of `odm run`.
+#[derive(Clone, Debug, Default)]
 pub struct RunOpts {
     pub out: PathBuf,
     pub threads: Option<usize>,
     pub progress: bool,
+    /// Continue the newest unfinished run of each spec instead of starting a new one.
+    pub resume: bool,
+    /// Stop (as if interrupted) after the first checkpoint at or past this iteration.
+    pub stop_after: Option<usize>,
+}
+
+/// Run folders of `spec` under `root`: `<name>-<hash>` and its `-k` reruns, oldest first.
+pub fn run_dirs(root: &Path, spec: &Spec) -> Vec<PathBuf> {
+    let (_, hash) = canonical(spec);
+    let base = format!("{}-{hash}", spec.name);
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let k = if n == base {
+                1
+            } else {
+                n.strip_prefix(&format!("{base}-"))?.parse().ok()?
+            };
+            Some((k, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// A run folder is finished when it holds `summary.json`.
+pub fn is_finished(dir: &Path) -> bool {
+    dir.join("summary.json").is_file()
+}
+
+/// The weights a spec starts from: a checkpoint path, or the finished result of an experiment
+/// file (which is run first when it has none).
+fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
+    match &s.init_from {
+        None => Ok(None),
+        Some(InitFrom::Checkpoint(p)) => Ok(Some(resolve_path(p))),
+        Some(InitFrom::Experiment(p)) => {
+            let p = resolve_path(p);
+            let loaded = spec::load_file(&p)?;
+            if loaded.runs.len() != 1 {
+                return Err(user(format!(
+                    "{}: init_from names an experiment with {} runs; it needs exactly one",
+                    p.display(),
+                    loaded.runs.len()
+                )));
+            }
+            let fp = &loaded.runs[0];
+            if let Some(d) = run_dirs(&opts.out, fp)
+                .into_iter()
+                .rev()
+                .find(|d| is_finished(d))
+            {
+                eprintln!("odm: starting from {} ({})", d.display(), p.display());
+                return Ok(Some(d));
+            }
+            eprintln!(
+                "odm: {} has no finished result; running it first",
+                p.display()
+            );
+            let sub = RunOpts {
+                resume: false,
+                stop_after: None,
+                ..opts.clone()
+            };
+            Ok(Some(run_one(
+                &loaded.source,
+                fp,
+                &sub,
+                crate::backend::set_threads(opts.threads),
+            )?))
+        }
+    }
 }
 
 /// `odm run`: run every point of a spec file; returns the run folders.
@@ -86,13 +163,52 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
         s.seed,
     )?;
     let (canon, hash) = canonical(s);
-    let dir = create_run_dir(&opts.out, &s.name, &hash)?;
-    let result = (|| -> anyhow::Result<()> {
-        atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
-        atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
-        atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())?;
+    let resume_dir = if opts.resume {
+        let d = run_dirs(&opts.out, s)
+            .into_iter()
+            .rev()
+            .find(|d| !is_finished(d) && d.join("checkpoint.safetensors").is_file());
+        if d.is_none() {
+            eprintln!(
+                "odm: no unfinished run of {} to resume; starting a new one",
+                s.name
+            );
+        }
+        d
+    } else {
+        None
+    };
+    let init = if resume_dir.is_none() {
+        resolve_init(s, opts)?
+    } else {
+        None
+    };
+    let fresh = resume_dir.is_none();
+    let dir = match resume_dir {
+        Some(d) => d,
+        None => create_run_dir(&opts.out, &s.name, &hash)?,
+    };
+    let result = (|| -> anyhow::Result<bool> {
         let device_name = cpu_device_string(threads);
         let mut prov = Provenance::start(threads, &device_name, s.seed, &hash);
+        let start = if fresh {
+            atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
+            atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
+            atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())?;
+            if let Some(p) = &init {
+                prov.init_from = p.display().to_string();
+            }
+            Start::Fresh(init.as_deref())
+        } else {
+            let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+            eprintln!("odm: resuming {}", dir.display());
+            prov.resumed = true;
+            Start::Resume(if text.is_empty() {
+                vec![]
+            } else {
+                record::parse_metrics(&text)?
+            })
+        };
         atomic_write(
             &dir.join("provenance.json"),
             serde_json::to_string_pretty(&prov)?.as_bytes(),
@@ -112,8 +228,17 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
             &eval_sets,
             &dir,
             &Default::default(),
+            start,
+            opts.stop_after,
             opts.progress,
         )?;
+        if !out.finished {
+            eprintln!(
+                "odm: stopped after iteration {:?}; continue with --resume",
+                opts.stop_after
+            );
+            return Ok(false);
+        }
         let bic: Vec<SetScore> = eval_sets.iter().map(|e| bicubic(e)).collect();
         write_results(&dir, s, &out, &bic)?;
         prov.finished = record::provenance::now();
@@ -145,10 +270,12 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
                 }
             );
         }
-        Ok(())
+        Ok(true)
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&dir);
+        if fresh {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Err(e);
     }
     Ok(dir)
@@ -191,8 +318,9 @@ fn write_results(
     )
 }
 
-/// Load a finished (or checkpointed) run: its effective spec, model and weights.
-pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, Params<Cpu>)> {
+/// Load a finished (or checkpointed) run: its effective spec, model, quantization plan and
+/// parameters (weights, quantizer bounds, buffers).
+pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Params<Cpu>)> {
     let spec_path = run_dir.join("spec.effective.ron");
     let text = std::fs::read_to_string(&spec_path).map_err(|e| {
         user(format!(
@@ -202,41 +330,26 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, Params<Cpu>)> {
     })?;
     let s = spec::load::parse_str(&spec_path.display().to_string(), &text)?;
     let model = Model::from_spec(&s.model, s.scale);
-    let ck = run_dir.join("checkpoint.safetensors");
-    if !ck.exists() {
+    if !run_dir.join("checkpoint.safetensors").is_file() {
         return Err(user(format!(
-            "{}: no checkpoint in this run folder",
-            ck.display()
+            "{}: no checkpoint.safetensors in this run folder",
+            run_dir.display()
         )));
     }
-    let (tensors, _) =
-        record::read_safetensors(&ck).with_context(|| format!("loading {}", ck.display()))?;
-    let by_name: std::collections::HashMap<_, _> =
-        tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
-    let decls = model.decls();
-    let mut values = Vec::new();
-    for d in &decls {
-        let t = by_name
-            .get(&d.name)
-            .ok_or_else(|| user(format!("{}: tensor {} is missing", ck.display(), d.name)))?;
-        if t.shape != d.shape {
+    let (params, _, _) =
+        crate::train::state::checkpoint_params::<Cpu>(run_dir, &Default::default())?;
+    for d in model.decls() {
+        if !params.has(&d.name) {
             return Err(user(format!(
-                "{}: tensor {} has shape {:?}, the spec's model needs {:?}",
-                ck.display(),
-                d.name,
-                t.shape,
-                d.shape
+                "{}: checkpoint lacks {}",
+                run_dir.display(),
+                d.name
             )));
         }
-        values.push(t.data.clone());
     }
-    let params = Params::from_host(
-        decls.iter().map(|d| d.name.clone()).collect(),
-        decls.iter().map(|d| d.shape.clone()).collect(),
-        values,
-        &Default::default(),
-    );
-    Ok((s, model, params))
+    let mut plan = QuantPlan::from_spec(&s.quant, &model);
+    plan.set_active(true);
+    Ok((s, model, plan, params))
 }
 
 /// `odm eval`: evaluate a run's checkpoint on benchmark folders.
@@ -246,11 +359,11 @@ pub fn eval(
     threads: Option<usize>,
 ) -> anyhow::Result<Vec<SetScore>> {
     crate::backend::set_threads(threads);
-    let (s, model, params) = load_run(run_dir)?;
+    let (s, model, plan, params) = load_run(run_dir)?;
     let sets = load_sets(data, s.scale)?;
     Ok(sets
         .iter()
-        .map(|set| evaluate(&model, &params, set, &Default::default()))
+        .map(|set| evaluate(&model, &params, &plan, set, &Default::default()))
         .collect())
 }
 
@@ -270,4 +383,25 @@ pub fn describe(s: &SetScore) -> String {
         "{} ×{}: {} images, PSNR-Y {:.3} dB, SSIM-Y {:.4}",
         s.set, s.scale, s.images, s.psnr_y, s.ssim_y
     )
+}
+
+/// `odm cost`: per-layer MACs, BitOPs and storage of each run of a spec file at LR `w`×`h`.
+pub fn cost(
+    path: &Path,
+    w: usize,
+    h: usize,
+) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
+    let loaded = spec::load_file(path)?;
+    Ok(loaded
+        .runs
+        .iter()
+        .map(|s| {
+            let model = Model::from_spec(&s.model, s.scale);
+            let plan = QuantPlan::from_spec(&s.quant, &model);
+            (
+                s.name.clone(),
+                crate::quant::cost::cost(&model, &plan, w, h),
+            )
+        })
+        .collect())
 }

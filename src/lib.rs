@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod models;
+pub mod quant;
 pub mod record;
 pub mod spec;
 pub mod train;

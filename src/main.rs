@@ -32,6 +32,21 @@ enum Cmd {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Continue the newest unfinished run of this spec from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after the first checkpoint at or past iteration N, as an interruption would.
+        #[arg(long, value_name = "N")]
+        stop_after: Option<usize>,
+    },
+    /// Per-layer MACs, BitOPs and storage of a spec's model(s).
+    Cost {
+        file: PathBuf,
+        /// LR input size WxH (default 320x180: a 720p output at ×4).
+        #[arg(long, default_value = "320x180")]
+        size: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a spec and print the effective config without running anything.
     Check { file: PathBuf },
@@ -61,6 +76,13 @@ enum Cmd {
     },
 }
 
+fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
+    s.split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| odm::user(format!("--size {s:?}: expected WxH, e.g. 320x180")))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -69,18 +91,33 @@ fn main() -> ExitCode {
             out,
             threads,
             quiet,
+            resume,
+            stop_after,
         } => commands::run(
             &file,
             &commands::RunOpts {
                 out,
                 threads,
                 progress: !quiet,
+                resume,
+                stop_after,
             },
         )
         .map(|dirs| {
             for d in dirs {
                 println!("{}", d.display());
             }
+        }),
+        Cmd::Cost { file, size, json } => parse_size(&size).and_then(|(w, h)| {
+            commands::cost(&file, w, h).map(|reports| {
+                for (name, r) in reports {
+                    if json {
+                        println!("{}", serde_json::json!({"run": name, "cost": r}));
+                    } else {
+                        println!("# {name}\n{}", r.table());
+                    }
+                }
+            })
         }),
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {

@@ -12,6 +12,7 @@ fn same_seed_is_bit_identical_and_other_seed_differs() {
         out: tmp.path().join("results"),
         threads: Some(2),
         progress: false,
+        ..Default::default()
     };
     let spec_a = common::write(tmp.path(), "a.ron", &common::toy_spec("det", 7, 6, ""));
     let spec_b = common::write(tmp.path(), "b.ron", &common::toy_spec("det", 8, 6, ""));

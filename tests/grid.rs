@@ -33,5 +33,8 @@ fn grid_with_bad_field_names_the_axis() {
     let extra = r#"grid: (axes: [(field: "optim.lrr", values: [1e-3])]),"#;
     let f = common::write(tmp.path(), "g.ron", &common::toy_spec("sweep", 0, 2, extra));
     let e = odm::spec::load_file(&f).unwrap_err().to_string();
-    assert!(e.contains("grid.axes[0].field") && e.contains("optim.lrr"), "{e}");
+    assert!(
+        e.contains("grid.axes[0].field") && e.contains("optim.lrr"),
+        "{e}"
+    );
 }

@@ -31,6 +31,7 @@ fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
         out: tmp.path().join("results"),
         threads: Some(2),
         progress: false,
+        ..Default::default()
     };
     let dir = run(&f, &opts).unwrap().remove(0);
     let losses: Vec<f64> = common::losses(&dir)

@@ -5,7 +5,8 @@ pub mod metrics;
 
 use crate::data::imresize::imresize_u8;
 use crate::data::{ImageSet, RgbImage};
-use crate::models::{Model, Params};
+use crate::models::{Fwd, Model, Params};
+use crate::quant::QuantPlan;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,7 @@ pub fn bicubic(set: &ImageSet) -> SetScore {
 pub fn super_resolve<B: Backend>(
     model: &Model,
     params: &Params<B>,
+    plan: &QuantPlan,
     lr: &RgbImage,
     device: &B::Device,
 ) -> RgbImage {
@@ -81,7 +83,7 @@ pub fn super_resolve<B: Backend>(
         }
     }
     let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device);
-    let y = model.forward(params, x);
+    let y = model.forward(&Fwd::plain(params, plan), x);
     let [_, _, h, w] = y.dims();
     let v = y
         .to_data()
@@ -101,6 +103,7 @@ pub fn super_resolve<B: Backend>(
 pub fn evaluate<B: Backend>(
     model: &Model,
     params: &Params<B>,
+    plan: &QuantPlan,
     set: &ImageSet,
     device: &B::Device,
 ) -> SetScore {
@@ -108,7 +111,7 @@ pub fn evaluate<B: Backend>(
         .pairs
         .iter()
         .map(|p| {
-            let sr = super_resolve(model, params, &p.lr, device);
+            let sr = super_resolve(model, params, plan, &p.lr, device);
             score(&p.name, &sr, &p.hr, set.scale)
         })
         .collect();

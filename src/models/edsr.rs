@@ -1,10 +1,12 @@
 //! EDSR (Lim et al., "Enhanced Deep Residual Networks for Single Image Super-Resolution",
 //! CVPRW 2017), structured as EDSR-PyTorch: mean shift, head conv, `n_resblocks` residual blocks
 //! (conv–ReLU–conv, scaled by `res_scale`), a last body conv, a global skip, a pixel-shuffle
-//! upsampler and a tail conv.
+//! upsampler and a tail conv. The quantizable body is the two convs of every residual block
+//! (PAMS, DAQ, DDTB); the last body conv stays FP.
 
-use super::layers::{conv, pixel_shuffle};
-use super::params::{Init, ParamDecl, Params};
+use super::fwd::Fwd;
+use super::layers::{conv_decls, pixel_shuffle, ConvInfo};
+use super::params::ParamDecl;
 use crate::spec::EdsrSpec;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -12,6 +14,20 @@ use burn::tensor::{Tensor, TensorData};
 
 /// DIV2K RGB mean used by EDSR-PyTorch's `MeanShift`.
 pub const DIV2K_MEAN: [f64; 3] = [0.4488, 0.4371, 0.4040];
+
+/// The mean-shift constant `mean · rgb_range` as a 1×3×1×1 tensor.
+pub fn mean_shift<B: Backend>(rgb_range: f64, device: &B::Device) -> Tensor<B, 4> {
+    let m: Vec<f32> = DIV2K_MEAN.iter().map(|v| (v * rgb_range) as f32).collect();
+    Tensor::<B, 1>::from_data(TensorData::new(m, [3]), device).reshape([1, 3, 1, 1])
+}
+
+/// Upsampler stages (EDSR-PyTorch `Upsampler`): ×2 → [2], ×3 → [3], ×4 → [2, 2].
+pub fn up_stages(scale: usize) -> Vec<usize> {
+    match scale {
+        3 => vec![3],
+        s => vec![2; s.trailing_zeros() as usize],
+    }
+}
 
 /// An EDSR of a given configuration and scale.
 #[derive(Clone, Debug)]
@@ -25,41 +41,37 @@ impl Edsr {
         Self { cfg, scale }
     }
 
-    /// Upsampler stages: (factor, count): ×2 → one ×2, ×3 → one ×3, ×4 → two ×2.
-    fn up_stages(&self) -> Vec<usize> {
-        match self.scale {
-            3 => vec![3],
-            s => vec![2; s.trailing_zeros() as usize],
+    /// Every convolution, in forward order.
+    pub fn convs(&self) -> Vec<ConvInfo> {
+        let f = self.cfg.n_feats;
+        let mut v = vec![ConvInfo::new("head", 3, f, 3, 1)];
+        for i in 0..self.cfg.n_resblocks {
+            v.push(ConvInfo::new(format!("body.{i}.conv1"), f, f, 3, 1));
+            v.push(ConvInfo::new(format!("body.{i}.conv2"), f, f, 3, 1));
         }
+        v.push(ConvInfo::new("body_end", f, f, 3, 1));
+        let mut res = 1;
+        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
+            v.push(ConvInfo::new(format!("upsample.{k}"), f, r * r * f, 3, res));
+            res *= r;
+        }
+        v.push(ConvInfo::new("tail", f, 3, 3, res));
+        v
+    }
+
+    /// The quantizable body: both convs of every residual block.
+    pub fn quant_layers(&self) -> Vec<String> {
+        (0..self.cfg.n_resblocks)
+            .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
+            .collect()
     }
 
     /// Parameter declarations in a fixed order (the order of initialisation).
     pub fn decls(&self) -> Vec<ParamDecl> {
-        let f = self.cfg.n_feats;
         let mut d = Vec::new();
-        let mut conv_decl = |name: String, cin: usize, cout: usize, k: usize| {
-            let fan_in = cin * k * k;
-            d.push(ParamDecl {
-                name: format!("{name}.weight"),
-                shape: vec![cout, cin, k, k],
-                init: Init::UniformFanIn(fan_in),
-            });
-            d.push(ParamDecl {
-                name: format!("{name}.bias"),
-                shape: vec![cout],
-                init: Init::UniformFanIn(fan_in),
-            });
-        };
-        conv_decl("head".into(), 3, f, 3);
-        for i in 0..self.cfg.n_resblocks {
-            conv_decl(format!("body.{i}.conv1"), f, f, 3);
-            conv_decl(format!("body.{i}.conv2"), f, f, 3);
+        for c in self.convs() {
+            conv_decls(&mut d, &c.name, c.cin, c.cout, c.k);
         }
-        conv_decl("body_end".into(), f, f, 3);
-        for (k, r) in self.up_stages().into_iter().enumerate() {
-            conv_decl(format!("upsample.{k}"), f, r * r * f, 3);
-        }
-        conv_decl("tail".into(), f, 3, 3);
         d
     }
 
@@ -79,32 +91,24 @@ impl Edsr {
         format!("{mapped}.{kind}")
     }
 
-    fn mean<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
-        let m: Vec<f32> = DIV2K_MEAN
-            .iter()
-            .map(|v| (v * self.cfg.rgb_range) as f32)
-            .collect();
-        Tensor::<B, 1>::from_data(TensorData::new(m, [3]), device).reshape([1, 3, 1, 1])
-    }
-
     /// LR (N×3×h×w, values in [0, rgb_range]) → SR (N×3×sh×sw).
-    pub fn forward<B: Backend>(&self, p: &Params<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mean = self.mean::<B>(&x.device());
-        let x = conv(p, "head", x - mean.clone());
+    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mean = mean_shift::<B>(self.cfg.rgb_range, &x.device());
+        let x = f.conv("head", x - mean.clone());
         let mut h = x.clone();
         for i in 0..self.cfg.n_resblocks {
-            let r = conv(p, &format!("body.{i}.conv1"), h.clone());
-            let r = conv(p, &format!("body.{i}.conv2"), relu(r));
+            let r = f.conv(&format!("body.{i}.conv1"), h.clone());
+            let r = f.conv(&format!("body.{i}.conv2"), relu(r));
             h = if self.cfg.res_scale == 1.0 {
                 h + r
             } else {
                 h + r.mul_scalar(self.cfg.res_scale)
             };
         }
-        let mut y = conv(p, "body_end", h) + x;
-        for (k, r) in self.up_stages().into_iter().enumerate() {
-            y = pixel_shuffle(conv(p, &format!("upsample.{k}"), y), r);
+        let mut y = f.conv("body_end", h) + x;
+        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
+            y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
         }
-        conv(p, "tail", y) + mean
+        f.conv("tail", y) + mean
     }
 }

@@ -1,22 +1,56 @@
-//! Functional layers on named parameters.
+//! Shared layer pieces: convolution declarations, layer descriptions for cost accounting, and the
+//! pixel shuffle.
 
-use super::params::Params;
+use super::params::{Init, ParamDecl};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
-/// `same`-padded k×k convolution with bias, parameters `<name>.weight` and `<name>.bias`.
-pub fn conv<B: Backend>(p: &Params<B>, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let w: Tensor<B, 4> = p.get(&format!("{name}.weight"));
-    let k = w.dims()[2];
-    let b: Tensor<B, 1> = p.get(&format!("{name}.bias"));
-    conv2d(
-        x,
-        w,
-        Some(b),
-        ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
-    )
+/// Declare `<name>.weight` (cout×cin×k×k) and `<name>.bias` (cout) with PyTorch's default init.
+pub fn conv_decls(d: &mut Vec<ParamDecl>, name: &str, cin: usize, cout: usize, k: usize) {
+    let fan_in = cin * k * k;
+    d.push(ParamDecl::new(
+        format!("{name}.weight"),
+        vec![cout, cin, k, k],
+        Init::UniformFanIn(fan_in),
+    ));
+    d.push(ParamDecl::new(
+        format!("{name}.bias"),
+        vec![cout],
+        Init::UniformFanIn(fan_in),
+    ));
+}
+
+/// A convolution as cost accounting sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvInfo {
+    pub name: String,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    /// Output resolution relative to the LR input (1 for the body, 2 and 4 in the upsampler, …).
+    pub res: usize,
+}
+
+impl ConvInfo {
+    pub fn new(name: impl Into<String>, cin: usize, cout: usize, k: usize, res: usize) -> Self {
+        Self {
+            name: name.into(),
+            cin,
+            cout,
+            k,
+            res,
+        }
+    }
+
+    /// Weight parameters (without bias).
+    pub fn weights(&self) -> usize {
+        self.cin * self.cout * self.k * self.k
+    }
+
+    /// Multiply-accumulates for an LR input of h×w: (h·res)(w·res)·cout·cin·k².
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        (h * self.res * w * self.res) as u64 * self.weights() as u64
+    }
 }
 
 /// Sub-pixel convolution's shuffle (Shi et al., CVPR 2016), PyTorch `pixel_shuffle` order:

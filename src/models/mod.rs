@@ -1,9 +1,15 @@
-//! Backbones and their parameters.
+//! Backbones and their parameters. Each backbone declares its parameters, its convolutions (for
+//! cost accounting) and which of them form the quantizable body.
 
 pub mod edsr;
+pub mod fwd;
 pub mod layers;
 pub mod params;
+pub mod rdn;
+pub mod srresnet;
 
+pub use fwd::{Capture, Fwd};
+pub use layers::ConvInfo;
 pub use params::{Init, ParamDecl, Params};
 
 use crate::spec::ModelSpec;
@@ -14,38 +20,63 @@ use burn::tensor::Tensor;
 #[derive(Clone, Debug)]
 pub enum Model {
     Edsr(edsr::Edsr),
+    Rdn(rdn::Rdn),
+    SrResNet(srresnet::SrResNet),
+}
+
+macro_rules! each {
+    ($self:ident, $m:ident => $e:expr) => {
+        match $self {
+            Model::Edsr($m) => $e,
+            Model::Rdn($m) => $e,
+            Model::SrResNet($m) => $e,
+        }
+    };
 }
 
 impl Model {
     pub fn from_spec(m: &ModelSpec, scale: usize) -> Self {
         match m {
             ModelSpec::Edsr(c) => Model::Edsr(edsr::Edsr::new(c.clone(), scale)),
+            ModelSpec::Rdn(c) => Model::Rdn(rdn::Rdn::new(c.clone(), scale)),
+            ModelSpec::SrResNet(c) => Model::SrResNet(srresnet::SrResNet::new(c.clone(), scale)),
         }
     }
 
+    /// Parameter (and buffer) declarations, in initialisation order.
     pub fn decls(&self) -> Vec<ParamDecl> {
-        match self {
-            Model::Edsr(m) => m.decls(),
-        }
+        each!(self, m => m.decls())
     }
 
-    pub fn forward<B: Backend>(&self, p: &Params<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        match self {
-            Model::Edsr(m) => m.forward(p, x),
-        }
+    /// Every convolution in forward order.
+    pub fn convs(&self) -> Vec<ConvInfo> {
+        each!(self, m => m.convs())
+    }
+
+    /// Names of the convolutions that form the quantizable body.
+    pub fn quant_layers(&self) -> Vec<String> {
+        each!(self, m => m.quant_layers())
+    }
+
+    /// The official PyTorch checkpoint key of one of our parameter names.
+    pub fn pytorch_key(&self, name: &str) -> String {
+        each!(self, m => m.pytorch_key(name))
+    }
+
+    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        each!(self, m => m.forward(f, x))
     }
 
     /// Value range of the network's input and output.
     pub fn rgb_range(&self) -> f64 {
-        match self {
-            Model::Edsr(m) => m.cfg.rgb_range,
-        }
+        each!(self, m => m.cfg.rgb_range)
     }
 
-    /// Number of parameters.
+    /// Number of trainable parameters (buffers excluded).
     pub fn param_count(&self) -> usize {
         self.decls()
             .iter()
+            .filter(|d| !d.buffer)
             .map(|d| d.shape.iter().product::<usize>())
             .sum()
     }

@@ -26,6 +26,30 @@ pub struct ParamDecl {
     pub name: String,
     pub shape: Vec<usize>,
     pub init: Init,
+    /// Buffers (BatchNorm running statistics) are stored and checkpointed but not optimized.
+    pub buffer: bool,
+}
+
+impl ParamDecl {
+    /// A trainable parameter.
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, init: Init) -> Self {
+        Self {
+            name: name.into(),
+            shape,
+            init,
+            buffer: false,
+        }
+    }
+
+    /// A non-trainable buffer.
+    pub fn buffer(name: impl Into<String>, shape: Vec<usize>, init: Init) -> Self {
+        Self {
+            name: name.into(),
+            shape,
+            init,
+            buffer: true,
+        }
+    }
 }
 
 /// Parameters of one model on backend `B`, in declaration order.
@@ -34,6 +58,8 @@ pub struct Params<B: Backend> {
     pub names: Vec<String>,
     pub shapes: Vec<Vec<usize>>,
     pub tensors: Vec<Tensor<B, 1>>,
+    /// Learning-rate multiplier per parameter; 0 for buffers.
+    pub lr_mult: Vec<f64>,
     index: HashMap<String, usize>,
 }
 
@@ -52,12 +78,34 @@ impl<B: Backend> Params<B> {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let lr_mult = vec![1.0; names.len()];
         Self {
             names,
             shapes,
             tensors,
+            lr_mult,
             index,
         }
+    }
+
+    /// Append a parameter (e.g. a quantizer bound) with its learning-rate multiplier.
+    pub fn push(&mut self, name: &str, shape: Vec<usize>, t: Tensor<B, 1>, lr_mult: f64) {
+        self.index.insert(name.to_string(), self.names.len());
+        self.names.push(name.to_string());
+        self.shapes.push(shape);
+        self.tensors.push(t);
+        self.lr_mult.push(lr_mult);
+    }
+
+    /// Whether a parameter exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Replace a parameter's value (same number of elements).
+    pub fn set(&mut self, name: &str, t: Tensor<B, 1>) {
+        let i = self.idx(name);
+        self.tensors[i] = t;
     }
 
     /// Initialise from declarations with a ChaCha8 stream of `seed` (values drawn in order).
@@ -76,11 +124,16 @@ impl<B: Backend> Params<B> {
             };
             tensors.push(Tensor::from_data(TensorData::new(v, [n]), device));
         }
-        Self::from_parts(
+        let mut p = Self::from_parts(
             decls.iter().map(|d| d.name.clone()).collect(),
             decls.iter().map(|d| d.shape.clone()).collect(),
             tensors,
-        )
+        );
+        p.lr_mult = decls
+            .iter()
+            .map(|d| if d.buffer { 0.0 } else { 1.0 })
+            .collect();
+        p
     }
 
     /// Index of a parameter by name.
@@ -140,14 +193,24 @@ impl<B: Backend> Params<B> {
 impl<B: Backend> Params<B> {
     /// Leaves on the autodiff backend that track gradients.
     pub fn to_autodiff<AB: AutodiffBackend<InnerBackend = B>>(&self) -> Params<AB> {
-        Params::from_parts(
+        let mut p = Params::from_parts(
             self.names.clone(),
             self.shapes.clone(),
             self.tensors
                 .iter()
-                .map(|t| Tensor::<AB, 1>::from_inner(t.clone()).require_grad())
+                .zip(&self.lr_mult)
+                .map(|(t, &m)| {
+                    let t = Tensor::<AB, 1>::from_inner(t.clone());
+                    if m > 0.0 {
+                        t.require_grad()
+                    } else {
+                        t
+                    }
+                })
                 .collect(),
-        )
+        );
+        p.lr_mult = self.lr_mult.clone();
+        p
     }
 }
 

@@ -64,10 +64,41 @@ pub fn create_run_dir(root: &Path, name: &str, hash: &str) -> anyhow::Result<Pat
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricRow {
     pub step: usize,
-    pub split: &'static str,
+    pub split: String,
     pub set: String,
-    pub metric: &'static str,
+    pub metric: String,
     pub value: f64,
+}
+
+impl MetricRow {
+    pub fn new(step: usize, split: &str, set: &str, metric: &str, value: f64) -> Self {
+        Self {
+            step,
+            split: split.into(),
+            set: set.into(),
+            metric: metric.into(),
+            value,
+        }
+    }
+}
+
+/// Parse a `metrics.csv` written by [`metrics_csv`].
+pub fn parse_metrics(text: &str) -> anyhow::Result<Vec<MetricRow>> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            anyhow::ensure!(f.len() == 5, "bad metrics row {l:?}");
+            Ok(MetricRow::new(
+                f[0].parse()?,
+                f[1],
+                f[2],
+                f[3],
+                f[4].parse()?,
+            ))
+        })
+        .collect()
 }
 
 /// Render metrics rows as CSV (`step,split,set,metric,value`). Floats use Rust's shortest

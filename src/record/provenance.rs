@@ -20,6 +20,10 @@ pub struct Provenance {
     pub iterations: usize,
     pub iterations_per_second: f64,
     pub patches_per_second: f64,
+    /// The weights the run started from, if not random.
+    pub init_from: String,
+    /// True when this run was continued from a checkpoint.
+    pub resumed: bool,
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -6,10 +6,12 @@
 
 mod grid;
 pub mod load;
+mod quant;
 mod validate;
 
 pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, LoadedSpec};
+pub use quant::{InitFrom, QuantOpts, QuantSpec, RangeInit};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -32,6 +34,12 @@ pub struct Spec {
     pub model: ModelSpec,
     /// Training and evaluation data.
     pub data: DataSpec,
+    /// Quantizer preset. Default `Fp`.
+    #[serde(default)]
+    pub quant: QuantSpec,
+    /// Initial weights (a checkpoint or an FP experiment). Default: random init from `seed`.
+    #[serde(default)]
+    pub init_from: Option<InitFrom>,
     /// Optimizer. Default `Adam(lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8)`.
     #[serde(default)]
     pub optim: Optim,
@@ -68,6 +76,75 @@ pub enum Device {
 pub enum ModelSpec {
     /// EDSR (Lim et al., CVPRW 2017). EDSR-baseline is 16 blocks, 64 features, res_scale 1.
     Edsr(EdsrSpec),
+    /// RDN (Zhang et al., CVPR 2018). The quantization papers use D = 16, C = 8, G = G0 = 64.
+    Rdn(RdnSpec),
+    /// SRResNet (Ledig et al., CVPR 2017) in the BatchNorm form the quantization papers use.
+    SrResNet(SrResNetSpec),
+}
+
+/// RDN hyper-parameters. Defaults are the papers' D = 16, C = 8, G = G0 = 64.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RdnSpec {
+    /// Residual dense blocks D. Default 16.
+    #[serde(default = "d_rdn_d")]
+    pub d: usize,
+    /// Conv layers per block C. Default 8.
+    #[serde(default = "d_rdn_c")]
+    pub c: usize,
+    /// Growth rate G. Default 64.
+    #[serde(default = "d_feats")]
+    pub g: usize,
+    /// Feature channels G0. Default 64.
+    #[serde(default = "d_feats")]
+    pub g0: usize,
+    /// Pixel value range. Default 255.
+    #[serde(default = "d_rgb_range")]
+    pub rgb_range: f64,
+}
+
+fn d_rdn_d() -> usize {
+    16
+}
+fn d_rdn_c() -> usize {
+    8
+}
+
+impl Default for RdnSpec {
+    fn default() -> Self {
+        Self {
+            d: d_rdn_d(),
+            c: d_rdn_c(),
+            g: d_feats(),
+            g0: d_feats(),
+            rgb_range: d_rgb_range(),
+        }
+    }
+}
+
+/// SRResNet hyper-parameters. Defaults: 16 blocks, 64 features.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SrResNetSpec {
+    /// Residual blocks. Default 16.
+    #[serde(default = "d_resblocks")]
+    pub n_resblocks: usize,
+    /// Feature channels. Default 64.
+    #[serde(default = "d_feats")]
+    pub n_feats: usize,
+    /// Pixel value range. Default 255.
+    #[serde(default = "d_rgb_range")]
+    pub rgb_range: f64,
+}
+
+impl Default for SrResNetSpec {
+    fn default() -> Self {
+        Self {
+            n_resblocks: d_resblocks(),
+            n_feats: d_feats(),
+            rgb_range: d_rgb_range(),
+        }
+    }
 }
 
 /// EDSR hyper-parameters. Defaults are EDSR-baseline.

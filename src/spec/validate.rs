@@ -1,7 +1,7 @@
 //! Semantic checks that serde cannot express. Each names the field and the allowed values.
 
 use super::load::FieldError;
-use super::{resolve_path, Device, LrDecay, ModelSpec, Optim, Spec};
+use super::{resolve_path, Device, InitFrom, LrDecay, ModelSpec, Optim, RangeInit, Spec};
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
     Err(FieldError {
@@ -57,6 +57,69 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             if !(m.rgb_range > 0.0 && m.rgb_range.is_finite()) {
                 return fail("model.rgb_range", "must be positive (1.0 or 255.0)");
             }
+        }
+        ModelSpec::Rdn(m) => {
+            for (f, v) in [
+                ("model.d", m.d),
+                ("model.c", m.c),
+                ("model.g", m.g),
+                ("model.g0", m.g0),
+            ] {
+                if v == 0 {
+                    return fail(
+                        f,
+                        "must be at least 1 (the papers use D = 16, C = 8, G = G0 = 64)",
+                    );
+                }
+            }
+        }
+        ModelSpec::SrResNet(m) => {
+            if m.n_resblocks == 0 || m.n_feats == 0 {
+                return fail(
+                    "model.n_resblocks",
+                    "n_resblocks and n_feats must be at least 1",
+                );
+            }
+        }
+    }
+    if let Some((q, _)) = s.quant.opts_form() {
+        for (f, b) in [("quant.w_bits", q.w_bits), ("quant.a_bits", q.a_bits)] {
+            if ![2, 3, 4, 8].contains(&b) {
+                return fail(
+                    f,
+                    format!("{b} is not supported; allowed values: 2, 3, 4, 8"),
+                );
+            }
+        }
+        if q.calib_batches == 0 {
+            return fail("quant.calib_batches", "must be at least 1");
+        }
+        if !(q.bound_lr_mult >= 0.0 && q.bound_lr_mult.is_finite()) {
+            return fail("quant.bound_lr_mult", "must be a non-negative number");
+        }
+        match s.quant.range_init() {
+            RangeInit::Percentile { low, high } if !(0.0 <= low && low < high && high <= 100.0) => {
+                return fail(
+                    "quant.init",
+                    format!("percentiles need 0 <= low < high <= 100 (got {low}, {high})"),
+                );
+            }
+            RangeInit::EmaMax { decay } if !(0.0..1.0).contains(&decay) => {
+                return fail("quant.init", format!("EMA decay {decay} must be in [0, 1)"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(InitFrom::Checkpoint(p) | InitFrom::Experiment(p)) = &s.init_from {
+        let r = resolve_path(p);
+        if !r.exists() {
+            return fail(
+                "init_from",
+                format!(
+                    "{} does not exist (a run folder, .safetensors, .pt, or an experiment .ron)",
+                    r.display()
+                ),
+            );
         }
     }
     let d = &s.data;

@@ -37,12 +37,17 @@ impl<B: Backend> Adam<B> {
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
         let step = lr / bc1;
         for (i, g) in grads.into_iter().enumerate() {
+            let mult = params.lr_mult[i];
+            if mult == 0.0 {
+                continue;
+            }
             let m =
                 self.m[i].clone().mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1);
             let v = self.v[i].clone().mul_scalar(self.beta2)
                 + (g.clone() * g).mul_scalar(1.0 - self.beta2);
             let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(self.eps);
-            params.tensors[i] = params.tensors[i].clone() - (m.clone() / denom).mul_scalar(step);
+            params.tensors[i] =
+                params.tensors[i].clone() - (m.clone() / denom).mul_scalar(step * mult);
             self.m[i] = m;
             self.v[i] = v;
         }

@@ -1,52 +1,83 @@
 //! The training loop: L1 loss, Adam, step decay, optional global-norm clipping, periodic
 //! evaluation and checkpoints. Deterministic: the same spec, seed and thread count give the
-//! same loss at every step and the same final bytes.
+//! same loss at every step and the same final bytes, also across an interruption and resume.
 
 pub mod adam;
+pub mod state;
 
 use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
-use crate::models::{Model, Params};
-use crate::record::{metrics_csv, MetricRow, NamedTensor};
-use crate::spec::{Optim, Spec};
-use adam::{clip_global_norm, Adam};
-use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use crate::models::{Capture, Fwd, Model};
+use crate::record::{atomic_write, metrics_csv, MetricRow};
+use crate::spec::Spec;
+use adam::clip_global_norm;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Device, ElementConversion, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
+use state::State;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What a finished training run hands back.
+/// What a training run hands back.
 pub struct Outcome {
     pub losses: Vec<f64>,
     pub final_scores: Vec<SetScore>,
     pub wall_seconds: f64,
     pub train_seconds: f64,
+    /// False when the run stopped early (`stop_after`) and can be resumed.
+    pub finished: bool,
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 
+/// How a run starts.
+pub enum Start<'a> {
+    /// Fresh, from random init or from these weights.
+    Fresh(Option<&'a Path>),
+    /// Resume from the run folder's checkpoint, with the metrics recorded so far.
+    Resume(Vec<MetricRow>),
+}
+
+/// BatchNorm running statistics: r ← (1 − 0.1)·r + 0.1·batch (PyTorch's momentum 0.1).
+fn update_bn<B: Backend>(st: &mut State<B>, stats: Vec<(String, Tensor<B, 1>, Tensor<B, 1>)>) {
+    for (name, mean, var) in stats {
+        for (suffix, v) in [("running_mean", mean), ("running_var", var)] {
+            let n = format!("{name}.{suffix}");
+            let cur = st.params.tensors[st.params.idx(&n)].clone();
+            st.params.set(&n, cur.mul_scalar(0.9) + v.mul_scalar(0.1));
+        }
+    }
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
+#[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
     spec: &Spec,
     model: &Model,
     sampler: &mut Sampler,
     eval_sets: &[Arc<ImageSet>],
     run_dir: &Path,
-    device: &burn::tensor::Device<Inner<AB>>,
+    device: &Device<Inner<AB>>,
+    start: Start,
+    stop_after: Option<usize>,
     progress: bool,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let mut params = Params::<Inner<AB>>::init(&model.decls(), spec.seed, device);
-    let Optim::Adam {
-        lr,
-        beta1,
-        beta2,
-        eps,
-    } = spec.optim;
-    let mut adam = Adam::new(&params, beta1, beta2, eps);
+    let mut st: State<Inner<AB>> = match start {
+        Start::Fresh(init) => state::fresh(spec, model, init, sampler, device)?,
+        Start::Resume(rows) => state::load(run_dir, spec, model, sampler, rows, device)?,
+    };
+    if !st.plan.is_fp() && st.step == 0 {
+        let map = st.plan.table(model);
+        eprint!("{map}");
+        atomic_write(&run_dir.join("quant_map.txt"), map.as_bytes())?;
+        atomic_write(
+            &run_dir.join("quant_map.json"),
+            serde_json::to_string_pretty(&st.plan.to_json())?.as_bytes(),
+        )?;
+    }
     let iters = spec.schedule.iterations;
     let pb = if progress {
         ProgressBar::new(iters as u64)
@@ -59,13 +90,14 @@ pub fn train<AB: AutodiffBackend>(
         )
         .expect("template"),
     );
-    let mut rows: Vec<MetricRow> = Vec::new();
+    pb.set_position(st.step as u64);
     let mut losses = Vec::with_capacity(iters);
     let mut final_scores = Vec::new();
     let mut train_seconds = 0.0;
-    for it in 0..iters {
+    while st.step < iters {
         let t0 = Instant::now();
-        let cur_lr = spec.schedule.lr_decay.lr_at(lr, it);
+        let it = st.step;
+        let cur_lr = spec.schedule.lr_decay.lr_at(spec.optim.lr(), it);
         let b = sampler.next_batch();
         let lr_t = Tensor::<AB, 4>::from_data(
             TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]),
@@ -75,38 +107,61 @@ pub fn train<AB: AutodiffBackend>(
             TensorData::new(b.hr, [b.n, 3, b.hr_side, b.hr_side]),
             device,
         );
-        let p_ad = params.to_autodiff::<AB>();
-        let sr = model.forward(&p_ad, lr_t);
+        let p_ad = st.params.to_autodiff::<AB>();
+        let cap = RefCell::new(Capture::<AB>::default());
+        let f = Fwd {
+            p: &p_ad,
+            plan: &st.plan,
+            capture: Some(&cap),
+            train: true,
+        };
+        let sr = model.forward(&f, lr_t);
         let loss = (sr - hr_t).abs().mean();
         let loss_v: f64 = loss.clone().into_scalar().elem();
         let g = loss.backward();
         let mut grads = p_ad.grads(&g);
+        let bn: Vec<_> = cap
+            .into_inner()
+            .bn_batch
+            .into_iter()
+            .map(|(n, m, v)| (n, m.inner(), v.inner()))
+            .collect();
         drop(p_ad);
+        if !loss_v.is_finite() {
+            anyhow::bail!(
+                "training diverged at iteration {}: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)",
+                it + 1
+            );
+        }
         if let Some(c) = spec.schedule.grad_clip {
             clip_global_norm(&mut grads, c);
         }
-        adam.step(&mut params, grads, cur_lr);
+        st.adam.step(&mut st.params, grads, cur_lr);
+        update_bn(&mut st, bn);
+        st.step += 1;
+        let step = st.step;
         train_seconds += t0.elapsed().as_secs_f64();
-        if !loss_v.is_finite() {
-            anyhow::bail!("training diverged at iteration {}: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)", it + 1);
-        }
         losses.push(loss_v);
-        let step = it + 1;
         if step % spec.log_every == 0 || step == iters {
-            rows.push(row(step, "train", "-", "l1", loss_v));
-            rows.push(row(step, "train", "-", "lr", cur_lr));
+            st.rows
+                .push(MetricRow::new(step, "train", "-", "l1", loss_v));
+            st.rows
+                .push(MetricRow::new(step, "train", "-", "lr", cur_lr));
         }
         pb.set_message(format!("loss {loss_v:.3}"));
         pb.inc(1);
         let last = step == iters;
-        if !eval_sets.is_empty() && (last || (spec.eval_every > 0 && step % spec.eval_every == 0)) {
+        let eval_now = last || (spec.eval_every > 0 && step % spec.eval_every == 0);
+        if !eval_sets.is_empty() && eval_now {
             let scores: Vec<SetScore> = eval_sets
                 .iter()
-                .map(|s| evaluate(model, &params, s, device))
+                .map(|s| evaluate(model, &st.params, &st.plan, s, device))
                 .collect();
             for s in &scores {
-                rows.push(row(step, "eval", &s.set, "psnr_y", s.psnr_y));
-                rows.push(row(step, "eval", &s.set, "ssim_y", s.ssim_y));
+                st.rows
+                    .push(MetricRow::new(step, "eval", &s.set, "psnr_y", s.psnr_y));
+                st.rows
+                    .push(MetricRow::new(step, "eval", &s.set, "ssim_y", s.ssim_y));
                 pb.suspend(|| {
                     eprintln!(
                         "odm: step {step}: {} PSNR-Y {:.3} dB, SSIM-Y {:.4}",
@@ -118,14 +173,25 @@ pub fn train<AB: AutodiffBackend>(
                 final_scores = scores;
             }
         }
-        if last || (spec.checkpoint_every > 0 && step % spec.checkpoint_every == 0) {
-            save_checkpoint(run_dir, &params, &adam, step, sampler)?;
-        }
-        if last || spec.eval_every > 0 && step % spec.eval_every == 0 {
-            crate::record::atomic_write(
+        let ckpt_now = last || (spec.checkpoint_every > 0 && step % spec.checkpoint_every == 0);
+        if ckpt_now || eval_now {
+            atomic_write(
                 &run_dir.join("metrics.csv"),
-                metrics_csv(&rows).as_bytes(),
+                metrics_csv(&st.rows).as_bytes(),
             )?;
+        }
+        if ckpt_now {
+            state::save(run_dir, &st, sampler)?;
+            if stop_after.is_some_and(|s| step >= s) && !last {
+                pb.abandon();
+                return Ok(Outcome {
+                    losses,
+                    final_scores,
+                    wall_seconds: started.elapsed().as_secs_f64(),
+                    train_seconds,
+                    finished: false,
+                });
+            }
         }
     }
     pb.finish_and_clear();
@@ -134,51 +200,6 @@ pub fn train<AB: AutodiffBackend>(
         final_scores,
         wall_seconds: started.elapsed().as_secs_f64(),
         train_seconds,
+        finished: true,
     })
-}
-
-fn row(step: usize, split: &'static str, set: &str, metric: &'static str, value: f64) -> MetricRow {
-    MetricRow {
-        step,
-        split,
-        set: set.to_string(),
-        metric,
-        value,
-    }
-}
-
-/// Write `checkpoint.safetensors`: weights under their names, Adam moments under
-/// `adam.m.<name>` / `adam.v.<name>`, and the iteration, Adam step and sampler RNG position as
-/// metadata.
-pub fn save_checkpoint<B: burn::tensor::backend::Backend>(
-    run_dir: &Path,
-    params: &Params<B>,
-    adam: &Adam<B>,
-    step: usize,
-    sampler: &Sampler,
-) -> anyhow::Result<()> {
-    let mut tensors = named(params, "", &params.tensors);
-    tensors.extend(named(params, "adam.m.", &adam.m));
-    tensors.extend(named(params, "adam.v.", &adam.v));
-    let mut meta = BTreeMap::new();
-    meta.insert("format".into(), "odm-checkpoint-1".into());
-    meta.insert("iteration".into(), step.to_string());
-    meta.insert("adam_t".into(), adam.t.to_string());
-    meta.insert("sampler".into(), serde_json::to_string(&sampler.state())?);
-    crate::record::write_safetensors(&run_dir.join("checkpoint.safetensors"), &tensors, &meta)
-}
-
-fn named<B: burn::tensor::backend::Backend>(
-    params: &Params<B>,
-    prefix: &str,
-    ts: &[Tensor<B, 1>],
-) -> Vec<NamedTensor> {
-    ts.iter()
-        .enumerate()
-        .map(|(i, t)| NamedTensor {
-            name: format!("{prefix}{}", params.names[i]),
-            shape: params.shapes[i].clone(),
-            data: t.to_data().convert::<f32>().to_vec::<f32>().expect("f32"),
-        })
-        .collect()
 }

@@ -1,0 +1,75 @@
+//! The forward context: parameters, the quantization plan, and optional capture of every
+//! quantized layer's activation-quantizer input (for range calibration, the ODM regularizers and
+//! the distribution figures).
+
+use super::params::Params;
+use crate::quant::{fake_quant_act, fake_quant_weight, QuantPlan};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+use std::cell::RefCell;
+
+/// What a forward pass can record.
+#[derive(Default)]
+pub struct Capture<B: Backend> {
+    /// (layer, activation-quantizer input) in forward order.
+    pub act_inputs: Vec<(String, Tensor<B, 4>)>,
+    /// Capture inputs of every planned layer even in FP mode (calibration before QAT).
+    pub all_planned: bool,
+    /// BatchNorm batch statistics (layer, mean, unbiased variance), detached, in training mode.
+    /// The trainer folds them into the `<layer>.running_mean` / `.running_var` buffers.
+    pub bn_batch: Vec<(String, Tensor<B, 1>, Tensor<B, 1>)>,
+}
+
+/// Everything a forward pass reads.
+pub struct Fwd<'a, B: Backend> {
+    pub p: &'a Params<B>,
+    pub plan: &'a QuantPlan,
+    pub capture: Option<&'a RefCell<Capture<B>>>,
+    /// Training mode (BatchNorm uses batch statistics); evaluation uses running statistics.
+    pub train: bool,
+}
+
+impl<'a, B: Backend> Fwd<'a, B> {
+    /// A plain forward: no quantization, no capture.
+    pub fn plain(p: &'a Params<B>, plan: &'a QuantPlan) -> Self {
+        Self {
+            p,
+            plan,
+            capture: None,
+            train: false,
+        }
+    }
+
+    /// A parameter by name, reshaped.
+    pub fn get<const D: usize>(&self, name: &str) -> Tensor<B, D> {
+        self.p.get(name)
+    }
+
+    /// `same`-padded convolution `<name>` with bias. If the plan quantizes the layer, its input
+    /// activations and its weights go through the fake quantizers first.
+    pub fn conv(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut w: Tensor<B, 4> = self.p.get(&format!("{name}.weight"));
+        let b: Tensor<B, 1> = self.p.get(&format!("{name}.bias"));
+        let lq = self.plan.layer(name);
+        let mut x = x;
+        if let Some(cap) = self.capture {
+            let mut c = cap.borrow_mut();
+            if lq.is_some_and(|l| l.active) || (c.all_planned && lq.is_some()) {
+                c.act_inputs.push((name.to_string(), x.clone()));
+            }
+        }
+        if let Some(l) = lq.filter(|l| l.active) {
+            x = fake_quant_act(self.p, name, l, x);
+            w = fake_quant_weight(self.p, name, l, w);
+        }
+        let k = w.dims()[2];
+        conv2d(
+            x,
+            w,
+            Some(b),
+            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
+        )
+    }
+}

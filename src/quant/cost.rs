@@ -1,0 +1,113 @@
+//! Cost accounting as the SR quantization papers report it (PAMS, DAQ, DDTB, ODM):
+//! MACs of each convolution at a stated LR input size; BitOPs = MACs · b_w · b_a for quantized
+//! layers and MACs · 32 · 32 for FP layers; storage = parameters · bits (weights at b_w, biases
+//! kept at 32 bits). Mean shift, ReLU, pixel shuffle and additions are not counted.
+
+use super::QuantPlan;
+use crate::models::Model;
+use serde::Serialize;
+
+/// One convolution's cost.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct LayerCost {
+    pub layer: String,
+    pub macs: u64,
+    pub w_bits: u32,
+    pub a_bits: u32,
+    pub bitops: u128,
+    pub params: u64,
+    pub storage_bits: u64,
+}
+
+/// Per-layer costs, totals and the FP/quantized ratios.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct CostReport {
+    pub input_w: usize,
+    pub input_h: usize,
+    pub layers: Vec<LayerCost>,
+    pub total_macs: u64,
+    pub total_bitops: u128,
+    pub total_params: u64,
+    pub total_storage_bits: u64,
+    pub fp_bitops: u128,
+    pub fp_storage_bits: u64,
+    /// FP BitOPs / quantized BitOPs.
+    pub bitops_ratio: f64,
+    /// FP storage / quantized storage.
+    pub storage_ratio: f64,
+    pub formula: String,
+}
+
+/// Cost of `model` under `plan` for an LR input of `w`×`h`.
+pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
+    let layers: Vec<LayerCost> = model
+        .convs()
+        .iter()
+        .map(|c| {
+            let (wb, ab) = plan
+                .layer(&c.name)
+                .map(|l| (l.w_bits, l.a_bits))
+                .unwrap_or((32, 32));
+            let macs = c.macs(h, w);
+            LayerCost {
+                layer: c.name.clone(),
+                macs,
+                w_bits: wb,
+                a_bits: ab,
+                bitops: macs as u128 * wb as u128 * ab as u128,
+                params: (c.weights() + c.cout) as u64,
+                storage_bits: c.weights() as u64 * wb as u64 + c.cout as u64 * 32,
+            }
+        })
+        .collect();
+    let total_macs = layers.iter().map(|l| l.macs).sum();
+    let total_bitops = layers.iter().map(|l| l.bitops).sum();
+    let total_params = layers.iter().map(|l| l.params).sum::<u64>();
+    let total_storage_bits = layers.iter().map(|l| l.storage_bits).sum();
+    let fp_bitops = total_macs as u128 * 1024;
+    let fp_storage_bits = total_params * 32;
+    CostReport {
+        input_w: w,
+        input_h: h,
+        layers,
+        total_macs,
+        total_bitops,
+        total_params,
+        total_storage_bits,
+        fp_bitops,
+        fp_storage_bits,
+        bitops_ratio: fp_bitops as f64 / total_bitops as f64,
+        storage_ratio: fp_storage_bits as f64 / total_storage_bits as f64,
+        formula: "MACs = H_out·W_out·C_out·C_in·k²; BitOPs = MACs·b_w·b_a (FP: b = 32); storage = weights·b_w + biases·32".into(),
+    }
+}
+
+impl CostReport {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "cost at LR input {}×{} (output ×scale)\n{:<22} {:>16} {:>4} {:>4} {:>22} {:>10} {:>12}\n",
+            self.input_w, self.input_h, "layer", "MACs", "W", "A", "BitOPs", "params", "storage b"
+        );
+        for l in &self.layers {
+            s.push_str(&format!(
+                "{:<22} {:>16} {:>4} {:>4} {:>22} {:>10} {:>12}\n",
+                l.layer, l.macs, l.w_bits, l.a_bits, l.bitops, l.params, l.storage_bits
+            ));
+        }
+        s.push_str(&format!(
+            "{:<22} {:>16} {:>9} {:>22} {:>10} {:>12}\n",
+            "total",
+            self.total_macs,
+            "",
+            self.total_bitops,
+            self.total_params,
+            self.total_storage_bits
+        ));
+        s.push_str(&format!(
+            "FP: BitOPs {} storage {} bits; FP/quantized: BitOPs ×{:.3}, storage ×{:.3}\nformula: {}\n",
+            self.fp_bitops, self.fp_storage_bits, self.bitops_ratio, self.storage_ratio, self.formula
+        ));
+        s
+    }
+}

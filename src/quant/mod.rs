@@ -1,0 +1,92 @@
+//! Uniform fake quantization for QAT.
+//!
+//! Asymmetric form: q(x) = round((clip(x, l, u) − l)/s)·s + l with s = (u − l)/(2^b − 1), so a
+//! b-bit quantizer has exactly 2^b levels. Symmetric form: l = −u. Rounding uses a
+//! straight-through estimator (Bengio et al. 2013): the backward pass sees clip(x, l, u), so the
+//! gradient is 1 inside [l, u] and 0 outside, and the learnable bounds receive the gradient of the
+//! clip (PACT, Choi et al. 2018; PAMS, Li et al. ECCV 2020): ∂/∂u = 1[x > u], ∂/∂l = 1[x < l].
+//! Weights are quantized symmetrically with u = max|W| (per layer or per output channel),
+//! recomputed from the current weights at every step.
+
+pub mod calib;
+pub mod cost;
+pub mod plan;
+
+pub use plan::{ActForm, LayerQuant, QuantPlan};
+
+use crate::models::Params;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// Smallest step, so that a collapsed range (u = l) never divides by zero.
+const MIN_STEP: f64 = 1e-8;
+
+/// Differentiable clip(x, l, u) = x − relu(x − u) + relu(l − x); `l`, `u` broadcast against `x`.
+pub fn clip<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    l: Tensor<B, D>,
+    u: Tensor<B, D>,
+) -> Tensor<B, D> {
+    x.clone() - relu(x.clone() - u) + relu(l - x)
+}
+
+/// Fake-quantize `x` to `bits` over [l, u] with the straight-through estimator described above.
+pub fn fake_quant<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    l: Tensor<B, D>,
+    u: Tensor<B, D>,
+    bits: u32,
+) -> Tensor<B, D> {
+    let xc = clip(x, l.clone(), u.clone());
+    let (l, u) = (l.detach(), u.detach());
+    let s = (u - l.clone())
+        .div_scalar(((1u64 << bits) - 1) as f64)
+        .clamp_min(MIN_STEP);
+    let xd = xc.clone().detach();
+    let q = ((xd.clone() - l.clone()) / s.clone()).round() * s + l;
+    xc + (q - xd)
+}
+
+/// Quantizer bound parameter names of a layer.
+pub fn bound_names(layer: &str) -> (String, String) {
+    (format!("{layer}.act.lo"), format!("{layer}.act.hi"))
+}
+
+/// Quantize a layer's input activation with its learned bounds.
+pub fn fake_quant_act<B: Backend>(
+    p: &Params<B>,
+    layer: &str,
+    lq: &LayerQuant,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let (lo_n, hi_n) = bound_names(layer);
+    let c = p.shapes[p.idx(&hi_n)][0];
+    let hi: Tensor<B, 4> = p.get::<1>(&hi_n).reshape([1, c, 1, 1]);
+    let lo = match lq.act {
+        ActForm::Symmetric => hi.clone().neg(),
+        ActForm::Asymmetric => p.get::<1>(&lo_n).reshape([1, c, 1, 1]),
+    };
+    fake_quant(x, lo, hi, lq.a_bits)
+}
+
+/// Quantize a layer's weights symmetrically with u = max|W| (detached).
+pub fn fake_quant_weight<B: Backend>(
+    _p: &Params<B>,
+    _layer: &str,
+    lq: &LayerQuant,
+    w: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [co, ci, kh, kw] = w.dims();
+    let u: Tensor<B, 4> = if lq.per_channel {
+        w.clone()
+            .abs()
+            .reshape([co, ci * kh * kw])
+            .max_dim(1)
+            .reshape([co, 1, 1, 1])
+    } else {
+        w.clone().abs().max().reshape([1, 1, 1, 1])
+    }
+    .detach();
+    fake_quant(w, u.clone().neg(), u, lq.w_bits)
+}

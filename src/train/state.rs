@@ -1,0 +1,300 @@
+//! Training state: initial weights (random, a checkpoint, an official PyTorch state dict),
+//! activation-range calibration before QAT, and checkpoints that hold everything a bit-identical
+//! resume needs (weights, quantizer bounds, BatchNorm buffers, Adam moments and step, iteration,
+//! the sampler's RNG position, and the metrics so far).
+
+use super::adam::Adam;
+use crate::data::Sampler;
+use crate::error::user;
+use crate::models::{Capture, Fwd, Model, Params};
+use crate::quant::calib::{groups, RangeAcc};
+use crate::quant::{bound_names, ActForm, QuantPlan};
+use crate::record::{self, MetricRow, NamedTensor};
+use crate::spec::{Optim, Spec};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Everything the loop carries between steps.
+pub struct State<B: Backend> {
+    pub params: Params<B>,
+    pub adam: Adam<B>,
+    pub plan: QuantPlan,
+    /// Iterations done.
+    pub step: usize,
+    pub rows: Vec<MetricRow>,
+}
+
+const CKPT: &str = "checkpoint.safetensors";
+
+/// Host tensors of a weights file by name: a run folder, a `.safetensors` file, or an official
+/// PyTorch `.pt` state dict (read with burn-store's PyTorch reader; keys mapped through
+/// [`Model::pytorch_key`]).
+pub fn read_weights(model: &Model, path: &Path) -> anyhow::Result<HashMap<String, NamedTensor>> {
+    let file = if path.is_dir() {
+        path.join(CKPT)
+    } else {
+        path.to_path_buf()
+    };
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if ext == "pt" || ext == "pth" {
+        let reader = burn_store::pytorch::PytorchReader::new(&file)
+            .map_err(|e| user(format!("{}: cannot read PyTorch file: {e}", file.display())))?;
+        let mut out = HashMap::new();
+        for d in model.decls() {
+            let key = model.pytorch_key(&d.name);
+            if let Some(t) = reader.get(&key) {
+                let data = t
+                    .to_data()
+                    .map_err(|e| user(format!("{}: tensor {key}: {e:?}", file.display())))?
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| user(format!("{}: tensor {key}: {e:?}", file.display())))?;
+                out.insert(
+                    d.name.clone(),
+                    NamedTensor {
+                        name: d.name.clone(),
+                        shape: t.shape.to_vec(),
+                        data,
+                    },
+                );
+            }
+        }
+        return Ok(out);
+    }
+    if !file.is_file() {
+        return Err(user(format!("{}: no checkpoint found", file.display())));
+    }
+    let (ts, _) = record::read_safetensors(&file)?;
+    Ok(ts.into_iter().map(|t| (t.name.clone(), t)).collect())
+}
+
+/// The model's declared parameters taken from `path`; every declared trainable tensor must be
+/// present with the declared shape (buffers fall back to their initial value).
+pub fn load_weights<B: Backend>(
+    model: &Model,
+    path: &Path,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<Params<B>> {
+    let found = read_weights(model, path)?;
+    let mut params = Params::<B>::init(&model.decls(), seed, device);
+    for d in model.decls() {
+        match found.get(&d.name) {
+            Some(t) if t.data.len() == d.shape.iter().product::<usize>() => {
+                params.set(&d.name, host_tensor(&t.data, device));
+            }
+            Some(t) => {
+                return Err(user(format!(
+                    "{}: tensor {} has shape {:?}, the model needs {:?} (check model and scale)",
+                    path.display(),
+                    d.name,
+                    t.shape,
+                    d.shape
+                )))
+            }
+            None if d.buffer => {}
+            None => {
+                return Err(user(format!(
+                    "{}: tensor {} (PyTorch key {}) is missing (check model and scale)",
+                    path.display(),
+                    d.name,
+                    model.pytorch_key(&d.name)
+                )))
+            }
+        }
+    }
+    Ok(params)
+}
+
+fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+/// Initialise activation bounds from `calib_batches` FP batches of the training stream, append
+/// them as parameters, and switch the quantizers on.
+pub fn calibrate<B: Backend>(
+    spec: &Spec,
+    model: &Model,
+    plan: &mut QuantPlan,
+    params: &mut Params<B>,
+    sampler: &mut Sampler,
+    device: &B::Device,
+) {
+    let Some((opts, form)) = spec.quant.opts_form() else {
+        return;
+    };
+    let init = spec.quant.range_init();
+    let mut accs: Vec<RangeAcc> = plan
+        .layers
+        .iter()
+        .map(|(_, l)| {
+            RangeAcc::new(
+                init.clone(),
+                form,
+                if l.per_channel { l.channels } else { 1 },
+            )
+        })
+        .collect();
+    plan.set_active(false);
+    for _ in 0..opts.calib_batches {
+        let b = sampler.next_batch();
+        let x = Tensor::<B, 4>::from_data(
+            TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]),
+            device,
+        );
+        let cap = RefCell::new(Capture {
+            all_planned: true,
+            ..Default::default()
+        });
+        let f = Fwd {
+            p: params,
+            plan,
+            capture: Some(&cap),
+            train: true,
+        };
+        let _ = model.forward(&f, x);
+        for (name, t) in cap.into_inner().act_inputs {
+            let i = plan
+                .layers
+                .iter()
+                .position(|(n, _)| *n == name)
+                .expect("planned layer");
+            let dims = t.dims();
+            let data = t.to_data().convert::<f32>().to_vec::<f32>().expect("f32");
+            accs[i].add(groups(&data, dims, plan.layers[i].1.per_channel));
+        }
+    }
+    for ((name, _), acc) in plan.layers.iter().zip(&accs) {
+        let (lo, hi) = acc.bounds();
+        let (lo_n, hi_n) = bound_names(name);
+        if form == ActForm::Asymmetric {
+            params.push(
+                &lo_n,
+                vec![lo.len()],
+                host_tensor(&lo, device),
+                opts.bound_lr_mult,
+            );
+        }
+        params.push(
+            &hi_n,
+            vec![hi.len()],
+            host_tensor(&hi, device),
+            opts.bound_lr_mult,
+        );
+    }
+    plan.set_active(true);
+}
+
+/// A fresh state: initial weights, then calibration when the spec quantizes.
+pub fn fresh<B: Backend>(
+    spec: &Spec,
+    model: &Model,
+    init_path: Option<&Path>,
+    sampler: &mut Sampler,
+    device: &B::Device,
+) -> anyhow::Result<State<B>> {
+    let mut params = match init_path {
+        Some(p) => load_weights(model, p, spec.seed, device)?,
+        None => Params::init(&model.decls(), spec.seed, device),
+    };
+    let mut plan = QuantPlan::from_spec(&spec.quant, model);
+    calibrate(spec, model, &mut plan, &mut params, sampler, device);
+    let Optim::Adam {
+        beta1, beta2, eps, ..
+    } = spec.optim;
+    let adam = Adam::new(&params, beta1, beta2, eps);
+    Ok(State {
+        params,
+        adam,
+        plan,
+        step: 0,
+        rows: Vec::new(),
+    })
+}
+
+fn named<B: Backend>(params: &Params<B>, prefix: &str, ts: &[Tensor<B, 1>]) -> Vec<NamedTensor> {
+    ts.iter()
+        .enumerate()
+        .map(|(i, t)| NamedTensor {
+            name: format!("{prefix}{}", params.names[i]),
+            shape: params.shapes[i].clone(),
+            data: t.to_data().convert::<f32>().to_vec::<f32>().expect("f32"),
+        })
+        .collect()
+}
+
+/// Write `checkpoint.safetensors` atomically: parameters (weights, bounds, buffers) under their
+/// names, Adam moments under `adam.m.` / `adam.v.`, learning-rate multipliers, iteration, Adam
+/// step and sampler RNG position as metadata.
+pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> anyhow::Result<()> {
+    let mut tensors = named(&st.params, "", &st.params.tensors);
+    tensors.extend(named(&st.params, "adam.m.", &st.adam.m));
+    tensors.extend(named(&st.params, "adam.v.", &st.adam.v));
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "odm-checkpoint-1".into());
+    meta.insert("iteration".into(), st.step.to_string());
+    meta.insert("adam_t".into(), st.adam.t.to_string());
+    meta.insert("lr_mult".into(), serde_json::to_string(&st.params.lr_mult)?);
+    meta.insert("sampler".into(), serde_json::to_string(&sampler.state())?);
+    record::write_safetensors(&run_dir.join(CKPT), &tensors, &meta)
+}
+
+/// The parameters stored in a checkpoint (everything but the Adam moments), in stored order.
+pub fn checkpoint_params<B: Backend>(
+    run_dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<(Params<B>, BTreeMap<String, String>, Vec<NamedTensor>)> {
+    let (ts, meta) = record::read_safetensors(&run_dir.join(CKPT))?;
+    let (opt, ps): (Vec<_>, Vec<_>) = ts.into_iter().partition(|t| t.name.starts_with("adam."));
+    let params = Params::from_host(
+        ps.iter().map(|t| t.name.clone()).collect(),
+        ps.iter().map(|t| t.shape.clone()).collect(),
+        ps.into_iter().map(|t| t.data).collect(),
+        device,
+    );
+    Ok((params, meta, opt))
+}
+
+/// Restore a state written by [`save`]; `rows` are the metrics recorded up to that iteration.
+pub fn load<B: Backend>(
+    run_dir: &Path,
+    spec: &Spec,
+    model: &Model,
+    sampler: &mut Sampler,
+    rows: Vec<MetricRow>,
+    device: &B::Device,
+) -> anyhow::Result<State<B>> {
+    let (mut params, meta, opt) = checkpoint_params::<B>(run_dir, device)?;
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {k}"))
+    };
+    params.lr_mult = serde_json::from_str(get("lr_mult")?)?;
+    sampler.set_state(&serde_json::from_str(get("sampler")?)?);
+    let step: usize = get("iteration")?.parse()?;
+    let Optim::Adam {
+        beta1, beta2, eps, ..
+    } = spec.optim;
+    let mut adam = Adam::new(&params, beta1, beta2, eps);
+    adam.t = get("adam_t")?.parse()?;
+    let by: HashMap<_, _> = opt.into_iter().map(|t| (t.name.clone(), t)).collect();
+    for (i, n) in params.names.iter().enumerate() {
+        adam.m[i] = host_tensor(&by[&format!("adam.m.{n}")].data, device);
+        adam.v[i] = host_tensor(&by[&format!("adam.v.{n}")].data, device);
+    }
+    let mut plan = QuantPlan::from_spec(&spec.quant, model);
+    plan.set_active(true);
+    Ok(State {
+        params,
+        adam,
+        plan,
+        step,
+        rows: rows.into_iter().filter(|r| r.step <= step).collect(),
+    })
+}

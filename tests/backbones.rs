@@ -1,0 +1,360 @@
+//! RDN and SRResNet: parameter counts derived by hand, quantizable-body lists, forward shapes,
+//! state-dict key spot checks and BatchNorm behaviour.
+
+use burn::tensor::{Distribution, Tensor};
+use odm::backend::Cpu;
+use odm::models::srresnet::{batch_norm, bn_decls, BN_EPS};
+use odm::models::{Capture, Fwd, Model, Params};
+use odm::quant::QuantPlan;
+use odm::spec::{ModelSpec, RdnSpec, SrResNetSpec};
+use std::cell::RefCell;
+
+fn rdn(d: usize, c: usize, g: usize, g0: usize, scale: usize) -> Model {
+    let spec = RdnSpec {
+        d,
+        c,
+        g,
+        g0,
+        ..RdnSpec::default()
+    };
+    Model::from_spec(&ModelSpec::Rdn(spec), scale)
+}
+
+fn srresnet(n_resblocks: usize, n_feats: usize, scale: usize) -> Model {
+    let spec = SrResNetSpec {
+        n_resblocks,
+        n_feats,
+        ..SrResNetSpec::default()
+    };
+    Model::from_spec(&ModelSpec::SrResNet(spec), scale)
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs()
+}
+
+fn values(t: Tensor<Cpu, 4>) -> Vec<f32> {
+    t.to_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// RDN ×4, D = 16, C = 8, G = G0 = 64, counted by hand (every conv has a bias):
+/// - SFENet1 3·64·9 + 64 = 1 792; SFENet2 64·64·9 + 64 = 36 928.
+/// - One RDB: conv c has (64 + 64c) inputs: weights 64·9·64·(1 + c) = 36 864·(1 + c); over
+///   c = 0..7 that is 36 864·36 = 1 327 104, plus 8·64 = 512 biases → 1 327 616.
+///   LFF 1×1 (64 + 8·64 = 576)→64: 36 864 + 64 = 36 928. Block: 1 364 544; ×16 = 21 832 704.
+/// - GFF: 1×1 1024→64: 65 536 + 64 = 65 600; 3×3 64→64: 36 928.
+/// - UPNet ×4: conv 64→256: 147 456 + 256 = 147 712, twice (the second one G = 64 → 256)
+///   = 295 424; last conv 64→3: 1 728 + 3 = 1 731.
+///
+/// Total: 1 792 + 36 928 + 21 832 704 + 65 600 + 36 928 + 295 424 + 1 731 = 22 271 107,
+/// the 22.3 M EDSR-PyTorch and the quantization papers report (RDN paper: "about 22M").
+#[test]
+fn rdn_x4_parameter_count() {
+    let m = rdn(16, 8, 64, 64, 4);
+    assert_eq!(m.param_count(), 22_271_107);
+    assert!(close(m.param_count() as f64, 22.3e6, 0.02));
+    // No buffers: every declaration is trainable.
+    assert_eq!(m.decls().iter().filter(|d| d.buffer).count(), 0);
+}
+
+/// SRResNet ×4, 16 blocks, 64 features, counted by hand (convs keep their bias; BN has γ, β
+/// trainable and running mean/var as buffers, which `param_count` excludes; PReLU has 1 slope):
+/// - head 9×9 3→64: 3·64·81 + 64 = 15 616; PReLU 1 → 15 617.
+/// - block: two 3×3 convs 2·(36 864 + 64) = 73 856; two BNs 2·128 = 256; PReLU 1 → 74 113;
+///   ×16 = 1 185 808.
+/// - body_end 36 928 + BN 128 = 37 056.
+/// - two ×2 stages: conv 64→256 147 712 + PReLU 1 = 147 713; ×2 = 295 426.
+/// - tail 9×9 64→3: 64·3·81 + 3 = 15 555.
+///
+/// Total: 15 617 + 1 185 808 + 37 056 + 295 426 + 15 555 = 1 549 462 ≈ 1.55 M (the BN form; the
+/// SRGAN paper's SRResNet is ≈ 1.5 M). Buffers: 33 BNs × 2 × 64 = 4 224 scalars.
+#[test]
+fn srresnet_x4_parameter_count() {
+    let m = srresnet(16, 64, 4);
+    assert_eq!(m.param_count(), 1_549_462);
+    assert!(close(m.param_count() as f64, 1.55e6, 0.02));
+    let buffers: usize = m
+        .decls()
+        .iter()
+        .filter(|d| d.buffer)
+        .map(|d| d.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(buffers, 33 * 2 * 64);
+}
+
+fn check_quant_layers(m: &Model) {
+    let convs = m.convs();
+    let decls = m.decls();
+    for name in m.quant_layers() {
+        assert!(convs.iter().any(|c| c.name == name), "{name} is not a conv");
+        for p in ["weight", "bias"] {
+            let key = format!("{name}.{p}");
+            assert!(decls.iter().any(|d| d.name == key), "{key} not declared");
+        }
+    }
+    // Every conv is declared exactly once, with the shape convs() reports.
+    for c in &convs {
+        let w: Vec<_> = decls
+            .iter()
+            .filter(|d| d.name == format!("{}.weight", c.name))
+            .collect();
+        assert_eq!(w.len(), 1, "{}", c.name);
+        assert_eq!(w[0].shape, vec![c.cout, c.cin, c.k, c.k], "{}", c.name);
+    }
+    // Names are unique.
+    let mut names: Vec<_> = decls.iter().map(|d| d.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), decls.len());
+}
+
+#[test]
+fn rdn_quant_layers() {
+    let m = rdn(16, 8, 64, 64, 4);
+    let q = m.quant_layers();
+    assert_eq!(q.len(), 16 * 9);
+    let mut expect = Vec::new();
+    for i in 0..16 {
+        for c in 0..8 {
+            expect.push(format!("rdb.{i}.conv.{c}"));
+        }
+        expect.push(format!("rdb.{i}.lff"));
+    }
+    assert_eq!(q, expect);
+    check_quant_layers(&m);
+    // SFE, GFF, upsampler and tail stay FP.
+    for n in [
+        "sfe1",
+        "sfe2",
+        "gff.0",
+        "gff.1",
+        "upsample.0",
+        "upsample.1",
+        "tail",
+    ] {
+        assert!(!q.iter().any(|x| x == n), "{n}");
+    }
+    let lff = m
+        .convs()
+        .into_iter()
+        .find(|c| c.name == "rdb.3.lff")
+        .unwrap();
+    assert_eq!((lff.cin, lff.cout, lff.k), (576, 64, 1));
+}
+
+#[test]
+fn srresnet_quant_layers() {
+    let m = srresnet(16, 64, 4);
+    let q = m.quant_layers();
+    assert_eq!(q.len(), 32);
+    assert_eq!(q[0], "body.0.conv1");
+    assert_eq!(q[1], "body.0.conv2");
+    assert_eq!(q[31], "body.15.conv2");
+    check_quant_layers(&m);
+    let convs = m.convs();
+    assert_eq!(convs[0].k, 9);
+    assert_eq!(convs.last().unwrap().k, 9);
+    assert_eq!(convs.last().unwrap().res, 4);
+}
+
+fn forward_shape(m: &Model, scale: usize) {
+    let device = Default::default();
+    let params = Params::<Cpu>::init(&m.decls(), 7, &device);
+    let plan = QuantPlan::fp();
+    let f = Fwd::plain(&params, &plan);
+    let x = Tensor::<Cpu, 4>::random([1, 3, 8, 8], Distribution::Uniform(0.0, 255.0), &device);
+    let y = m.forward(&f, x);
+    assert_eq!(y.dims(), [1, 3, 8 * scale, 8 * scale]);
+    assert!(values(y).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn rdn_forward_shapes() {
+    for s in [2, 3, 4] {
+        forward_shape(&rdn(2, 2, 8, 8, s), s);
+    }
+    // G ≠ G0 exercises the channel bookkeeping of the dense blocks and the upsampler.
+    for s in [2, 3, 4] {
+        forward_shape(&rdn(2, 3, 4, 6, s), s);
+    }
+}
+
+#[test]
+fn srresnet_forward_shapes() {
+    for s in [2, 3, 4] {
+        forward_shape(&srresnet(2, 8, s), s);
+    }
+}
+
+#[test]
+fn rdn_pytorch_keys() {
+    let x4 = rdn(16, 8, 64, 64, 4);
+    let x2 = rdn(16, 8, 64, 64, 2);
+    let pairs = [
+        ("sfe1.weight", "SFENet1.weight"),
+        ("sfe2.bias", "SFENet2.bias"),
+        ("rdb.0.conv.0.weight", "RDBs.0.convs.0.conv.0.weight"),
+        ("rdb.15.conv.7.bias", "RDBs.15.convs.7.conv.0.bias"),
+        ("rdb.4.lff.weight", "RDBs.4.LFF.weight"),
+        ("gff.0.weight", "GFF.0.weight"),
+        ("gff.1.bias", "GFF.1.bias"),
+        ("upsample.0.weight", "UPNet.0.weight"),
+        ("upsample.1.weight", "UPNet.2.weight"),
+        ("tail.weight", "UPNet.4.weight"),
+    ];
+    for (ours, theirs) in pairs {
+        assert_eq!(x4.pytorch_key(ours), theirs);
+    }
+    assert_eq!(x2.pytorch_key("upsample.0.weight"), "UPNet.0.weight");
+    assert_eq!(x2.pytorch_key("tail.bias"), "UPNet.2.bias");
+}
+
+#[test]
+fn srresnet_pytorch_keys() {
+    let m = srresnet(16, 64, 4);
+    let pairs = [
+        ("head.weight", "head.0.weight"),
+        ("head.prelu", "head.1.weight"),
+        ("body.0.conv1.weight", "body.0.body.0.weight"),
+        ("body.0.bn1.gamma", "body.0.body.1.weight"),
+        ("body.0.bn1.beta", "body.0.body.1.bias"),
+        ("body.3.prelu", "body.3.body.2.weight"),
+        ("body.15.conv2.bias", "body.15.body.3.bias"),
+        ("body.15.bn2.running_var", "body.15.body.4.running_var"),
+        ("body_end.weight", "body.16.weight"),
+        ("body_end_bn.running_mean", "body.17.running_mean"),
+        ("upsample.1.weight", "tail.0.3.weight"),
+        ("upsample.1.prelu", "tail.0.5.weight"),
+        ("tail.weight", "tail.1.weight"),
+    ];
+    for (ours, theirs) in pairs {
+        assert_eq!(m.pytorch_key(ours), theirs);
+    }
+    // The mapping is injective over the declarations.
+    let mut keys: Vec<_> = m.decls().iter().map(|d| m.pytorch_key(&d.name)).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+/// Per-channel (mean, biased variance) of an N×C×H×W tensor, computed on the host.
+fn channel_stats(x: &Tensor<Cpu, 4>) -> Vec<(f64, f64)> {
+    let [n, c, h, w] = x.dims();
+    let v = values(x.clone());
+    (0..c)
+        .map(|ch| {
+            let xs: Vec<f64> = (0..n)
+                .flat_map(|b| (0..h * w).map(move |i| (b, i)))
+                .map(|(b, i)| v[(b * c + ch) * h * w + i] as f64)
+                .collect();
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
+            (m, var)
+        })
+        .collect()
+}
+
+#[test]
+fn batch_norm_eval_and_train() {
+    let device = Default::default();
+    let mut decls = Vec::new();
+    bn_decls(&mut decls, "bn", 4);
+    let params = Params::<Cpu>::init(&decls, 1, &device);
+    let plan = QuantPlan::fp();
+    let x = Tensor::<Cpu, 4>::random([3, 4, 5, 6], Distribution::Normal(2.0, 3.0), &device);
+
+    // Eval, default buffers: x / sqrt(1 + eps).
+    let y = batch_norm(&Fwd::plain(&params, &plan), "bn", x.clone());
+    let k = 1.0 / (1.0 + BN_EPS).sqrt();
+    for (a, b) in values(x.clone()).iter().zip(values(y)) {
+        assert!((*a as f64 * k - b as f64).abs() < 1e-5 * (1.0 + a.abs() as f64));
+    }
+
+    // Train: per-channel mean 0, biased variance var/(var + eps) ≈ 1; captured stats are the
+    // batch mean and the unbiased batch variance.
+    let cap = RefCell::new(Capture::default());
+    let f = Fwd {
+        p: &params,
+        plan: &plan,
+        capture: Some(&cap),
+        train: true,
+    };
+    let y = batch_norm(&f, "bn", x.clone());
+    for (m, v) in channel_stats(&y) {
+        assert!(m.abs() < 1e-4, "mean {m}");
+        assert!((v - 1.0).abs() < 1e-3, "var {v}");
+    }
+    let cap = cap.into_inner();
+    assert_eq!(cap.bn_batch.len(), 1);
+    let (name, mean, var) = &cap.bn_batch[0];
+    assert_eq!(name, "bn");
+    let mean = mean.to_data().to_vec::<f32>().unwrap();
+    let var = var.to_data().to_vec::<f32>().unwrap();
+    let cnt = (3 * 5 * 6) as f64;
+    for (ch, (m, v)) in channel_stats(&x).into_iter().enumerate() {
+        assert!(
+            (mean[ch] as f64 - m).abs() < 1e-4 * (1.0 + m.abs()),
+            "mean ch{ch}"
+        );
+        let unbiased = v * cnt / (cnt - 1.0);
+        assert!(close(var[ch] as f64, unbiased, 1e-4), "var ch{ch}");
+    }
+}
+
+#[test]
+fn srresnet_train_mode_captures_every_bn() {
+    let device = Default::default();
+    let m = srresnet(2, 8, 2);
+    let params = Params::<Cpu>::init(&m.decls(), 3, &device);
+    let plan = QuantPlan::fp();
+    let x = Tensor::<Cpu, 4>::random([2, 3, 8, 8], Distribution::Uniform(0.0, 255.0), &device);
+
+    // Eval mode records nothing.
+    let cap = RefCell::new(Capture::default());
+    let f = Fwd {
+        p: &params,
+        plan: &plan,
+        capture: Some(&cap),
+        train: false,
+    };
+    let y_eval = m.forward(&f, x.clone());
+    assert!(cap.borrow().bn_batch.is_empty());
+
+    let cap = RefCell::new(Capture::default());
+    let f = Fwd {
+        p: &params,
+        plan: &plan,
+        capture: Some(&cap),
+        train: true,
+    };
+    let y_train = m.forward(&f, x);
+    assert_eq!(y_train.dims(), [2, 3, 16, 16]);
+    assert!(values(y_train.clone()).iter().all(|v| v.is_finite()));
+    // Batch statistics differ from the default running ones, so the outputs differ.
+    let diff = (y_train - y_eval).abs().max().into_scalar();
+    assert!(diff > 1e-3);
+
+    let bn = cap.into_inner().bn_batch;
+    let names: Vec<_> = bn.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "body.0.bn1",
+            "body.0.bn2",
+            "body.1.bn1",
+            "body.1.bn2",
+            "body_end_bn"
+        ]
+    );
+    for (n, mean, var) in &bn {
+        assert_eq!(mean.dims(), [8], "{n}");
+        assert_eq!(var.dims(), [8], "{n}");
+        assert!(var
+            .to_data()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .all(|v| *v >= 0.0));
+    }
+}

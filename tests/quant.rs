@@ -1,0 +1,221 @@
+//! Acceptance (quantizer, placement, cost): properties of the fake quantizer checked against
+//! values computed independently (level counts, idempotence, nearest level, STE gradient, finite
+//! differences of the clip for the bounds), the EDSR-baseline placement map, and a hand-checked
+//! MAC total for `odm cost`.
+
+use burn::backend::Autodiff;
+use burn::tensor::{Tensor, TensorData};
+use odm::backend::Cpu;
+use odm::models::Model;
+use odm::quant::cost::cost;
+use odm::quant::{fake_quant, QuantPlan};
+use odm::spec::{EdsrSpec, ModelSpec, QuantOpts, QuantSpec};
+
+type AD = Autodiff<Cpu>;
+
+fn t1<B: burn::tensor::backend::Backend>(v: &[f32]) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+}
+
+fn host<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> Vec<f32> {
+    t.to_data().to_vec::<f32>().unwrap()
+}
+
+fn q(x: &[f32], l: f32, u: f32, bits: u32) -> Vec<f32> {
+    let n = x.len();
+    host(fake_quant(
+        t1::<Cpu>(x),
+        t1::<Cpu>(&[l]).expand([n]),
+        t1::<Cpu>(&[u]).expand([n]),
+        bits,
+    ))
+}
+
+fn dense(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
+        .collect()
+}
+
+#[test]
+fn exactly_two_to_the_b_levels() {
+    for bits in [2u32, 3, 4, 8] {
+        let out = q(&dense(-2.0, 3.0, 20001), -1.0, 2.0, bits);
+        let mut levels: Vec<i64> = out.iter().map(|v| (v * 1e5).round() as i64).collect();
+        levels.sort();
+        levels.dedup();
+        assert_eq!(levels.len(), 1 << bits, "{bits} bits");
+    }
+}
+
+#[test]
+fn idempotent_and_nearest_level() {
+    let (l, u) = (-0.7f32, 1.3f32);
+    for bits in [2u32, 3, 4, 8] {
+        let s = (u - l) / ((1u32 << bits) - 1) as f32;
+        let x = dense(-1.5, 2.0, 3001);
+        let y = q(&x, l, u, bits);
+        let yy = q(&y, l, u, bits);
+        for (a, b) in y.iter().zip(&yy) {
+            assert!((a - b).abs() < 1e-6, "q(q(x)) != q(x): {a} {b}");
+        }
+        for (xi, yi) in x.iter().zip(&y) {
+            let k = (yi - l) / s;
+            assert!((k - k.round()).abs() < 1e-4, "{yi} is not a level");
+            if *xi >= l && *xi <= u {
+                // The nearest level: distance at most half a step, and no level is closer.
+                assert!(
+                    (yi - xi).abs() <= s / 2.0 + 1e-5,
+                    "x {xi} -> {yi}, step {s}"
+                );
+            } else {
+                let edge = if *xi < l { l } else { u };
+                assert!((yi - edge).abs() < 1e-5, "outside values clip to the bound");
+            }
+        }
+    }
+}
+
+#[test]
+fn ste_gradient_is_one_inside_and_zero_outside() {
+    let x: Vec<f32> = vec![-2.0, -1.01, -0.5, 0.0, 0.33, 1.99, 2.01, 5.0];
+    let xt = t1::<AD>(&x).require_grad();
+    let n = x.len();
+    let y = fake_quant(
+        xt.clone(),
+        t1::<AD>(&[-1.0]).expand([n]),
+        t1::<AD>(&[2.0]).expand([n]),
+        2,
+    );
+    let g = y.sum().backward();
+    let gx = host(xt.grad(&g).unwrap());
+    let expected: Vec<f32> = x
+        .iter()
+        .map(|&v| if (-1.0..=2.0).contains(&v) { 1.0 } else { 0.0 })
+        .collect();
+    assert_eq!(gx, expected);
+}
+
+#[test]
+fn bound_gradients_match_finite_differences_of_the_clip() {
+    // L = Σ w_i · q(x_i); the STE backward sees clip(x, l, u), so dL/du and dL/dl must equal the
+    // finite differences of Σ w_i · clip(x_i, l, u), computed here on the host in f64.
+    let x: Vec<f32> = (0..200)
+        .map(|i| -3.0 + 6.0 * ((i * 37 % 200) as f32 + 0.5) / 200.0)
+        .collect();
+    let w: Vec<f32> = (0..200)
+        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let (l0, u0) = (-1.234f32, 1.567f32);
+    let lt = t1::<AD>(&[l0]).require_grad();
+    let ut = t1::<AD>(&[u0]).require_grad();
+    let n = x.len();
+    let y = fake_quant(
+        t1::<AD>(&x),
+        lt.clone().expand([n]),
+        ut.clone().expand([n]),
+        3,
+    );
+    let g = (y * t1::<AD>(&w)).sum().backward();
+    let gl = host(lt.grad(&g).unwrap())[0] as f64;
+    let gu = host(ut.grad(&g).unwrap())[0] as f64;
+    let f = |l: f64, u: f64| -> f64 {
+        x.iter()
+            .zip(&w)
+            .map(|(&xi, &wi)| wi as f64 * (xi as f64).clamp(l, u))
+            .sum()
+    };
+    let h = 1e-4;
+    let fd_l = (f(l0 as f64 + h, u0 as f64) - f(l0 as f64 - h, u0 as f64)) / (2.0 * h);
+    let fd_u = (f(l0 as f64, u0 as f64 + h) - f(l0 as f64, u0 as f64 - h)) / (2.0 * h);
+    assert!(
+        (gl - fd_l).abs() < 1e-4,
+        "dL/dl {gl} vs finite difference {fd_l}"
+    );
+    assert!(
+        (gu - fd_u).abs() < 1e-4,
+        "dL/du {gu} vs finite difference {fd_u}"
+    );
+    assert!(
+        gl.abs() > 0.1 && gu.abs() > 0.1,
+        "test must exercise both bounds"
+    );
+}
+
+fn opts(bits: u32, head_tail: bool) -> QuantOpts {
+    QuantOpts {
+        w_bits: bits,
+        a_bits: bits,
+        per_channel: false,
+        init: None,
+        calib_batches: 1,
+        bound_lr_mult: 1.0,
+        head_tail_8bit: head_tail,
+    }
+}
+
+#[test]
+fn edsr_baseline_placement_is_the_32_block_convs() {
+    let model = Model::from_spec(&ModelSpec::Edsr(EdsrSpec::default()), 4);
+    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &model);
+    let names: Vec<&str> = plan.layers.iter().map(|(n, _)| n.as_str()).collect();
+    let expected: Vec<String> = (0..16)
+        .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
+        .collect();
+    assert_eq!(
+        names,
+        expected.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+    );
+    let table = plan.table(&model);
+    assert!(table.contains("32 quantized convolutions"), "{table}");
+    assert!(table
+        .lines()
+        .any(|l| l.starts_with("head") && l.contains("FP")));
+    assert!(table
+        .lines()
+        .any(|l| l.starts_with("body_end") && l.contains("FP")));
+    let plan8 = QuantPlan::from_spec(&QuantSpec::MinMax(opts(2, true)), &model);
+    assert_eq!(plan8.layers.len(), 34);
+    assert_eq!(plan8.layer("head").unwrap().w_bits, 8);
+    assert_eq!(plan8.layer("tail").unwrap().a_bits, 8);
+    assert_eq!(plan8.layer("body.3.conv2").unwrap().w_bits, 2);
+    assert!(QuantPlan::from_spec(&QuantSpec::Fp, &model).is_fp());
+}
+
+/// EDSR-baseline ×4 at an LR input of 320×180 (a 720p output), by hand:
+/// LR pixels P = 320·180 = 57 600; a 64→64 3×3 conv costs P·64·64·9 = 2 123 366 400 MACs.
+/// head 3→64: P·64·3·9 = 99 532 800; body: 32 block convs + body_end = 33 · 2 123 366 400
+/// = 70 071 091 200; upsample.0 (64→256 at LR): P·256·64·9 = 8 493 465 600; upsample.1 (at 2×:
+/// 640·360 = 230 400 px): 230 400·256·64·9 = 33 973 862 400; tail (3 outputs at 1280·720 =
+/// 921 600 px): 921 600·3·64·9 = 1 592 524 800. Total = 114 230 476 800 MACs.
+/// At W2A2 the 32 block convs (67 947 724 800 MACs) cost ×4 BitOPs and the rest
+/// (46 282 752 000 MACs) ×1024, so FP/quantized BitOPs = 114 230 476 800·1024 /
+/// (67 947 724 800·4 + 46 282 752 000·1024).
+#[test]
+fn cost_of_edsr_baseline_x4_by_hand() {
+    let model = Model::from_spec(&ModelSpec::Edsr(EdsrSpec::default()), 4);
+    let fp = cost(&model, &QuantPlan::fp(), 320, 180);
+    assert_eq!(fp.total_macs, 114_230_476_800);
+    assert_eq!(fp.total_bitops, 114_230_476_800u128 * 1024);
+    assert_eq!(
+        fp.layers
+            .iter()
+            .find(|l| l.layer == "upsample.1")
+            .unwrap()
+            .macs,
+        33_973_862_400
+    );
+    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(2, false)), &model);
+    let q = cost(&model, &plan, 320, 180);
+    let quant_macs: u64 = 32 * 2_123_366_400;
+    assert_eq!(quant_macs, 67_947_724_800);
+    let expected_bitops =
+        quant_macs as u128 * 4 + (114_230_476_800u128 - quant_macs as u128) * 1024;
+    assert_eq!(q.total_bitops, expected_bitops);
+    let ratio = (114_230_476_800f64 * 1024.0) / expected_bitops as f64;
+    assert!((q.bitops_ratio - ratio).abs() < 1e-12);
+    assert!((ratio - 2.4541).abs() < 1e-3, "{ratio}");
+    // Storage: 32 block convs' weights (36 864 each) at 2 bits instead of 32.
+    let saved_bits = 32u64 * 36_864 * 30;
+    assert_eq!(fp.total_storage_bits - q.total_storage_bits, saved_bits);
+}
