@@ -358,3 +358,32 @@ fn srresnet_train_mode_captures_every_bn() {
             .all(|v| *v >= 0.0));
     }
 }
+
+#[test]
+fn backbones_backpropagate_in_train_mode() {
+    use odm::backend::CpuTrain;
+    let device = Default::default();
+    for m in [rdn(1, 2, 4, 4, 2), srresnet(1, 4, 2)] {
+        let params = Params::<Cpu>::init(&m.decls(), 5, &device).to_autodiff::<CpuTrain>();
+        let plan = QuantPlan::fp();
+        let cap = RefCell::new(Capture::default());
+        let f = Fwd {
+            p: &params,
+            plan: &plan,
+            capture: Some(&cap),
+            train: true,
+        };
+        let x =
+            Tensor::<CpuTrain, 4>::random([2, 3, 6, 6], Distribution::Uniform(0.0, 255.0), &device);
+        let loss = m.forward(&f, x).abs().mean();
+        let grads = params.grads(&loss.backward());
+        for (i, name) in params.names.iter().enumerate() {
+            let g = grads[i].to_data().convert::<f32>().to_vec::<f32>().unwrap();
+            assert!(g.iter().all(|v| v.is_finite()), "{name}");
+            let buffer = name.ends_with("running_mean") || name.ends_with("running_var");
+            let nonzero = g.iter().any(|v| *v != 0.0);
+            // Buffers get no gradient; every trainable parameter does.
+            assert_eq!(nonzero, !buffer, "{name}");
+        }
+    }
+}

@@ -33,6 +33,9 @@ pub struct Grid {
 pub struct Axis {
     pub field: String,
     pub values: Vec<ron::Value>,
+    /// Optional names of the values in run names (default: derived from each value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 /// Expand a spec into its runs. A spec without a grid is one run.
@@ -53,7 +56,15 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
         }
         let mut next = Vec::new();
         for (json, labels) in &points {
-            for v in &axis.values {
+            if let Some(ls) = &axis.labels {
+                if ls.len() != axis.values.len() {
+                    return Err(FieldError {
+                        field: format!("grid.axes[{ai}].labels"),
+                        msg: format!("{} labels for {} values; give one label per value", ls.len(), axis.values.len()),
+                    });
+                }
+            }
+            for (vi, v) in axis.values.iter().enumerate() {
                 let jv = serde_json::to_value(v).map_err(|e| FieldError {
                     field: format!("grid.axes[{ai}].values"),
                     msg: e.to_string(),
@@ -69,7 +80,11 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
                     }
                 })?;
                 let mut l = labels.clone();
-                l.push(format!("{}={}", last_segment(&axis.field), label(&jv)));
+                let name = match &axis.labels {
+                    Some(ls) => ls[vi].clone(),
+                    None => label(&jv),
+                };
+                l.push(format!("{}={}", last_segment(&axis.field), name));
                 next.push((j, l));
             }
         }
@@ -96,6 +111,14 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
             r.name = sanitize(&format!("{}.{}", s.name, l.join(".")));
             out.push(r);
         }
+    }
+    let mut names: Vec<&str> = out.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(FieldError {
+            field: "grid.axes".into(),
+            msg: format!("two grid points are both named {:?}; give the axis `labels`", w[0]),
+        });
     }
     Ok(out)
 }
