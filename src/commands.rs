@@ -64,6 +64,8 @@ pub struct RunOpts {
     pub resume: bool,
     /// Stop (as if interrupted) after the first checkpoint at or past this iteration.
     pub stop_after: Option<usize>,
+    /// `field=value` overrides applied to the spec before its grid is expanded.
+    pub overrides: Vec<String>,
 }
 
 /// Run folders of `spec` under `root`: `<name>-<hash>` and its `-k` reruns, oldest first.
@@ -138,14 +140,57 @@ fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
 }
 
 /// `odm run`: run every point of a spec file; returns the run folders.
+/// A grid skips the points that already have a finished result.
 pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
-    let loaded = spec::load_file(path)?;
+    let loaded = spec::load_file_with(path, &opts.overrides)?;
     let threads = crate::backend::set_threads(opts.threads);
+    let is_grid = loaded.grid;
     let mut dirs = Vec::new();
-    for s in &loaded.runs {
+    for (i, s) in loaded.runs.iter().enumerate() {
+        if is_grid && !opts.resume {
+            if let Some(d) = run_dirs(&opts.out, s)
+                .into_iter()
+                .rev()
+                .find(|d| is_finished(d))
+            {
+                eprintln!(
+                    "odm: [{}/{}] {} is finished; skipping",
+                    i + 1,
+                    loaded.runs.len(),
+                    s.name
+                );
+                dirs.push(d);
+                continue;
+            }
+        }
+        if loaded.runs.len() > 1 {
+            eprintln!("odm: [{}/{}] {}", i + 1, loaded.runs.len(), s.name);
+        }
         dirs.push(run_one(&loaded.source, s, opts, threads)?);
     }
     Ok(dirs)
+}
+
+/// `odm table`: mean ± std over seeds of the finished runs of a spec file.
+pub fn table(path: &Path, out: &Path, overrides: &[String]) -> anyhow::Result<String> {
+    let loaded = spec::load_file_with(path, overrides)?;
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for s in &loaded.runs {
+        match run_dirs(out, s).into_iter().rev().find(|d| is_finished(d)) {
+            Some(d) => runs.push((s.name.clone(), crate::report::read_summary(&d)?)),
+            None => missing.push(s.name.clone()),
+        }
+    }
+    let mut t = crate::report::seed_table(&runs);
+    if !missing.is_empty() {
+        t.push_str(&format!(
+            "\n{} run(s) not finished: {}\n",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    Ok(t)
 }
 
 fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Result<PathBuf> {
@@ -347,8 +392,7 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Param
             )));
         }
     }
-    let mut plan = QuantPlan::from_spec(&s.quant, &model);
-    plan.set_active(true);
+    let plan = crate::train::state::restore_plan(&s, &model, &params);
     Ok((s, model, plan, params))
 }
 

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod models;
 pub mod quant;
 pub mod record;
+pub mod report;
 pub mod spec;
 pub mod train;
 

@@ -38,6 +38,18 @@ enum Cmd {
         /// Stop after the first checkpoint at or past iteration N, as an interruption would.
         #[arg(long, value_name = "N")]
         stop_after: Option<usize>,
+        /// Override a spec field before the grid expands: FIELD=RON_VALUE (repeatable), e.g.
+        /// --set schedule.iterations=2
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Mean ± std over seeds of a spec's finished runs (e.g. an ablation grid).
+    Table {
+        file: PathBuf,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        overrides: Vec<String>,
     },
     /// Per-layer MACs, BitOPs and storage of a spec's model(s).
     Cost {
@@ -93,6 +105,7 @@ fn main() -> ExitCode {
             quiet,
             resume,
             stop_after,
+            overrides,
         } => commands::run(
             &file,
             &commands::RunOpts {
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
                 resume,
                 stop_after,
+                overrides,
             },
         )
         .map(|dirs| {
@@ -119,6 +133,11 @@ fn main() -> ExitCode {
                 }
             })
         }),
+        Cmd::Table {
+            file,
+            out,
+            overrides,
+        } => commands::table(&file, &out, &overrides).map(|t| print!("{t}")),
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {
             checkpoint,

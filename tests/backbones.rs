@@ -279,6 +279,7 @@ fn batch_norm_eval_and_train() {
         plan: &plan,
         capture: Some(&cap),
         train: true,
+        body_only: false,
     };
     let y = batch_norm(&f, "bn", x.clone());
     for (m, v) in channel_stats(&y) {
@@ -327,6 +328,7 @@ fn srresnet_train_mode_captures_every_bn() {
         plan: &plan,
         capture: Some(&cap),
         train: true,
+        body_only: false,
     };
     let y_train = m.forward(&f, x);
     assert_eq!(y_train.dims(), [2, 3, 16, 16]);
@@ -372,6 +374,7 @@ fn backbones_backpropagate_in_train_mode() {
             plan: &plan,
             capture: Some(&cap),
             train: true,
+            body_only: false,
         };
         let x =
             Tensor::<CpuTrain, 4>::random([2, 3, 6, 6], Distribution::Uniform(0.0, 255.0), &device);

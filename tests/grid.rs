@@ -18,7 +18,9 @@ fn grid_expands_into_named_runs() {
     let r = &loaded.runs[3];
     // Order: lr outermost, then n_feats, then seeds: index 3 = lr 1e-3, n_feats 16, seed 1.
     assert_eq!(r.optim.lr(), 1e-3);
-    let odm::spec::ModelSpec::Edsr(m) = &r.model;
+    let odm::spec::ModelSpec::Edsr(m) = &r.model else {
+        panic!("EDSR expected")
+    };
     assert_eq!(m.n_feats, 16);
     assert_eq!(r.seed, 1);
     assert!(r.name.starts_with("sweep."), "{}", r.name);

@@ -151,6 +151,7 @@ fn opts(bits: u32, head_tail: bool) -> QuantOpts {
         calib_batches: 1,
         bound_lr_mult: 1.0,
         head_tail_8bit: head_tail,
+        weight_clip: Default::default(),
     }
 }
 

@@ -105,6 +105,9 @@ impl Edsr {
                 h + r.mul_scalar(self.cfg.res_scale)
             };
         }
+        if f.body_only {
+            return h;
+        }
         let mut y = f.conv("body_end", h) + x;
         for (k, r) in up_stages(self.scale).into_iter().enumerate() {
             y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);

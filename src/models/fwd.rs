@@ -3,7 +3,7 @@
 //! the distribution figures).
 
 use super::params::Params;
-use crate::quant::{fake_quant_act, fake_quant_weight, QuantPlan};
+use crate::quant::{apply_offsets, fake_quant_act, fake_quant_weight, QuantPlan};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -29,6 +29,9 @@ pub struct Fwd<'a, B: Backend> {
     pub capture: Option<&'a RefCell<Capture<B>>>,
     /// Training mode (BatchNorm uses batch statistics); evaluation uses running statistics.
     pub train: bool,
+    /// Stop after the last quantizable layer and return the body features (the regularizer's
+    /// pass needs nothing after it).
+    pub body_only: bool,
 }
 
 impl<'a, B: Backend> Fwd<'a, B> {
@@ -39,6 +42,7 @@ impl<'a, B: Backend> Fwd<'a, B> {
             plan,
             capture: None,
             train: false,
+            body_only: false,
         }
     }
 
@@ -54,6 +58,9 @@ impl<'a, B: Backend> Fwd<'a, B> {
         let b: Tensor<B, 1> = self.p.get(&format!("{name}.bias"));
         let lq = self.plan.layer(name);
         let mut x = x;
+        if let Some(l) = lq.filter(|l| l.active) {
+            x = apply_offsets(self.p, name, l, x);
+        }
         if let Some(cap) = self.capture {
             let mut c = cap.borrow_mut();
             if lq.is_some_and(|l| l.active) || (c.all_planned && lq.is_some()) {

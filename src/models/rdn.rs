@@ -141,6 +141,9 @@ impl Rdn {
             h = f.conv(&format!("rdb.{i}.lff"), cat) + h;
             outs.push(h.clone());
         }
+        if f.body_only {
+            return h;
+        }
         let g = f.conv("gff.0", Tensor::cat(outs, 1));
         let mut y = f.conv("gff.1", g) + f1;
         for (k, r) in self.stages().into_iter().enumerate() {

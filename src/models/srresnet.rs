@@ -224,6 +224,9 @@ impl SrResNet {
             let r = f.conv(&format!("body.{i}.conv2"), r);
             h = h + batch_norm(f, &format!("body.{i}.bn2"), r);
         }
+        if f.body_only {
+            return h;
+        }
         let mut y = batch_norm(f, "body_end_bn", f.conv("body_end", h)) + x;
         for (k, r) in up_stages(self.scale).into_iter().enumerate() {
             let u = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);

@@ -10,6 +10,7 @@
 
 pub mod calib;
 pub mod cost;
+pub mod offsets;
 pub mod plan;
 
 pub use plan::{ActForm, LayerQuant, QuantPlan};
@@ -70,15 +71,50 @@ pub fn fake_quant_act<B: Backend>(
     fake_quant(x, lo, hi, lq.a_bits)
 }
 
-/// Quantize a layer's weights symmetrically with u = max|W| (detached).
-pub fn fake_quant_weight<B: Backend>(
-    _p: &Params<B>,
-    _layer: &str,
+/// Names of a layer's offset parameters (channel-wise scale and shift).
+pub fn offset_names(layer: &str) -> (String, String) {
+    (
+        format!("{layer}.offset.scale"),
+        format!("{layer}.offset.shift"),
+    )
+}
+
+/// Name of a layer's WCC γ.
+pub fn wcc_name(layer: &str) -> String {
+    format!("{layer}.wcc.gamma")
+}
+
+/// The `p`-th percentile of a 1-D tensor (linear interpolation between order statistics).
+pub fn percentile_tensor<B: Backend>(v: Tensor<B, 1>, p: f64) -> Tensor<B, 1> {
+    let n = v.dims()[0];
+    let sorted = v.sort(0);
+    let pos = (p / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let a = sorted.clone().slice([lo..lo + 1]);
+    if hi == lo {
+        return a;
+    }
+    let b = sorted.slice([hi..hi + 1]);
+    a.clone() + (b - a).mul_scalar(pos - lo as f64)
+}
+
+/// The weight bound u_w of a layer: max|W| (detached; per layer or per output channel), or with
+/// WCC P(|W|)·γ where the percentile is detached and γ is learned.
+pub fn weight_bound<B: Backend>(
+    p: &Params<B>,
+    layer: &str,
     lq: &LayerQuant,
-    w: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let [co, ci, kh, kw] = w.dims();
-    let u: Tensor<B, 4> = if lq.per_channel {
+    if let Some(pc) = lq.wcc {
+        let flat = w.clone().abs().reshape([co * ci * kh * kw]).detach();
+        let gamma: Tensor<B, 1> = p.get(&wcc_name(layer));
+        return (percentile_tensor(flat, pc) * gamma)
+            .clamp_min(1e-8)
+            .reshape([1, 1, 1, 1]);
+    }
+    if lq.per_channel {
         w.clone()
             .abs()
             .reshape([co, ci * kh * kw])
@@ -87,6 +123,35 @@ pub fn fake_quant_weight<B: Backend>(
     } else {
         w.clone().abs().max().reshape([1, 1, 1, 1])
     }
-    .detach();
+    .detach()
+}
+
+/// Quantize a layer's weights symmetrically over [−u_w, u_w] (see [`weight_bound`]).
+pub fn fake_quant_weight<B: Backend>(
+    p: &Params<B>,
+    layer: &str,
+    lq: &LayerQuant,
+    w: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let u = weight_bound(p, layer, lq, &w);
     fake_quant(w, u.clone().neg(), u, lq.w_bits)
+}
+
+/// Apply a layer's learned channel-wise offsets (x·scale + shift) before its quantizer.
+pub fn apply_offsets<B: Backend>(
+    p: &Params<B>,
+    layer: &str,
+    lq: &LayerQuant,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let (sn, hn) = offset_names(layer);
+    let c = lq.channels;
+    let mut x = x;
+    if lq.scale {
+        x = x * p.get::<1>(&sn).reshape([1, c, 1, 1]);
+    }
+    if lq.shift {
+        x = x + p.get::<1>(&hn).reshape([1, c, 1, 1]);
+    }
+    x
 }

@@ -21,6 +21,12 @@ pub struct LayerQuant {
     pub per_channel: bool,
     /// Input channels (the size of a per-channel activation bound).
     pub channels: usize,
+    /// Weight-clipping correction percentile (u_w = P(|W|)·γ), or `None` for max|W|.
+    pub wcc: Option<f64>,
+    /// A learned channel-wise scale before the quantizer (selected from M_σ).
+    pub scale: bool,
+    /// A learned channel-wise shift before the quantizer (selected from M_μ).
+    pub shift: bool,
     /// False while calibrating (FP forward, inputs captured); true during QAT and evaluation.
     #[serde(skip)]
     pub active: bool,
@@ -67,6 +73,12 @@ impl QuantPlan {
                         act: form,
                         per_channel: opts.per_channel,
                         channels: c.cin,
+                        wcc: match &opts.weight_clip {
+                            crate::spec::WeightClip::MaxAbs => None,
+                            crate::spec::WeightClip::Wcc { percentile } => Some(*percentile),
+                        },
+                        scale: false,
+                        shift: false,
                         active: false,
                     },
                 ));
@@ -94,12 +106,13 @@ impl QuantPlan {
 
     /// The printed per-layer map: one line per convolution of the model.
     pub fn table(&self, model: &crate::models::Model) -> String {
-        let mut s =
-            String::from("layer                     W bits  A bits  activation   granularity\n");
+        let mut s = String::from(
+            "layer                     W bits  A bits  activation   granularity  weights  offsets\n",
+        );
         for c in model.convs() {
             match self.layer(&c.name) {
                 Some(l) => s.push_str(&format!(
-                    "{:<25} {:>6}  {:>6}  {:<11}  {}\n",
+                    "{:<25} {:>6}  {:>6}  {:<11}  {:<11}  {:<7}  {}\n",
                     c.name,
                     l.w_bits,
                     l.a_bits,
@@ -108,6 +121,13 @@ impl QuantPlan {
                         "per-channel"
                     } else {
                         "per-layer"
+                    },
+                    if l.wcc.is_some() { "WCC" } else { "max|W|" },
+                    match (l.scale, l.shift) {
+                        (true, true) => "scale+shift",
+                        (true, false) => "scale",
+                        (false, true) => "shift",
+                        _ => "-",
                     }
                 )),
                 None => s.push_str(&format!("{:<25} {:>6}  {:>6}  FP\n", c.name, 32, 32)),

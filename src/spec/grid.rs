@@ -6,7 +6,9 @@
 //!     seeds: [1, 2, 3],
 //! ),
 //! ```
-//! Each axis overrides one dotted field path. Values are written as plain RON values; an enum
+//! Each axis overrides one dotted field path; an axis with an empty `field` takes maps of
+//! several dotted fields to values, applied together (e.g. `{"gating.rule": "Sign", "offsets":
+//! "None"}`). Values are written as plain RON values; an enum
 //! value is written in its tagged-map form, `{"Step": {"every": 100, "gamma": 0.5}}`, and a unit
 //! variant as a string, `"Cpu"`. The runs are the Cartesian product of the axes and the seeds.
 
@@ -60,7 +62,11 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
                 if ls.len() != axis.values.len() {
                     return Err(FieldError {
                         field: format!("grid.axes[{ai}].labels"),
-                        msg: format!("{} labels for {} values; give one label per value", ls.len(), axis.values.len()),
+                        msg: format!(
+                            "{} labels for {} values; give one label per value",
+                            ls.len(),
+                            axis.values.len()
+                        ),
                     });
                 }
             }
@@ -70,21 +76,28 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
                     msg: e.to_string(),
                 })?;
                 let mut j = json.clone();
-                set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone()).ok_or_else(|| {
-                    FieldError {
-                        field: format!("grid.axes[{ai}].field"),
-                        msg: format!(
-                            "`{}` is not a field of the spec; use a dotted path such as \"optim.lr\"",
-                            axis.field
-                        ),
-                    }
+                let ok = if axis.field.is_empty() {
+                    patch(&mut j, &jv)
+                } else {
+                    set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone())
+                };
+                ok.ok_or_else(|| FieldError {
+                    field: format!("grid.axes[{ai}].field"),
+                    msg: format!(
+                        "`{}` is not a field of the spec; use a dotted path such as \"optim.lr\" (with an empty field, each value maps dotted fields to values)",
+                        axis.field
+                    ),
                 })?;
-                let mut l = labels.clone();
                 let name = match &axis.labels {
                     Some(ls) => ls[vi].clone(),
                     None => label(&jv),
                 };
-                l.push(format!("{}={}", last_segment(&axis.field), name));
+                let mut l = labels.clone();
+                l.push(if axis.field.is_empty() {
+                    name
+                } else {
+                    format!("{}={}", last_segment(&axis.field), name)
+                });
                 next.push((j, l));
             }
         }
@@ -117,7 +130,10 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(FieldError {
             field: "grid.axes".into(),
-            msg: format!("two grid points are both named {:?}; give the axis `labels`", w[0]),
+            msg: format!(
+                "two grid points are both named {:?}; give the axis `labels`",
+                w[0]
+            ),
         });
     }
     Ok(out)
@@ -152,9 +168,17 @@ fn sanitize(s: &str) -> String {
         .collect::<String>()
 }
 
+/// Apply a map `{"dotted.field": value, ...}` to the spec; `None` if a key is not a field.
+fn patch(j: &mut Value, v: &Value) -> Option<()> {
+    for (k, val) in v.as_object()? {
+        *set_path(j, k)? = val.clone();
+    }
+    Some(())
+}
+
 /// Walk a dotted path through objects; externally tagged enums (`{"Edsr": {...}}`) are entered
 /// transparently, so `model.n_feats` reaches `{"Edsr": {"n_feats": ..}}`.
-fn set_path<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+pub fn set_path<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     let mut cur = root;
     for seg in path.split('.') {
         cur = descend(cur, seg)?;

@@ -15,6 +15,8 @@ pub struct LoadedSpec {
     pub source: String,
     /// One effective spec per run (a single one unless the file has a grid).
     pub runs: Vec<Spec>,
+    /// True when the file declares a grid.
+    pub grid: bool,
 }
 
 /// RON options: `implicit_some` (write `grad_clip: 0.5`, not `Some(0.5)`) and
@@ -36,13 +38,46 @@ pub fn parse_str(origin: &str, text: &str) -> anyhow::Result<Spec> {
 
 /// Load, validate and expand a spec file. Nothing is written.
 pub fn load_file(path: &Path) -> anyhow::Result<LoadedSpec> {
+    load_file_with(path, &[])
+}
+
+/// Apply `field=value` overrides (RON values; enums in tagged-map form) to a parsed spec.
+pub fn apply_overrides(origin: &str, spec: Spec, overrides: &[String]) -> anyhow::Result<Spec> {
+    if overrides.is_empty() {
+        return Ok(spec);
+    }
+    let mut j = serde_json::to_value(&spec).expect("spec serializes");
+    for o in overrides {
+        let (field, value) = o.split_once('=').ok_or_else(|| {
+            user(format!(
+                "--set {o:?}: expected FIELD=VALUE, e.g. schedule.iterations=2"
+            ))
+        })?;
+        let v: ron::Value = ron_options().from_str(value).map_err(|e| {
+            user(format!(
+                "--set {field}: {value:?} is not a RON value: {}",
+                e.code
+            ))
+        })?;
+        let jv = serde_json::to_value(v).map_err(|e| user(format!("--set {field}: {e}")))?;
+        let slot = grid::set_path(&mut j, field).ok_or_else(|| {
+            user(format!("--set {field}: not a field of the spec in {origin}; use a dotted path such as schedule.iterations"))
+        })?;
+        *slot = jv;
+    }
+    serde_json::from_value(j)
+        .map_err(|e| user(format!("{origin}: --set does not fit the spec: {e}")))
+}
+
+/// [`load_file`] with `--set` overrides applied before the grid is expanded.
+pub fn load_file_with(path: &Path, overrides: &[String]) -> anyhow::Result<LoadedSpec> {
     let origin = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| {
         user(format!(
             "{origin}: cannot read the spec file: {e} (check the path)"
         ))
     })?;
-    let spec = parse_str(&origin, &source)?;
+    let spec = apply_overrides(&origin, parse_str(&origin, &source)?, overrides)?;
     let runs = grid::expand(&spec).map_err(|e| locate_err(&origin, &source, e))?;
     for run in &runs {
         validate::validate(run).map_err(|e| locate_err(&origin, &source, e))?;
@@ -50,6 +85,7 @@ pub fn load_file(path: &Path) -> anyhow::Result<LoadedSpec> {
     Ok(LoadedSpec {
         path: path.to_path_buf(),
         source,
+        grid: spec.grid.is_some(),
         runs,
     })
 }

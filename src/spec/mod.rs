@@ -6,12 +6,14 @@
 
 mod grid;
 pub mod load;
+mod odm;
 mod quant;
 mod validate;
 
 pub use grid::{expand, Axis, Grid};
-pub use load::{load_file, LoadedSpec};
-pub use quant::{InitFrom, QuantOpts, QuantSpec, RangeInit};
+pub use load::{load_file, load_file_with, LoadedSpec};
+pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
+pub use quant::{InitFrom, QuantOpts, QuantSpec, RangeInit, WeightClip};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -37,6 +39,15 @@ pub struct Spec {
     /// Quantizer preset. Default `Fp`.
     #[serde(default)]
     pub quant: QuantSpec,
+    /// Regularizer on the quantizer inputs (ODM). Default `None`.
+    #[serde(default)]
+    pub regularizer: Regularizer,
+    /// Cooperative gating of the regularizer's gradient. Default `(rule: Sign, params: All)`.
+    #[serde(default)]
+    pub gating: Gating,
+    /// Distribution-offset policy. Default `None`.
+    #[serde(default)]
+    pub offsets: OffsetPolicy,
     /// Initial weights (a checkpoint or an FP experiment). Default: random init from `seed`.
     #[serde(default)]
     pub init_from: Option<InitFrom>,

@@ -44,6 +44,23 @@ pub struct QuantOpts {
     /// Also quantize the head and tail convolutions, at 8 bits. Default false.
     #[serde(default)]
     pub head_tail_8bit: bool,
+    /// Weight range. Default `MaxAbs`.
+    #[serde(default)]
+    pub weight_clip: WeightClip,
+}
+
+/// The symmetric weight range [−u_w, u_w].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub enum WeightClip {
+    /// u_w = max|W| (per layer, or per output channel).
+    #[default]
+    MaxAbs,
+    /// Weight-clipping correction (ODM, ECCV 2024): u_w = P_p(|W|)·γ with one learnable γ per
+    /// layer, initialised to 1, the percentile recomputed from the current weights every step.
+    Wcc {
+        #[serde(default = "d_high")]
+        percentile: f64,
+    },
 }
 
 fn d_calib() -> usize {

@@ -3,13 +3,15 @@
 //! same loss at every step and the same final bytes, also across an interruption and resume.
 
 pub mod adam;
+pub mod gating;
+pub mod regularize;
 pub mod state;
 
 use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
 use crate::models::{Capture, Fwd, Model};
 use crate::record::{atomic_write, metrics_csv, MetricRow};
-use crate::spec::Spec;
+use crate::spec::{GateParams, GateRule, Regularizer, Spec};
 use adam::clip_global_norm;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Device, ElementConversion, Tensor, TensorData};
@@ -78,6 +80,15 @@ pub fn train<AB: AutodiffBackend>(
             serde_json::to_string_pretty(&st.plan.to_json())?.as_bytes(),
         )?;
     }
+    if !st.offsets.is_empty() {
+        atomic_write(
+            &run_dir.join("offsets.json"),
+            serde_json::to_string_pretty(&st.offsets)?.as_bytes(),
+        )?;
+    }
+    let reg_on = !st.plan.is_fp()
+        && spec.regularizer != Regularizer::None
+        && spec.gating.rule != GateRule::Never;
     let iters = spec.schedule.iterations;
     let pb = if progress {
         ProgressBar::new(iters as u64)
@@ -99,10 +110,9 @@ pub fn train<AB: AutodiffBackend>(
         let it = st.step;
         let cur_lr = spec.schedule.lr_decay.lr_at(spec.optim.lr(), it);
         let b = sampler.next_batch();
-        let lr_t = Tensor::<AB, 4>::from_data(
-            TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]),
-            device,
-        );
+        let lr_shape = [b.n, 3, b.lr_side, b.lr_side];
+        let lr_data = TensorData::new(b.lr, lr_shape);
+        let lr_t = Tensor::<AB, 4>::from_data(lr_data.clone(), device);
         let hr_t = Tensor::<AB, 4>::from_data(
             TensorData::new(b.hr, [b.n, 3, b.hr_side, b.hr_side]),
             device,
@@ -114,6 +124,7 @@ pub fn train<AB: AutodiffBackend>(
             plan: &st.plan,
             capture: Some(&cap),
             train: true,
+            body_only: false,
         };
         let sr = model.forward(&f, lr_t);
         let loss = (sr - hr_t).abs().mean();
@@ -132,6 +143,30 @@ pub fn train<AB: AutodiffBackend>(
                 "training diverged at iteration {}: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)",
                 it + 1
             );
+        }
+        if reg_on {
+            let (g, stats, reg_v) =
+                regularizer_pass::<AB>(spec, model, &st, lr_data, grads, device);
+            grads = g;
+            if (it + 1) % spec.gating.log_every == 0 || it + 1 == iters {
+                let r = &mut st.rows;
+                r.push(MetricRow::new(it + 1, "gate", "-", "reg_loss", reg_v));
+                r.push(MetricRow::new(
+                    it + 1,
+                    "gate",
+                    "-",
+                    "conflict_ratio",
+                    stats.conflict_ratio,
+                ));
+                r.push(MetricRow::new(it + 1, "gate", "-", "cosine", stats.cosine));
+                r.push(MetricRow::new(
+                    it + 1,
+                    "gate",
+                    "-",
+                    "gated_fraction",
+                    stats.gated_fraction,
+                ));
+            }
         }
         if let Some(c) = spec.schedule.grad_clip {
             clip_global_norm(&mut grads, c);
@@ -202,4 +237,46 @@ pub fn train<AB: AutodiffBackend>(
         train_seconds,
         finished: true,
     })
+}
+
+/// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
+/// backward, and L_reg needs nothing past the last quantized layer), its gradient g_var, and the
+/// gated combination with g_rec. Returns the combined gradients, the gate's statistics and L_reg.
+fn regularizer_pass<AB: AutodiffBackend>(
+    spec: &Spec,
+    model: &Model,
+    st: &State<Inner<AB>>,
+    lr: TensorData,
+    g_rec: Vec<Tensor<Inner<AB>, 1>>,
+    device: &Device<Inner<AB>>,
+) -> (Vec<Tensor<Inner<AB>, 1>>, gating::GateStats, f64) {
+    let p = st.params.to_autodiff::<AB>();
+    let cap = RefCell::new(Capture::<AB>::default());
+    let f = Fwd {
+        p: &p,
+        plan: &st.plan,
+        capture: Some(&cap),
+        train: true,
+        body_only: true,
+    };
+    let _ = model.forward(&f, Tensor::<AB, 4>::from_data(lr, device));
+    let acts = cap.into_inner().act_inputs;
+    let l = regularize::reg_loss(&spec.regularizer, &p, &st.plan, &acts).expect("quantized layers");
+    let reg_v: f64 = l.clone().into_scalar().elem();
+    let g_var = p.grads(&l.backward());
+    let scope: Vec<bool> = st
+        .params
+        .names
+        .iter()
+        .zip(&st.params.lr_mult)
+        .map(|(n, &m)| m > 0.0 && (spec.gating.params == GateParams::All || n.ends_with(".weight")))
+        .collect();
+    let (g, stats) = gating::combine(
+        spec.gating.rule,
+        &scope,
+        g_rec,
+        g_var,
+        spec.regularizer.lambda(),
+    );
+    (g, stats, reg_v)
 }

@@ -8,7 +8,8 @@ use crate::data::Sampler;
 use crate::error::user;
 use crate::models::{Capture, Fwd, Model, Params};
 use crate::quant::calib::{groups, RangeAcc};
-use crate::quant::{bound_names, ActForm, QuantPlan};
+use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
+use crate::quant::{bound_names, offset_names, wcc_name, ActForm, QuantPlan};
 use crate::record::{self, MetricRow, NamedTensor};
 use crate::spec::{Optim, Spec};
 use burn::tensor::backend::Backend;
@@ -25,6 +26,8 @@ pub struct State<B: Backend> {
     /// Iterations done.
     pub step: usize,
     pub rows: Vec<MetricRow>,
+    /// M_σ / M_μ per quantized layer and the offsets chosen (fresh QAT runs only).
+    pub offsets: Vec<OffsetRow>,
 }
 
 const CKPT: &str = "checkpoint.safetensors";
@@ -116,8 +119,9 @@ fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
-/// Initialise activation bounds from `calib_batches` FP batches of the training stream, append
-/// them as parameters, and switch the quantizers on.
+/// Initialise activation bounds from `calib_batches` FP batches of the training stream, choose
+/// the distribution offsets from the same statistics, append bounds, offsets and WCC γ as
+/// parameters, and switch the quantizers on. Returns the M_σ/M_μ table.
 pub fn calibrate<B: Backend>(
     spec: &Spec,
     model: &Model,
@@ -125,9 +129,9 @@ pub fn calibrate<B: Backend>(
     params: &mut Params<B>,
     sampler: &mut Sampler,
     device: &B::Device,
-) {
+) -> Vec<OffsetRow> {
     let Some((opts, form)) = spec.quant.opts_form() else {
-        return;
+        return Vec::new();
     };
     let init = spec.quant.range_init();
     let mut accs: Vec<RangeAcc> = plan
@@ -141,6 +145,7 @@ pub fn calibrate<B: Backend>(
             )
         })
         .collect();
+    let mut chan = vec![ChannelStats::default(); plan.layers.len()];
     plan.set_active(false);
     for _ in 0..opts.calib_batches {
         let b = sampler.next_batch();
@@ -157,6 +162,7 @@ pub fn calibrate<B: Backend>(
             plan,
             capture: Some(&cap),
             train: true,
+            body_only: true,
         };
         let _ = model.forward(&f, x);
         for (name, t) in cap.into_inner().act_inputs {
@@ -168,27 +174,53 @@ pub fn calibrate<B: Backend>(
             let dims = t.dims();
             let data = t.to_data().convert::<f32>().to_vec::<f32>().expect("f32");
             accs[i].add(groups(&data, dims, plan.layers[i].1.per_channel));
+            chan[i].add(&data, dims);
         }
     }
-    for ((name, _), acc) in plan.layers.iter().zip(&accs) {
+    let stats: Vec<(String, f64, f64)> = plan
+        .layers
+        .iter()
+        .zip(&chan)
+        .map(|((n, _), c)| {
+            let (mu, sd) = c.mean_std();
+            let (ms, mm) = spreads(&mu, &sd);
+            (n.clone(), ms, mm)
+        })
+        .collect();
+    let rows = choose(&spec.offsets, &stats);
+    let mult = opts.bound_lr_mult;
+    for (((name, l), acc), row) in plan.layers.iter_mut().zip(&accs).zip(&rows) {
         let (lo, hi) = acc.bounds();
         let (lo_n, hi_n) = bound_names(name);
         if form == ActForm::Asymmetric {
+            params.push(&lo_n, vec![lo.len()], host_tensor(&lo, device), mult);
+        }
+        params.push(&hi_n, vec![hi.len()], host_tensor(&hi, device), mult);
+        let (sn, hn) = offset_names(name);
+        l.scale = row.scale;
+        l.shift = row.shift;
+        if l.scale {
             params.push(
-                &lo_n,
-                vec![lo.len()],
-                host_tensor(&lo, device),
-                opts.bound_lr_mult,
+                &sn,
+                vec![l.channels],
+                host_tensor(&vec![1.0; l.channels], device),
+                1.0,
             );
         }
-        params.push(
-            &hi_n,
-            vec![hi.len()],
-            host_tensor(&hi, device),
-            opts.bound_lr_mult,
-        );
+        if l.shift {
+            params.push(
+                &hn,
+                vec![l.channels],
+                host_tensor(&vec![0.0; l.channels], device),
+                1.0,
+            );
+        }
+        if l.wcc.is_some() {
+            params.push(&wcc_name(name), vec![1], host_tensor(&[1.0], device), mult);
+        }
     }
     plan.set_active(true);
+    rows
 }
 
 /// A fresh state: initial weights, then calibration when the spec quantizes.
@@ -204,7 +236,7 @@ pub fn fresh<B: Backend>(
         None => Params::init(&model.decls(), spec.seed, device),
     };
     let mut plan = QuantPlan::from_spec(&spec.quant, model);
-    calibrate(spec, model, &mut plan, &mut params, sampler, device);
+    let offsets = calibrate(spec, model, &mut plan, &mut params, sampler, device);
     let Optim::Adam {
         beta1, beta2, eps, ..
     } = spec.optim;
@@ -215,6 +247,7 @@ pub fn fresh<B: Backend>(
         plan,
         step: 0,
         rows: Vec::new(),
+        offsets,
     })
 }
 
@@ -288,13 +321,26 @@ pub fn load<B: Backend>(
         adam.m[i] = host_tensor(&by[&format!("adam.m.{n}")].data, device);
         adam.v[i] = host_tensor(&by[&format!("adam.v.{n}")].data, device);
     }
-    let mut plan = QuantPlan::from_spec(&spec.quant, model);
-    plan.set_active(true);
+    let plan = restore_plan(spec, model, &params);
+    let rows = rows.into_iter().filter(|r| r.step <= step).collect();
     Ok(State {
         params,
         adam,
         plan,
         step,
-        rows: rows.into_iter().filter(|r| r.step <= step).collect(),
+        rows,
+        offsets: vec![],
     })
+}
+
+/// The active plan of a checkpointed run: offsets are on where their parameters exist.
+pub fn restore_plan<B: Backend>(spec: &Spec, model: &Model, params: &Params<B>) -> QuantPlan {
+    let mut plan = QuantPlan::from_spec(&spec.quant, model);
+    for (name, l) in &mut plan.layers {
+        let (sn, hn) = offset_names(name);
+        l.scale = params.has(&sn);
+        l.shift = params.has(&hn);
+    }
+    plan.set_active(true);
+    plan
 }

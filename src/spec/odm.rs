@@ -1,0 +1,133 @@
+//! The ODM method's switches, each a spec field so every ablation is a RON file:
+//! the regularizer on quantizer inputs, the cooperative gating rule, and the distribution-offset
+//! policy (Hong & Lee, "Overcoming Distribution Mismatch in Quantizing Image Super-Resolution
+//! Networks").
+
+use serde::{Deserialize, Serialize};
+
+/// Regularizer on every quantized layer's activation-quantizer input X_i (B×C×H×W).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub enum Regularizer {
+    #[default]
+    None,
+    /// L_var = mean over layers of the mean over images (and channels) of the variance (or
+    /// standard deviation) of X_i over H×W (per channel) or over C×H×W (per tensor).
+    Variance {
+        lambda: f64,
+        #[serde(default)]
+        stat: VarStat,
+        #[serde(default)]
+        scope: VarScope,
+    },
+    /// Published variant: L_M = Σ_i ‖X_i − q(X_i)‖₂ (λ = 1e-5 for EDSR, 1e-6 for RDN).
+    Mismatch { lambda: f64 },
+}
+
+impl Regularizer {
+    /// λ, or 0 without a regularizer.
+    pub fn lambda(&self) -> f64 {
+        match self {
+            Regularizer::None => 0.0,
+            Regularizer::Variance { lambda, .. } | Regularizer::Mismatch { lambda } => *lambda,
+        }
+    }
+}
+
+/// Statistic of the variance regularizer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VarStat {
+    #[default]
+    Variance,
+    Std,
+}
+
+/// Granularity of the variance regularizer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VarScope {
+    #[default]
+    PerChannel,
+    PerTensor,
+}
+
+/// How g_var enters the update g = g_rec + λ·w ⊙ g_var.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gating {
+    /// The rule that sets w. Default `Sign`.
+    #[serde(default)]
+    pub rule: GateRule,
+    /// Parameters that receive the regularizer's gradient and that the rule looks at; the others
+    /// get w = 0. Default `All`.
+    #[serde(default)]
+    pub params: GateParams,
+    /// Log conflict ratio, cosine and gated fraction every N steps. Default 10.
+    #[serde(default = "d_log")]
+    pub log_every: usize,
+}
+
+fn d_log() -> usize {
+    10
+}
+
+impl Default for Gating {
+    fn default() -> Self {
+        Self {
+            rule: GateRule::default(),
+            params: GateParams::default(),
+            log_every: d_log(),
+        }
+    }
+}
+
+/// The gating rule.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+pub enum GateRule {
+    /// w = 0: the regularizer is ignored.
+    Never,
+    /// w = 1: plain joint training.
+    Always,
+    /// Per element: w = 1 where sign(g_var) = sign(g_rec) (both non-zero), else 0.
+    #[default]
+    Sign,
+    /// Per parameter tensor: w = 1 if ⟨g_rec, g_var⟩ > 0.
+    TensorDot,
+    /// One decision over all parameters: w = 1 if Σ⟨g_rec, g_var⟩ > 0.
+    GlobalDot,
+    /// w = (cos(g_rec, g_var) + 1)/2, over all parameters or per tensor.
+    CosineSoft { per_tensor: bool },
+}
+
+/// Which parameters the gate covers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GateParams {
+    #[default]
+    All,
+    /// Convolution weights only (`*.weight`).
+    WeightsOnly,
+}
+
+/// Selective distribution offsets, chosen from FP calibration statistics of each quantized
+/// layer's input: M_σ = std_c(σ_c)/mean_c(σ_c), M_μ = std_c(μ_c)/mean_c(σ_c).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub enum OffsetPolicy {
+    #[default]
+    None,
+    AllScale,
+    AllShift,
+    AllBoth,
+    /// A learned channel-wise scale where M_σ is selected and a shift where M_μ is selected.
+    Selective {
+        scale: Select,
+        shift: Select,
+    },
+}
+
+/// How layers are selected by their M statistic.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub enum Select {
+    Off,
+    /// M > threshold.
+    Threshold(f64),
+    /// The top fraction of layers by M (at least one when the fraction is positive).
+    TopFraction(f64),
+}
