@@ -23,7 +23,9 @@ pub fn canonical(spec: &Spec) -> (String, String) {
 
 /// Pretty RON of a spec.
 pub fn pretty(spec: &Spec) -> String {
-    ron::ser::to_string_pretty(spec, ron::ser::PrettyConfig::default()).expect("spec to ron")
+    spec::load::ron_options()
+        .to_string_pretty(spec, ron::ser::PrettyConfig::default())
+        .expect("spec to ron")
 }
 
 /// `odm check`: validate and print the effective spec(s).
@@ -429,23 +431,32 @@ pub fn describe(s: &SetScore) -> String {
     )
 }
 
-/// `odm cost`: per-layer MACs, BitOPs and storage of each run of a spec file at LR `w`×`h`.
-pub fn cost(
-    path: &Path,
-    w: usize,
-    h: usize,
-) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
+/// `odm cost`: per-layer MACs, BitOPs and storage at LR `w`×`h`, of each run of a spec file or
+/// of a run folder (whose checkpoint tells which layers carry offsets).
+pub fn cost(path: &Path, w: usize, h: usize) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
+    if path.is_dir() {
+        let (s, model, plan, _) = load_run(path)?;
+        return Ok(vec![(s.name.clone(), crate::quant::cost::cost(&model, &plan, w, h))]);
+    }
     let loaded = spec::load_file(path)?;
     Ok(loaded
         .runs
         .iter()
         .map(|s| {
             let model = Model::from_spec(&s.model, s.scale);
-            let plan = QuantPlan::from_spec(&s.quant, &model);
-            (
-                s.name.clone(),
-                crate::quant::cost::cost(&model, &plan, w, h),
-            )
+            let mut plan = QuantPlan::from_spec(&s.quant, &model);
+            // Offsets known without calibration data (the All* policies).
+            let (sc, sh) = match s.offsets {
+                crate::spec::OffsetPolicy::AllScale => (true, false),
+                crate::spec::OffsetPolicy::AllShift => (false, true),
+                crate::spec::OffsetPolicy::AllBoth => (true, true),
+                _ => (false, false),
+            };
+            for (_, l) in &mut plan.layers {
+                l.scale = sc;
+                l.shift = sh;
+            }
+            (s.name.clone(), crate::quant::cost::cost(&model, &plan, w, h))
         })
         .collect())
 }

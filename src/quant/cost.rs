@@ -2,6 +2,11 @@
 //! MACs of each convolution at a stated LR input size; BitOPs = MACs · b_w · b_a for quantized
 //! layers and MACs · 32 · 32 for FP layers; storage = parameters · bits (weights at b_w, biases
 //! kept at 32 bits). Mean shift, ReLU, pixel shuffle and additions are not counted.
+//!
+//! ODM's distribution offsets: a channel-wise scale costs C FP multiplications per pixel of the
+//! layer's input (counted as MACs at 32×32 bits) and C·32 bits of storage; a channel-wise shift
+//! costs C·32 bits of storage and no BitOPs, because it folds into a per-channel zero point of the
+//! activation quantizer (q(x + s) over [l, u] has the integer codes of x over [l − s, u − s]).
 
 use super::QuantPlan;
 use crate::models::Model;
@@ -17,6 +22,8 @@ pub struct LayerCost {
     pub bitops: u128,
     pub params: u64,
     pub storage_bits: u64,
+    /// FP multiplications of a channel-wise offset scale (0 without one).
+    pub offset_macs: u64,
 }
 
 /// Per-layer costs, totals and the FP/quantized ratios.
@@ -49,14 +56,20 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
                 .map(|l| (l.w_bits, l.a_bits))
                 .unwrap_or((32, 32));
             let macs = c.macs(h, w);
+            let l = plan.layer(&c.name);
+            let (scale, shift) = l.map(|l| (l.scale, l.shift)).unwrap_or((false, false));
+            let pixels = (h * c.res * w * c.res) as u64;
+            let offset_macs = if scale { pixels * c.cin as u64 } else { 0 };
+            let offset_params = (scale as u64 + shift as u64) * c.cin as u64;
             LayerCost {
                 layer: c.name.clone(),
                 macs,
                 w_bits: wb,
                 a_bits: ab,
-                bitops: macs as u128 * wb as u128 * ab as u128,
-                params: (c.weights() + c.cout) as u64,
-                storage_bits: c.weights() as u64 * wb as u64 + c.cout as u64 * 32,
+                bitops: macs as u128 * wb as u128 * ab as u128 + offset_macs as u128 * 1024,
+                params: (c.weights() + c.cout) as u64 + offset_params,
+                storage_bits: c.weights() as u64 * wb as u64 + c.cout as u64 * 32 + offset_params * 32,
+                offset_macs,
             }
         })
         .collect();
@@ -65,7 +78,9 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
     let total_params = layers.iter().map(|l| l.params).sum::<u64>();
     let total_storage_bits = layers.iter().map(|l| l.storage_bits).sum();
     let fp_bitops = total_macs as u128 * 1024;
-    let fp_storage_bits = total_params * 32;
+    let offset_params: u64 = layers.iter().map(|l| l.params).sum::<u64>()
+        - model.convs().iter().map(|c| (c.weights() + c.cout) as u64).sum::<u64>();
+    let fp_storage_bits = (total_params - offset_params) * 32;
     CostReport {
         input_w: w,
         input_h: h,
@@ -78,7 +93,7 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
         fp_storage_bits,
         bitops_ratio: fp_bitops as f64 / total_bitops as f64,
         storage_ratio: fp_storage_bits as f64 / total_storage_bits as f64,
-        formula: "MACs = H_out·W_out·C_out·C_in·k²; BitOPs = MACs·b_w·b_a (FP: b = 32); storage = weights·b_w + biases·32".into(),
+        formula: "MACs = H_out·W_out·C_out·C_in·k²; BitOPs = MACs·b_w·b_a (FP: b = 32) + offset-scale MACs·32·32; storage = weights·b_w + (biases + offsets)·32; shifts fold into zero points".into(),
     }
 }
 
