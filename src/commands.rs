@@ -433,10 +433,17 @@ pub fn describe(s: &SetScore) -> String {
 
 /// `odm cost`: per-layer MACs, BitOPs and storage at LR `w`×`h`, of each run of a spec file or
 /// of a run folder (whose checkpoint tells which layers carry offsets).
-pub fn cost(path: &Path, w: usize, h: usize) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
+pub fn cost(
+    path: &Path,
+    w: usize,
+    h: usize,
+) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
     if path.is_dir() {
         let (s, model, plan, _) = load_run(path)?;
-        return Ok(vec![(s.name.clone(), crate::quant::cost::cost(&model, &plan, w, h))]);
+        return Ok(vec![(
+            s.name.clone(),
+            crate::quant::cost::cost(&model, &plan, w, h),
+        )]);
     }
     let loaded = spec::load_file(path)?;
     Ok(loaded
@@ -456,7 +463,10 @@ pub fn cost(path: &Path, w: usize, h: usize) -> anyhow::Result<Vec<(String, crat
                 l.scale = sc;
                 l.shift = sh;
             }
-            (s.name.clone(), crate::quant::cost::cost(&model, &plan, w, h))
+            (
+                s.name.clone(),
+                crate::quant::cost::cost(&model, &plan, w, h),
+            )
         })
         .collect())
 }

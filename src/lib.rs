@@ -6,6 +6,7 @@
 //! [`eval`] (Y-channel PSNR/SSIM protocol), [`record`] (result folders, checkpoints, provenance).
 
 pub mod backend;
+pub mod bench;
 pub mod commands;
 pub mod data;
 pub mod error;

@@ -43,6 +43,19 @@ enum Cmd {
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         overrides: Vec<String>,
     },
+    /// CPU timings: conv forward+backward, plain and gated QAT steps, against an sgemm peak.
+    Bench {
+        /// Problem size: `full` (EDSR-baseline, batch 16, 48×48) or `small` (a smoke run).
+        #[arg(long, default_value = "full")]
+        size: String,
+        /// Timed repetitions (median reported) after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Mean ± std over seeds of a spec's finished runs (e.g. an ablation grid).
     Table {
         file: PathBuf,
@@ -138,6 +151,28 @@ fn main() -> ExitCode {
             out,
             overrides,
         } => commands::table(&file, &out, &overrides).map(|t| print!("{t}")),
+        Cmd::Bench {
+            size,
+            reps,
+            threads,
+            json,
+        } => {
+            let size = match size.as_str() {
+                "full" => Ok(odm::bench::Size::Full),
+                "small" => Ok(odm::bench::Size::Small),
+                other => Err(odm::user(format!("--size {other:?}: use full or small"))),
+            };
+            size.and_then(|size| {
+                let t = odm::backend::set_threads(threads);
+                odm::bench::run(size, reps, t).map(|r| {
+                    if json {
+                        println!("{}", serde_json::to_string(&r).expect("json"));
+                    } else {
+                        print!("{}", r.describe());
+                    }
+                })
+            })
+        }
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {
             checkpoint,

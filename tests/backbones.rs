@@ -318,6 +318,7 @@ fn srresnet_train_mode_captures_every_bn() {
         plan: &plan,
         capture: Some(&cap),
         train: false,
+        body_only: false,
     };
     let y_eval = m.forward(&f, x.clone());
     assert!(cap.borrow().bn_batch.is_empty());

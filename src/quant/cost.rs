@@ -68,7 +68,9 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
                 a_bits: ab,
                 bitops: macs as u128 * wb as u128 * ab as u128 + offset_macs as u128 * 1024,
                 params: (c.weights() + c.cout) as u64 + offset_params,
-                storage_bits: c.weights() as u64 * wb as u64 + c.cout as u64 * 32 + offset_params * 32,
+                storage_bits: c.weights() as u64 * wb as u64
+                    + c.cout as u64 * 32
+                    + offset_params * 32,
                 offset_macs,
             }
         })
@@ -79,7 +81,11 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
     let total_storage_bits = layers.iter().map(|l| l.storage_bits).sum();
     let fp_bitops = total_macs as u128 * 1024;
     let offset_params: u64 = layers.iter().map(|l| l.params).sum::<u64>()
-        - model.convs().iter().map(|c| (c.weights() + c.cout) as u64).sum::<u64>();
+        - model
+            .convs()
+            .iter()
+            .map(|c| (c.weights() + c.cout) as u64)
+            .sum::<u64>();
     let fp_storage_bits = (total_params - offset_params) * 32;
     CostReport {
         input_w: w,

@@ -1,7 +1,10 @@
 //! Semantic checks that serde cannot express. Each names the field and the allowed values.
 
 use super::load::FieldError;
-use super::{resolve_path, Device, InitFrom, LrDecay, ModelSpec, Optim, RangeInit, Spec};
+use super::{
+    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, RangeInit,
+    Regularizer, Select, Spec,
+};
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
     Err(FieldError {
@@ -108,6 +111,51 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
                 return fail("quant.init", format!("EMA decay {decay} must be in [0, 1)"));
             }
             _ => {}
+        }
+    }
+    let quantized = s.quant.opts_form().is_some();
+    let lambda = s.regularizer.lambda();
+    if s.regularizer != Regularizer::None {
+        if !quantized {
+            return fail("regularizer", "acts on quantizer inputs; it needs a quantized `quant` preset (MinMax, Pams or DdtbStatic)");
+        }
+        if !(lambda >= 0.0 && lambda.is_finite()) {
+            return fail(
+                "regularizer",
+                format!("lambda {lambda} must be a non-negative number"),
+            );
+        }
+    }
+    if s.gating.log_every == 0 {
+        return fail("gating.log_every", "must be at least 1");
+    }
+    if s.offsets != OffsetPolicy::None && !quantized {
+        return fail(
+            "offsets",
+            "are inserted before activation quantizers; they need a quantized `quant` preset",
+        );
+    }
+    if let OffsetPolicy::Selective { scale, shift } = s.offsets {
+        for sel in [scale, shift] {
+            match sel {
+                Select::TopFraction(f) if !(0.0..=1.0).contains(&f) => {
+                    return fail("offsets", format!("TopFraction({f}) must be in [0, 1]"));
+                }
+                Select::Threshold(t) if !t.is_finite() => {
+                    return fail("offsets", "Threshold must be a finite number");
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some((q, _)) = s.quant.opts_form() {
+        if let crate::spec::WeightClip::Wcc { percentile } = q.weight_clip {
+            if !(percentile > 0.0 && percentile <= 100.0) {
+                return fail(
+                    "quant.weight_clip",
+                    format!("percentile {percentile} must be in (0, 100]"),
+                );
+            }
         }
     }
     if let Some(InitFrom::Checkpoint(p) | InitFrom::Experiment(p)) = &s.init_from {

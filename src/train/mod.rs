@@ -110,44 +110,9 @@ pub fn train<AB: AutodiffBackend>(
         let it = st.step;
         let cur_lr = spec.schedule.lr_decay.lr_at(spec.optim.lr(), it);
         let b = sampler.next_batch();
-        let lr_shape = [b.n, 3, b.lr_side, b.lr_side];
-        let lr_data = TensorData::new(b.lr, lr_shape);
-        let lr_t = Tensor::<AB, 4>::from_data(lr_data.clone(), device);
-        let hr_t = Tensor::<AB, 4>::from_data(
-            TensorData::new(b.hr, [b.n, 3, b.hr_side, b.hr_side]),
-            device,
-        );
-        let p_ad = st.params.to_autodiff::<AB>();
-        let cap = RefCell::new(Capture::<AB>::default());
-        let f = Fwd {
-            p: &p_ad,
-            plan: &st.plan,
-            capture: Some(&cap),
-            train: true,
-            body_only: false,
-        };
-        let sr = model.forward(&f, lr_t);
-        let loss = (sr - hr_t).abs().mean();
-        let loss_v: f64 = loss.clone().into_scalar().elem();
-        let g = loss.backward();
-        let mut grads = p_ad.grads(&g);
-        let bn: Vec<_> = cap
-            .into_inner()
-            .bn_batch
-            .into_iter()
-            .map(|(n, m, v)| (n, m.inner(), v.inner()))
-            .collect();
-        drop(p_ad);
-        if !loss_v.is_finite() {
-            anyhow::bail!(
-                "training diverged at iteration {}: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)",
-                it + 1
-            );
-        }
-        if reg_on {
-            let (g, stats, reg_v) =
-                regularizer_pass::<AB>(spec, model, &st, lr_data, grads, device);
-            grads = g;
+        let (loss_v, gate) = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
+            .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
+        if let Some((stats, reg_v)) = gate {
             if (it + 1) % spec.gating.log_every == 0 || it + 1 == iters {
                 let r = &mut st.rows;
                 r.push(MetricRow::new(it + 1, "gate", "-", "reg_loss", reg_v));
@@ -168,12 +133,6 @@ pub fn train<AB: AutodiffBackend>(
                 ));
             }
         }
-        if let Some(c) = spec.schedule.grad_clip {
-            clip_global_norm(&mut grads, c);
-        }
-        st.adam.step(&mut st.params, grads, cur_lr);
-        update_bn(&mut st, bn);
-        st.step += 1;
         let step = st.step;
         train_seconds += t0.elapsed().as_secs_f64();
         losses.push(loss_v);
@@ -279,4 +238,63 @@ fn regularizer_pass<AB: AutodiffBackend>(
         spec.regularizer.lambda(),
     );
     (g, stats, reg_v)
+}
+
+/// One optimizer step on a batch: the reconstruction pass (L1), the regularizer's pass and gate
+/// when `reg_on`, clipping, Adam and the BatchNorm buffers. Returns the L1 loss and the gate's
+/// statistics with the regularizer's loss.
+#[allow(clippy::too_many_arguments)]
+pub fn step<AB: AutodiffBackend>(
+    spec: &Spec,
+    model: &Model,
+    st: &mut State<Inner<AB>>,
+    b: crate::data::Batch,
+    lr: f64,
+    reg_on: bool,
+    device: &Device<Inner<AB>>,
+) -> anyhow::Result<(f64, Option<(gating::GateStats, f64)>)> {
+    let lr_data = TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]);
+    let lr_t = Tensor::<AB, 4>::from_data(lr_data.clone(), device);
+    let hr_t = Tensor::<AB, 4>::from_data(
+        TensorData::new(b.hr, [b.n, 3, b.hr_side, b.hr_side]),
+        device,
+    );
+    let p_ad = st.params.to_autodiff::<AB>();
+    let cap = RefCell::new(Capture::<AB>::default());
+    let f = Fwd {
+        p: &p_ad,
+        plan: &st.plan,
+        capture: Some(&cap),
+        train: true,
+        body_only: false,
+    };
+    let sr = model.forward(&f, lr_t);
+    let loss = (sr - hr_t).abs().mean();
+    let loss_v: f64 = loss.clone().into_scalar().elem();
+    let mut grads = p_ad.grads(&loss.backward());
+    let bn: Vec<_> = cap
+        .into_inner()
+        .bn_batch
+        .into_iter()
+        .map(|(n, m, v)| (n, m.inner(), v.inner()))
+        .collect();
+    drop(p_ad);
+    if !loss_v.is_finite() {
+        anyhow::bail!(
+            "training diverged: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)"
+        );
+    }
+    let mut gate = None;
+    if reg_on {
+        let (g, stats, reg_v) = regularizer_pass::<AB>(spec, model, st, lr_data, grads, device);
+        grads = g;
+        gate = Some((stats, reg_v));
+    }
+    if let Some(c) = spec.schedule.grad_clip {
+        clip_global_norm(&mut grads, c);
+    }
+    st.adam.step(&mut st.params, grads, lr);
+    update_bn(st, bn);
+    st.step += 1;
+    Ok((loss_v, gate))
 }

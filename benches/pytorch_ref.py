@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `odm bench` (not run in CI; PyTorch is never a project dependency).
+
+Times, with the same shapes and thread count, in one run:
+  * a 3x3 conv (64->64) forward + backward on 16x64x48x48,
+  * a plain QAT step: EDSR-baseline x4 (16 blocks, 64 features), W4A4 PAMS-style fake quant on the
+    32 block convs (symmetric learned activation bound, max|W| weights), L1 loss, Adam,
+  * a gated QAT step: the same plus the per-channel variance of the quantizer inputs, with
+    g = g_rec + lambda * [sign(g_var) == sign(g_rec)] * g_var (two autograd.grad calls),
+then runs `odm bench --json` and prints both and the ratios.
+
+Usage (throwaway venv):  python3 -m venv /tmp/pt && /tmp/pt/bin/pip install torch numpy
+  /tmp/pt/bin/python benches/pytorch_ref.py [--threads 2] [--size full|small] [--reps 3]
+"""
+import argparse, json, subprocess, time, statistics
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def median_ms(fn, reps, warmup=1):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); fn(); ts.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ts)
+
+
+class FakeQuant(torch.autograd.Function):
+    """round with a straight-through estimator (the clip stays differentiable outside)."""
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def fq(x, lo, hi, bits):
+    xc = torch.minimum(torch.maximum(x, lo), hi)
+    s = ((hi - lo) / (2 ** bits - 1)).detach().clamp_min(1e-8)
+    return FakeQuant.apply((xc - lo.detach()) / s) * s + lo.detach()
+
+
+class QConv(nn.Conv2d):
+    def __init__(self, c, bits):
+        super().__init__(c, c, 3, padding=1)
+        self.alpha = nn.Parameter(torch.tensor(8.0))
+        self.bits = bits
+        self.captured = None
+
+    def forward(self, x):
+        self.captured = x
+        xq = fq(x, -self.alpha, self.alpha, self.bits)
+        u = self.weight.abs().max().detach()
+        wq = fq(self.weight, -u, u, self.bits)
+        return F.conv2d(xq, wq, self.bias, padding=1)
+
+
+class Edsr(nn.Module):
+    def __init__(self, blocks, feats, scale, bits):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1) * 255)
+        self.head = nn.Conv2d(3, feats, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.ModuleList([QConv(feats, bits), QConv(feats, bits)]) for _ in range(blocks)])
+        self.body_end = nn.Conv2d(feats, feats, 3, padding=1)
+        ups = []
+        for _ in range(scale.bit_length() - 1):
+            ups += [nn.Conv2d(feats, 4 * feats, 3, padding=1), nn.PixelShuffle(2)]
+        self.up = nn.Sequential(*ups)
+        self.tail = nn.Conv2d(feats, 3, 3, padding=1)
+
+    def body(self, x):
+        x = self.head(x - self.mean)
+        h = x
+        for c1, c2 in self.blocks:
+            h = h + c2(F.relu(c1(h)))
+        return x, h
+
+    def forward(self, x):
+        x0, h = self.body(x)
+        return self.tail(self.up(self.body_end(h) + x0)) + self.mean
+
+    def qconvs(self):
+        return [c for b in self.blocks for c in b]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", default="full")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--odm", default="target/release/odm")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    blocks, feats, batch, lr_side, conv_shape = (16, 64, 16, 48, (16, 64, 48, 48)) if a.size == "full" else (4, 16, 4, 16, (4, 16, 16, 16))
+
+    n, c, h, w = conv_shape
+    x0 = torch.randn(n, c, h, w)
+    w0 = torch.randn(c, c, 3, 3) * 0.05
+
+    def conv_step():
+        x = x0.clone().requires_grad_(); wt = w0.clone().requires_grad_()
+        F.conv2d(x, wt, padding=1).sum().backward()
+
+    conv_ms = median_ms(conv_step, a.reps)
+
+    model = Edsr(blocks, feats, 4, 4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    lr_img = torch.rand(batch, 3, lr_side, lr_side) * 255
+    hr_img = torch.rand(batch, 3, lr_side * 4, lr_side * 4) * 255
+    params = list(model.parameters())
+
+    def plain():
+        opt.zero_grad()
+        F.l1_loss(model(lr_img), hr_img).backward()
+        opt.step()
+
+    def gated():
+        opt.zero_grad()
+        rec = F.l1_loss(model(lr_img), hr_img)
+        g_rec = torch.autograd.grad(rec, params, allow_unused=True)
+        var = torch.stack([q.captured.var(dim=(2, 3), unbiased=False).mean() for q in model.qconvs()]).mean()
+        g_var = torch.autograd.grad(var, params, allow_unused=True)
+        for p, gr, gv in zip(params, g_rec, g_var):
+            gr = torch.zeros_like(p) if gr is None else gr
+            if gv is not None:
+                gr = gr + 1e-4 * (gr * gv > 0) * gv
+            p.grad = gr
+        opt.step()
+
+    plain_ms = median_ms(plain, a.reps)
+    gated_ms = median_ms(gated, a.reps)
+    ours = json.loads(subprocess.check_output([a.odm, "bench", "--json", "--size", a.size, "--reps", str(a.reps), "--threads", str(a.threads)]))
+    conv_flops = 3 * 2 * n * h * w * c * c * 9
+    print(f"torch {torch.__version__}, {a.threads} threads, size {a.size}, median of {a.reps}")
+    print(f"{'':28}{'PyTorch':>12}{'odm':>12}{'odm/PyTorch':>14}")
+    rows = [("conv3x3 fwd+bwd ms", conv_ms, ours["conv_fwd_bwd_ms"]),
+            ("plain QAT step ms", plain_ms, ours["plain_step_ms"]),
+            ("gated QAT step ms", gated_ms, ours["gated_step_ms"])]
+    for name, t, o in rows:
+        print(f"{name:28}{t:12.1f}{o:12.1f}{o / t:14.2f}")
+    print(f"{'gated / plain':28}{gated_ms / plain_ms:12.2f}{ours['gated_over_plain']:12.2f}")
+    print(f"conv GFLOP/s: PyTorch {conv_flops / conv_ms / 1e6:.1f}, odm {ours['conv_gflops']:.1f}; "
+          f"odm sgemm peak {ours['sgemm_gflops']:.1f} GFLOP/s -> odm conv at {100 * ours['conv_vs_sgemm_peak']:.0f}% of peak")
+
+
+if __name__ == "__main__":
+    main()

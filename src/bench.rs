@@ -1,0 +1,233 @@
+//! `odm bench`: CPU timings of the pieces that decide training speed, each the median of
+//! several repetitions after a warm-up, with an sgemm peak measured in the same run:
+//! one 3×3 conv forward + backward at EDSR sizes, a plain QAT step (EDSR, W4A4 PAMS) and a gated
+//! QAT step (the same plus the variance regularizer's pass and the sign gate).
+
+use crate::backend::{Cpu, CpuTrain};
+use crate::data::{ImageSet, Pair, RgbImage, Sampler};
+use crate::models::Model;
+use crate::spec::{self, GateRule, Regularizer, Spec};
+use crate::train::state;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Tensor};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Problem sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Size {
+    /// EDSR-baseline: 16 blocks, 64 features, batch 16, 48×48 LR patches, ×4.
+    Full,
+    /// A smoke size: 4 blocks, 16 features, batch 4, 16×16 LR patches, ×4.
+    Small,
+}
+
+/// What `odm bench` measures.
+#[derive(Serialize, Clone, Debug)]
+pub struct BenchReport {
+    pub size: Size,
+    pub threads: usize,
+    pub reps: usize,
+    /// Measured sgemm throughput (1024×1024×1024 f32 matmul), GFLOP/s.
+    pub sgemm_gflops: f64,
+    pub conv_shape: [usize; 4],
+    pub conv_fwd_bwd_ms: f64,
+    /// Conv forward + backward FLOPs (3 × 2·N·H·W·C²·9) per second.
+    pub conv_gflops: f64,
+    pub conv_vs_sgemm_peak: f64,
+    pub plain_step_ms: f64,
+    pub gated_step_ms: f64,
+    pub gated_over_plain: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<F: FnMut()>(warmup: usize, reps: usize, mut f: F) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+fn sgemm_gflops(reps: usize) -> f64 {
+    let n = 1024;
+    let a = Tensor::<Cpu, 2>::random(
+        [n, n],
+        Distribution::Uniform(-1.0, 1.0),
+        &Default::default(),
+    );
+    let b = Tensor::<Cpu, 2>::random(
+        [n, n],
+        Distribution::Uniform(-1.0, 1.0),
+        &Default::default(),
+    );
+    let ms = time(1, reps, || {
+        let _ = a.clone().matmul(b.clone()).into_data();
+    });
+    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+}
+
+fn conv_ms(shape: [usize; 4], reps: usize) -> f64 {
+    let [n, c, h, w] = shape;
+    let d = Default::default();
+    let x0 = Tensor::<CpuTrain, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &d);
+    let w0 = Tensor::<CpuTrain, 4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.05), &d);
+    time(1, reps, || {
+        let x = x0.clone().require_grad();
+        let wt = w0.clone().require_grad();
+        let y = conv2d(
+            x.clone(),
+            wt.clone(),
+            None,
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        );
+        let g = y.sum().backward();
+        let _ = (
+            x.grad(&g).unwrap().into_data(),
+            wt.grad(&g).unwrap().into_data(),
+        );
+    })
+}
+
+/// The spec of the benchmark's QAT step.
+pub fn bench_spec(size: Size, gated: bool) -> Spec {
+    let (blocks, feats, batch, patch) = match size {
+        Size::Full => (16, 64, 16, 192),
+        Size::Small => (4, 16, 4, 64),
+    };
+    let text = format!(
+        r#"(name: "bench", scale: 4, model: Edsr(n_resblocks: {blocks}, n_feats: {feats}),
+            quant: Pams(w_bits: 4, a_bits: 4, calib_batches: 1),
+            data: (train: ["."], patch_size: {patch}, batch_size: {batch}),
+            schedule: (iterations: 1000))"#
+    );
+    let mut s = spec::load::parse_str("bench", &text).expect("bench spec");
+    if gated {
+        s.regularizer = Regularizer::Variance {
+            lambda: 1e-4,
+            stat: Default::default(),
+            scope: Default::default(),
+        };
+        s.gating.rule = GateRule::Sign;
+    }
+    s
+}
+
+/// A synthetic training image (smooth gradients plus texture), so the bench needs no data.
+fn synthetic_set(scale: usize) -> Arc<ImageSet> {
+    let (h, w) = (256, 256);
+    let data = (0..h * w * 3)
+        .map(|i| {
+            let (y, x, c) = (i / (w * 3), (i / 3) % w, i % 3);
+            ((x * 3 + y * 2 + c * 40 + (x * y) % 17) % 256) as u8
+        })
+        .collect();
+    let hr = RgbImage { h, w, data };
+    let lr = hr.downscale(scale);
+    Arc::new(ImageSet {
+        name: "synthetic".into(),
+        dir: ".".into(),
+        scale,
+        pairs: vec![Pair {
+            name: "synthetic".into(),
+            hr,
+            lr,
+        }],
+    })
+}
+
+fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
+    let spec = bench_spec(size, gated);
+    let model = Model::from_spec(&spec.model, spec.scale);
+    let d = Default::default();
+    let mut sampler = Sampler::new(
+        vec![synthetic_set(4)],
+        4,
+        spec.data.patch_size,
+        spec.data.batch_size,
+        true,
+        255.0,
+        0,
+    )?;
+    let mut st = state::fresh::<<CpuTrain as AutodiffBackend>::InnerBackend>(
+        &spec,
+        &model,
+        None,
+        &mut sampler,
+        &d,
+    )?;
+    let mut err = None;
+    let ms = time(1, reps, || {
+        let b = sampler.next_batch();
+        if let Err(e) = crate::train::step::<CpuTrain>(&spec, &model, &mut st, b, 1e-4, gated, &d) {
+            err = Some(e);
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(ms),
+    }
+}
+
+/// Run the benchmark.
+pub fn run(size: Size, reps: usize, threads: usize) -> anyhow::Result<BenchReport> {
+    let reps = reps.max(1);
+    let conv_shape = match size {
+        Size::Full => [16, 64, 48, 48],
+        Size::Small => [4, 16, 16, 16],
+    };
+    let sgemm = sgemm_gflops(reps);
+    let conv = conv_ms(conv_shape, reps);
+    let [n, c, h, w] = conv_shape;
+    let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
+    let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
+    let plain = step_ms(size, false, reps)?;
+    let gated = step_ms(size, true, reps)?;
+    Ok(BenchReport {
+        size,
+        threads,
+        reps,
+        sgemm_gflops: sgemm,
+        conv_shape,
+        conv_fwd_bwd_ms: conv,
+        conv_gflops,
+        conv_vs_sgemm_peak: conv_gflops / sgemm,
+        plain_step_ms: plain,
+        gated_step_ms: gated,
+        gated_over_plain: gated / plain,
+    })
+}
+
+impl BenchReport {
+    /// Human-readable lines.
+    pub fn describe(&self) -> String {
+        format!(
+            "odm bench ({:?}, {} threads, median of {}):\n  sgemm 1024³: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
+            self.size,
+            self.threads,
+            self.reps,
+            self.sgemm_gflops,
+            self.conv_shape,
+            self.conv_fwd_bwd_ms,
+            self.conv_gflops,
+            100.0 * self.conv_vs_sgemm_peak,
+            self.plain_step_ms,
+            self.gated_step_ms,
+            self.gated_over_plain
+        )
+    }
+}
