@@ -13,9 +13,26 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Fields added to the spec after results were first recorded. At their default they are left
+/// out of the canonical form, so adding a field never changes the hash (and folder) of a spec
+/// that does not use it.
+const LATE_FIELDS: [&str; 3] = ["regularizer", "gating", "offsets"];
+
 /// The canonical form of an effective spec (sorted-key JSON) and its short hash.
 pub fn canonical(spec: &Spec) -> (String, String) {
-    let v = serde_json::to_value(spec).expect("spec serializes");
+    let mut v = serde_json::to_value(spec).expect("spec serializes");
+    let defaults = serde_json::json!({
+        "regularizer": crate::spec::Regularizer::default(),
+        "gating": crate::spec::Gating::default(),
+        "offsets": crate::spec::OffsetPolicy::default(),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        for f in LATE_FIELDS {
+            if obj.get(f) == defaults.get(f) {
+                obj.remove(f);
+            }
+        }
+    }
     let s = serde_json::to_string(&v).expect("json");
     let h = record::short_hash(s.as_bytes());
     (s, h)
