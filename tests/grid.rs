@@ -48,14 +48,23 @@ fn default_late_fields_do_not_change_the_run_hash() {
     let explicit = common::write(
         tmp.path(),
         "b.ron",
-        &common::toy_spec("h", 1, 2, "regularizer: None, gating: (rule: Sign, params: All, log_every: 10), offsets: None,"),
+        &common::toy_spec(
+            "h",
+            1,
+            2,
+            "regularizer: None, gating: (rule: Sign, params: All, log_every: 10), offsets: None,",
+        ),
     );
     let ha = odm::commands::canonical(&odm::spec::load_file(&plain).unwrap().runs[0]);
     let hb = odm::commands::canonical(&odm::spec::load_file(&explicit).unwrap().runs[0]);
     assert_eq!(ha, hb);
     assert!(!ha.0.contains("regularizer"), "{}", ha.0);
     // A non-default value does change it.
-    let other = common::write(tmp.path(), "c.ron", &common::toy_spec("h", 1, 2, "gating: (rule: Always),"));
+    let other = common::write(
+        tmp.path(),
+        "c.ron",
+        &common::toy_spec("h", 1, 2, "gating: (rule: Always),"),
+    );
     let hc = odm::commands::canonical(&odm::spec::load_file(&other).unwrap().runs[0]);
     assert_ne!(ha.1, hc.1);
 }

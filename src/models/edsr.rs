@@ -5,7 +5,7 @@
 //! (PAMS, DAQ, DDTB); the last body conv stays FP.
 
 use super::fwd::Fwd;
-use super::layers::{conv_decls, pixel_shuffle, ConvInfo};
+use super::layers::{block_quant_layers, conv_decls, pixel_shuffle, resnet_convs, ConvInfo};
 use super::params::ParamDecl;
 use crate::spec::EdsrSpec;
 use burn::tensor::activation::relu;
@@ -43,27 +43,12 @@ impl Edsr {
 
     /// Every convolution, in forward order.
     pub fn convs(&self) -> Vec<ConvInfo> {
-        let f = self.cfg.n_feats;
-        let mut v = vec![ConvInfo::new("head", 3, f, 3, 1)];
-        for i in 0..self.cfg.n_resblocks {
-            v.push(ConvInfo::new(format!("body.{i}.conv1"), f, f, 3, 1));
-            v.push(ConvInfo::new(format!("body.{i}.conv2"), f, f, 3, 1));
-        }
-        v.push(ConvInfo::new("body_end", f, f, 3, 1));
-        let mut res = 1;
-        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
-            v.push(ConvInfo::new(format!("upsample.{k}"), f, r * r * f, 3, res));
-            res *= r;
-        }
-        v.push(ConvInfo::new("tail", f, 3, 3, res));
-        v
+        resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 3)
     }
 
     /// The quantizable body: both convs of every residual block.
     pub fn quant_layers(&self) -> Vec<String> {
-        (0..self.cfg.n_resblocks)
-            .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
-            .collect()
+        block_quant_layers(self.cfg.n_resblocks)
     }
 
     /// Parameter declarations in a fixed order (the order of initialisation).

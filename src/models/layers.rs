@@ -53,6 +53,32 @@ impl ConvInfo {
     }
 }
 
+/// The convolutions of an EDSR-style residual network in forward order: a k×k head, two 3×3
+/// convs per residual block, a last body conv, the pixel-shuffle upsampler (EDSR-PyTorch
+/// `Upsampler` stages) and a k×k tail. EDSR uses k = 3, SRResNet k = 9.
+pub fn resnet_convs(blocks: usize, f: usize, scale: usize, k: usize) -> Vec<ConvInfo> {
+    let mut v = vec![ConvInfo::new("head", 3, f, k, 1)];
+    for i in 0..blocks {
+        v.push(ConvInfo::new(format!("body.{i}.conv1"), f, f, 3, 1));
+        v.push(ConvInfo::new(format!("body.{i}.conv2"), f, f, 3, 1));
+    }
+    v.push(ConvInfo::new("body_end", f, f, 3, 1));
+    let mut res = 1;
+    for (s, r) in super::edsr::up_stages(scale).into_iter().enumerate() {
+        v.push(ConvInfo::new(format!("upsample.{s}"), f, r * r * f, 3, res));
+        res *= r;
+    }
+    v.push(ConvInfo::new("tail", f, 3, k, res));
+    v
+}
+
+/// The quantizable body of an EDSR-style network: both convs of every residual block.
+pub fn block_quant_layers(blocks: usize) -> Vec<String> {
+    (0..blocks)
+        .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
+        .collect()
+}
+
 /// Sub-pixel convolution's shuffle (Shi et al., CVPR 2016), PyTorch `pixel_shuffle` order:
 /// input channel c·r² + i·r + j goes to output channel c at (h·r + i, w·r + j).
 pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {

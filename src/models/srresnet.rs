@@ -29,7 +29,7 @@
 
 use super::edsr::{mean_shift, up_stages};
 use super::fwd::Fwd;
-use super::layers::{conv_decls, pixel_shuffle, ConvInfo};
+use super::layers::{block_quant_layers, conv_decls, pixel_shuffle, resnet_convs, ConvInfo};
 use super::params::{Init, ParamDecl};
 use crate::spec::SrResNetSpec;
 use burn::tensor::activation::relu;
@@ -122,27 +122,12 @@ impl SrResNet {
 
     /// Every convolution, in forward order.
     pub fn convs(&self) -> Vec<ConvInfo> {
-        let f = self.cfg.n_feats;
-        let mut v = vec![ConvInfo::new("head", 3, f, 9, 1)];
-        for i in 0..self.cfg.n_resblocks {
-            v.push(ConvInfo::new(format!("body.{i}.conv1"), f, f, 3, 1));
-            v.push(ConvInfo::new(format!("body.{i}.conv2"), f, f, 3, 1));
-        }
-        v.push(ConvInfo::new("body_end", f, f, 3, 1));
-        let mut res = 1;
-        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
-            v.push(ConvInfo::new(format!("upsample.{k}"), f, r * r * f, 3, res));
-            res *= r;
-        }
-        v.push(ConvInfo::new("tail", f, 3, 9, res));
-        v
+        resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 9)
     }
 
     /// The quantizable body: both convs of every residual block.
     pub fn quant_layers(&self) -> Vec<String> {
-        (0..self.cfg.n_resblocks)
-            .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
-            .collect()
+        block_quant_layers(self.cfg.n_resblocks)
     }
 
     /// Parameter (and buffer) declarations in forward order (the order of initialisation).
