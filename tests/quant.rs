@@ -220,3 +220,25 @@ fn cost_of_edsr_baseline_x4_by_hand() {
     let saved_bits = 32u64 * 36_864 * 30;
     assert_eq!(fp.total_storage_bits - q.total_storage_bits, saved_bits);
 }
+
+#[test]
+fn rdn_and_srresnet_placement_maps_follow_their_definitions() {
+    use odm::spec::{RdnSpec, SrResNetSpec};
+    // RDN (D = 16, C = 8): the 8 dense 3×3 convs and the 1×1 LFF of every block = 16·9 = 144.
+    let rdn = Model::from_spec(&ModelSpec::Rdn(RdnSpec::default()), 4);
+    let plan = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(3, false)), &rdn);
+    let expected: Vec<String> = (0..16)
+        .flat_map(|i| (0..8).map(move |c| format!("rdb.{i}.conv.{c}")).chain([format!("rdb.{i}.lff")]))
+        .collect();
+    assert_eq!(plan.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), expected);
+    assert!(plan.table(&rdn).contains("144 quantized convolutions"));
+    for f in ["sfe1", "sfe2", "gff.0", "gff.1", "upsample.0", "tail"] {
+        assert!(plan.layer(f).is_none(), "{f} stays FP");
+    }
+    // SRResNet: the two 3×3 convs of each of the 16 blocks; the 9×9 head and tail stay FP.
+    let srr = Model::from_spec(&ModelSpec::SrResNet(SrResNetSpec::default()), 4);
+    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &srr);
+    assert_eq!(plan.layers.len(), 32);
+    assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());
+    assert_eq!(plan.layer("body.15.conv2").unwrap().channels, 64);
+}
