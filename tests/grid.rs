@@ -68,3 +68,37 @@ fn default_late_fields_do_not_change_the_run_hash() {
     let hc = odm::commands::canonical(&odm::spec::load_file(&other).unwrap().runs[0]);
     assert_ne!(ha.1, hc.1);
 }
+
+#[test]
+fn seed_table_means_and_sample_stds() {
+    use odm::report::{mean_std, seed_table};
+    // Three seeds 30.0, 30.2, 30.4: mean 30.2, sample std 0.2.
+    let (m, s) = mean_std(&[30.0, 30.2, 30.4]);
+    assert!((m - 30.2).abs() < 1e-12 && (s - 0.2).abs() < 1e-12);
+    let run = |name: &str, p: f64| {
+        (
+            name.to_string(),
+            vec![
+                ("Set5".to_string(), (p, 0.9)),
+                ("B100".to_string(), (p - 3.0, 0.8)),
+            ],
+        )
+    };
+    let t = seed_table(&[
+        run("a.x.seed-1", 30.0),
+        run("a.x.seed-2", 30.2),
+        run("a.x.seed-3", 30.4),
+        run("a.y.seed-1", 29.0),
+    ]);
+    assert!(
+        t.starts_with("| run | seeds | Set5 PSNR / SSIM | B100 PSNR / SSIM |"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "| a.x | 3 | 30.200 ± 0.200 / 0.9000 ± 0.0000 | 27.200 ± 0.200 / 0.8000 ± 0.0000 |"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("| a.y | 1 | 29.000 ± 0.000 /"), "{t}");
+}

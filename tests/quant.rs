@@ -228,9 +228,19 @@ fn rdn_and_srresnet_placement_maps_follow_their_definitions() {
     let rdn = Model::from_spec(&ModelSpec::Rdn(RdnSpec::default()), 4);
     let plan = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(3, false)), &rdn);
     let expected: Vec<String> = (0..16)
-        .flat_map(|i| (0..8).map(move |c| format!("rdb.{i}.conv.{c}")).chain([format!("rdb.{i}.lff")]))
+        .flat_map(|i| {
+            (0..8)
+                .map(move |c| format!("rdb.{i}.conv.{c}"))
+                .chain([format!("rdb.{i}.lff")])
+        })
         .collect();
-    assert_eq!(plan.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        plan.layers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
     assert!(plan.table(&rdn).contains("144 quantized convolutions"));
     for f in ["sfe1", "sfe2", "gff.0", "gff.1", "upsample.0", "tail"] {
         assert!(plan.layer(f).is_none(), "{f} stays FP");

@@ -1,22 +1,24 @@
 //! Tables from finished runs: mean ± standard deviation over seeds, per eval set.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 
-/// One finished run's final metrics: set → (PSNR-Y, SSIM-Y).
-pub fn read_summary(run_dir: &Path) -> anyhow::Result<BTreeMap<String, (f64, f64)>> {
+/// Final metrics of one run: (set, (PSNR-Y, SSIM-Y)), in the spec's eval order.
+pub type Scores = Vec<(String, (f64, f64))>;
+
+fn get<'a>(s: &'a Scores, set: &str) -> Option<&'a (f64, f64)> {
+    s.iter().find(|(k, _)| k == set).map(|(_, v)| v)
+}
+
+/// One finished run's final metrics, read from its `summary.json`.
+pub fn read_summary(run_dir: &Path) -> anyhow::Result<Scores> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json"))?)?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for e in v["eval"].as_array().into_iter().flatten() {
         let set = e["set"].as_str().unwrap_or("?").to_string();
-        out.insert(
-            set,
-            (
-                e["psnr_y"].as_f64().unwrap_or(f64::NAN),
-                e["ssim_y"].as_f64().unwrap_or(f64::NAN),
-            ),
-        );
+        let p = e["psnr_y"].as_f64().unwrap_or(f64::NAN);
+        let s = e["ssim_y"].as_f64().unwrap_or(f64::NAN);
+        out.push((set, (p, s)));
     }
     Ok(out)
 }
@@ -41,10 +43,10 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, s)
 }
 
-/// A Markdown table: one row per group (in first-seen order), one PSNR/SSIM column per set,
-/// cells `mean ± std` over the group's seeds.
-pub fn seed_table(runs: &[(String, BTreeMap<String, (f64, f64)>)]) -> String {
-    let mut groups: Vec<(String, Vec<&BTreeMap<String, (f64, f64)>>)> = Vec::new();
+/// A Markdown table: one row per group (in first-seen order), one PSNR/SSIM column per set (in
+/// eval order), cells `mean ± std` over the group's seeds.
+pub fn seed_table(runs: &[(String, Scores)]) -> String {
+    let mut groups: Vec<(String, Vec<&Scores>)> = Vec::new();
     for (name, m) in runs {
         let g = group_of(name);
         match groups.iter_mut().find(|(k, _)| *k == g) {
@@ -54,18 +56,18 @@ pub fn seed_table(runs: &[(String, BTreeMap<String, (f64, f64)>)]) -> String {
     }
     let sets: Vec<String> = runs
         .first()
-        .map(|(_, m)| m.keys().cloned().collect())
+        .map(|(_, m)| m.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
-    let mut s = format!(
-        "| run | seeds | {} |\n|---|---|{}\n",
-        sets.join(" PSNR / SSIM | ") + " PSNR / SSIM",
-        "---|".repeat(sets.len())
-    );
+    let mut s = String::from("| run | seeds |");
+    for set in &sets {
+        s.push_str(&format!(" {set} PSNR / SSIM |"));
+    }
+    s.push_str(&format!("\n|---|---|{}\n", "---|".repeat(sets.len())));
     for (g, ms) in &groups {
         s.push_str(&format!("| {g} | {} |", ms.len()));
         for set in &sets {
-            let p: Vec<f64> = ms.iter().filter_map(|m| m.get(set)).map(|x| x.0).collect();
-            let q: Vec<f64> = ms.iter().filter_map(|m| m.get(set)).map(|x| x.1).collect();
+            let p: Vec<f64> = ms.iter().filter_map(|m| get(m, set)).map(|x| x.0).collect();
+            let q: Vec<f64> = ms.iter().filter_map(|m| get(m, set)).map(|x| x.1).collect();
             let ((pm, ps), (qm, qs)) = (mean_std(&p), mean_std(&q));
             s.push_str(&format!(" {pm:.3} ± {ps:.3} / {qm:.4} ± {qs:.4} |"));
         }
