@@ -1,0 +1,204 @@
+//! The CLI's subcommands, as library functions (so tests can call them too).
+
+use crate::backend::Cpu;
+use crate::data::{load_set, ImageSet};
+use crate::error::user;
+use crate::eval::{bicubic, evaluate, SetScore};
+use crate::models::{Model, Params};
+use crate::quant::QuantPlan;
+use crate::record;
+use crate::spec::{self, resolve_path, Spec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod run;
+
+pub use run::{is_finished, run, run_dirs, RunOpts};
+
+/// Fields added to the spec after results were first recorded. At their default they are left
+/// out of the canonical form, so adding a field never changes the hash (and folder) of a spec
+/// that does not use it.
+const LATE_FIELDS: [&str; 3] = ["regularizer", "gating", "offsets"];
+
+/// The canonical form of an effective spec (sorted-key JSON) and its short hash.
+pub fn canonical(spec: &Spec) -> (String, String) {
+    let mut v = serde_json::to_value(spec).expect("spec serializes");
+    let defaults = serde_json::json!({
+        "regularizer": crate::spec::Regularizer::default(),
+        "gating": crate::spec::Gating::default(),
+        "offsets": crate::spec::OffsetPolicy::default(),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        for f in LATE_FIELDS {
+            if obj.get(f) == defaults.get(f) {
+                obj.remove(f);
+            }
+        }
+    }
+    let s = serde_json::to_string(&v).expect("json");
+    let h = record::short_hash(s.as_bytes());
+    (s, h)
+}
+
+/// Pretty RON of a spec.
+pub fn pretty(spec: &Spec) -> String {
+    spec::load::ron_options()
+        .to_string_pretty(spec, ron::ser::PrettyConfig::default())
+        .expect("spec to ron")
+}
+
+/// `odm check`: validate and print the effective spec(s).
+pub fn check(path: &Path) -> anyhow::Result<String> {
+    let loaded = spec::load_file(path)?;
+    let mut out = String::new();
+    for s in &loaded.runs {
+        let (_, h) = canonical(s);
+        let m = Model::from_spec(&s.model, s.scale);
+        out.push_str(&format!(
+            "// run {}-{h}: {} parameters\n{}\n",
+            s.name,
+            m.param_count(),
+            pretty(s)
+        ));
+    }
+    out.push_str(&format!(
+        "// {}: OK, {} run(s)\n",
+        path.display(),
+        loaded.runs.len()
+    ));
+    Ok(out)
+}
+
+fn load_sets(dirs: &[PathBuf], scale: usize) -> anyhow::Result<Vec<Arc<ImageSet>>> {
+    dirs.iter()
+        .map(|d| load_set(&resolve_path(d), scale))
+        .collect()
+}
+
+/// `odm table`: mean ± std over seeds of the finished runs of a spec file.
+pub fn table(path: &Path, out: &Path, overrides: &[String]) -> anyhow::Result<String> {
+    let loaded = spec::load_file_with(path, overrides)?;
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for s in &loaded.runs {
+        match run_dirs(out, s).into_iter().rev().find(|d| is_finished(d)) {
+            Some(d) => runs.push((s.name.clone(), crate::report::read_summary(&d)?)),
+            None => missing.push(s.name.clone()),
+        }
+    }
+    let mut t = crate::report::seed_table(&runs);
+    if !missing.is_empty() {
+        t.push_str(&format!(
+            "\n{} run(s) not finished: {}\n",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    Ok(t)
+}
+
+/// Load a finished (or checkpointed) run: its effective spec, model, quantization plan and
+/// parameters (weights, quantizer bounds, buffers).
+pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Params<Cpu>)> {
+    let spec_path = run_dir.join("spec.effective.ron");
+    let text = std::fs::read_to_string(&spec_path).map_err(|e| {
+        user(format!(
+            "{}: cannot read ({e}); --checkpoint must name a run folder under results/",
+            spec_path.display()
+        ))
+    })?;
+    let s = spec::load::parse_str(&spec_path.display().to_string(), &text)?;
+    let model = Model::from_spec(&s.model, s.scale);
+    if !run_dir.join("checkpoint.safetensors").is_file() {
+        return Err(user(format!(
+            "{}: no checkpoint.safetensors in this run folder",
+            run_dir.display()
+        )));
+    }
+    let (params, _, _) =
+        crate::train::state::checkpoint_params::<Cpu>(run_dir, &Default::default())?;
+    for d in model.decls() {
+        if !params.has(&d.name) {
+            return Err(user(format!(
+                "{}: checkpoint lacks {}",
+                run_dir.display(),
+                d.name
+            )));
+        }
+    }
+    let plan = crate::train::state::restore_plan(&s, &model, &params);
+    Ok((s, model, plan, params))
+}
+
+/// `odm eval`: evaluate a run's checkpoint on benchmark folders.
+pub fn eval(
+    run_dir: &Path,
+    data: &[PathBuf],
+    threads: Option<usize>,
+) -> anyhow::Result<Vec<SetScore>> {
+    crate::backend::set_threads(threads);
+    let (s, model, plan, params) = load_run(run_dir)?;
+    let sets = load_sets(data, s.scale)?;
+    Ok(sets
+        .iter()
+        .map(|set| evaluate(&model, &params, &plan, set, &Default::default()))
+        .collect())
+}
+
+/// `odm bicubic`: the bicubic baseline of a folder.
+pub fn bicubic_cmd(data: &Path, scale: usize) -> anyhow::Result<SetScore> {
+    if !matches!(scale, 2..=4) {
+        return Err(user(format!(
+            "--scale {scale} is not supported; allowed values: 2, 3, 4"
+        )));
+    }
+    Ok(bicubic(&*load_set(data, scale)?))
+}
+
+/// One line of human-readable output for a set score.
+pub fn describe(s: &SetScore) -> String {
+    format!(
+        "{} ×{}: {} images, PSNR-Y {:.3} dB, SSIM-Y {:.4}",
+        s.set, s.scale, s.images, s.psnr_y, s.ssim_y
+    )
+}
+
+/// `odm cost`: per-layer MACs, BitOPs and storage at LR `w`×`h`, of each run of a spec file or
+/// of a run folder (whose checkpoint tells which layers carry offsets).
+pub fn cost(
+    path: &Path,
+    w: usize,
+    h: usize,
+) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
+    if path.is_dir() {
+        let (s, model, plan, _) = load_run(path)?;
+        return Ok(vec![(
+            s.name.clone(),
+            crate::quant::cost::cost(&model, &plan, w, h),
+        )]);
+    }
+    let loaded = spec::load_file(path)?;
+    Ok(loaded
+        .runs
+        .iter()
+        .map(|s| {
+            let model = Model::from_spec(&s.model, s.scale);
+            let mut plan = QuantPlan::from_spec(&s.quant, &model);
+            // Offsets known without calibration data (the All* policies).
+            let (sc, sh) = match s.offsets {
+                crate::spec::OffsetPolicy::AllScale => (true, false),
+                crate::spec::OffsetPolicy::AllShift => (false, true),
+                crate::spec::OffsetPolicy::AllBoth => (true, true),
+                _ => (false, false),
+            };
+            for (_, l) in &mut plan.layers {
+                l.scale = sc;
+                l.shift = sh;
+            }
+            (
+                s.name.clone(),
+                crate::quant::cost::cost(&model, &plan, w, h),
+            )
+        })
+        .collect())
+}
