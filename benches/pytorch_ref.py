@@ -122,7 +122,7 @@ def main():
     def gated():
         opt.zero_grad()
         rec = F.l1_loss(model(lr_img), hr_img)
-        g_rec = torch.autograd.grad(rec, params, allow_unused=True)
+        g_rec = torch.autograd.grad(rec, params, allow_unused=True, retain_graph=True)
         var = torch.stack([q.captured.var(dim=(2, 3), unbiased=False).mean() for q in model.qconvs()]).mean()
         g_var = torch.autograd.grad(var, params, allow_unused=True)
         for p, gr, gv in zip(params, g_rec, g_var):
