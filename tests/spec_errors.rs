@@ -154,3 +154,27 @@ fn check_prints_effective_spec_with_defaults() {
     assert!(text.contains("beta2: 0.999"), "{text}");
     assert!(!tmp.path().join("results").exists());
 }
+
+#[test]
+fn eval_image_too_small_for_ssim_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("tiny");
+    std::fs::create_dir(&d).unwrap();
+    image::RgbImage::from_pixel(14, 14, image::Rgb([9, 9, 9]))
+        .save(d.join("t.png"))
+        .unwrap();
+    let text = common::toy_spec("bad", 1, 2, "").replace(
+        &common::repo()
+            .join("assets/cc0/holdout")
+            .display()
+            .to_string(),
+        &d.display().to_string(),
+    );
+    let f = common::write(tmp.path(), "tiny.ron", &text);
+    let (code, msg) = run_bad(tmp.path(), &f);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains("t: image is 14×14") && msg.contains("SSIM"),
+        "{msg}"
+    );
+}

@@ -75,6 +75,15 @@ fn load_sets(dirs: &[PathBuf], scale: usize) -> anyhow::Result<Vec<Arc<ImageSet>
         .collect()
 }
 
+/// Evaluation sets: loaded, and every image large enough for the protocol.
+fn load_eval_sets(dirs: &[PathBuf], scale: usize) -> anyhow::Result<Vec<Arc<ImageSet>>> {
+    let sets = load_sets(dirs, scale)?;
+    for s in &sets {
+        crate::eval::check_evaluable(s)?;
+    }
+    Ok(sets)
+}
+
 /// `odm table`: mean ± std over seeds of the finished runs of a spec file.
 pub fn table(path: &Path, out: &Path, overrides: &[String]) -> anyhow::Result<String> {
     let loaded = spec::load_file_with(path, overrides)?;
@@ -138,7 +147,7 @@ pub fn eval(
 ) -> anyhow::Result<Vec<SetScore>> {
     crate::backend::set_threads(threads);
     let (s, model, plan, params) = load_run(run_dir)?;
-    let sets = load_sets(data, s.scale)?;
+    let sets = load_eval_sets(data, s.scale)?;
     Ok(sets
         .iter()
         .map(|set| evaluate(&model, &params, &plan, set, &Default::default()))
@@ -152,7 +161,9 @@ pub fn bicubic_cmd(data: &Path, scale: usize) -> anyhow::Result<SetScore> {
             "--scale {scale} is not supported; allowed values: 2, 3, 4"
         )));
     }
-    Ok(bicubic(&*load_set(data, scale)?))
+    let set = load_set(data, scale)?;
+    crate::eval::check_evaluable(&set)?;
+    Ok(bicubic(&set))
 }
 
 /// One line of human-readable output for a set score.

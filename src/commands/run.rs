@@ -1,6 +1,6 @@
 //! `odm run`: one spec file's runs, each in its own result folder, resuming or skipping as asked.
 
-use super::{canonical, load_sets, pretty};
+use super::{canonical, load_eval_sets, load_sets, pretty};
 use crate::backend::{cpu_device_string, CpuTrain};
 use crate::data::Sampler;
 use crate::error::user;
@@ -132,7 +132,7 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
 fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Result<PathBuf> {
     // Everything that can fail on input is checked before the run folder exists.
     let train_sets = load_sets(&s.data.train, s.scale)?;
-    let eval_sets = load_sets(&s.data.eval, s.scale)?;
+    let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
     let mut sampler = Sampler::new(
         train_sets,

@@ -54,6 +54,28 @@ fn score(name: &str, sr: &RgbImage, hr: &RgbImage, scale: usize) -> ImageScore {
     }
 }
 
+/// SSIM's 11×11 window must fit in the HR image once `scale` pixels are shaved on every side.
+pub fn check_evaluable(set: &ImageSet) -> anyhow::Result<()> {
+    for p in &set.pairs {
+        let (h, w) = (
+            p.hr.h.saturating_sub(2 * set.scale),
+            p.hr.w.saturating_sub(2 * set.scale),
+        );
+        if h < 11 || w < 11 {
+            return Err(crate::error::user(format!(
+                "{}/{}: image is {}×{} after cropping to ×{}; evaluation needs at least {} px per side (11 for SSIM plus the shaved border)",
+                set.dir.display(),
+                p.name,
+                p.hr.w,
+                p.hr.h,
+                set.scale,
+                11 + 2 * set.scale
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Bicubic upscaling of the bicubic LR, rounded to 8 bits: the baseline every SR paper reports.
 pub fn bicubic(set: &ImageSet) -> SetScore {
     let per = set
