@@ -5,7 +5,7 @@
 //! (PAMS, DAQ, DDTB); the last body conv stays FP.
 
 use super::fwd::Fwd;
-use super::layers::{block_quant_layers, conv_decls, pixel_shuffle, resnet_convs, ConvInfo};
+use super::layers::{block_quant_layers, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
 use super::params::ParamDecl;
 use crate::spec::EdsrSpec;
 use burn::tensor::activation::relu;
@@ -53,11 +53,7 @@ impl Edsr {
 
     /// Parameter declarations in a fixed order (the order of initialisation).
     pub fn decls(&self) -> Vec<ParamDecl> {
-        let mut d = Vec::new();
-        for c in self.convs() {
-            conv_decls(&mut d, &c.name, c.cin, c.cout, c.k);
-        }
-        d
+        convs_decls(&self.convs())
     }
 
     /// The EDSR-PyTorch state-dict key of one of our parameter names.

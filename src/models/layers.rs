@@ -20,6 +20,15 @@ pub fn conv_decls(d: &mut Vec<ParamDecl>, name: &str, cin: usize, cout: usize, k
     ));
 }
 
+/// The weight and bias declarations of every convolution, in order.
+pub fn convs_decls(convs: &[ConvInfo]) -> Vec<ParamDecl> {
+    let mut d = Vec::new();
+    for c in convs {
+        conv_decls(&mut d, &c.name, c.cin, c.cout, c.k);
+    }
+    d
+}
+
 /// A convolution as cost accounting sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvInfo {

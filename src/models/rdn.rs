@@ -19,7 +19,7 @@
 //! extraction, the global feature fusion and the upsampler/tail stay in full precision.
 
 use super::fwd::Fwd;
-use super::layers::{conv_decls, pixel_shuffle, ConvInfo};
+use super::layers::{convs_decls, pixel_shuffle, ConvInfo};
 use super::params::ParamDecl;
 use crate::spec::RdnSpec;
 use burn::tensor::activation::relu;
@@ -100,11 +100,7 @@ impl Rdn {
 
     /// Parameter declarations in a fixed order (the order of initialisation).
     pub fn decls(&self) -> Vec<ParamDecl> {
-        let mut d = Vec::new();
-        for c in self.convs() {
-            conv_decls(&mut d, &c.name, c.cin, c.cout, c.k);
-        }
-        d
+        convs_decls(&self.convs())
     }
 
     /// The EDSR-PyTorch (`rdn.py`) state-dict key of one of our parameter names.
