@@ -56,6 +56,33 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The paper's tables and figures from every finished run under --results, into --out.
+    Report {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Published numbers for the reproduction table.
+        #[arg(long, default_value = "reports/expected.ron")]
+        expected: PathBuf,
+    },
+    /// Compare finished runs with the published numbers; exits 1 when a required check fails.
+    Verify {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long, default_value = "reports/expected.ron")]
+        expected: PathBuf,
+    },
+    /// Write a run's activation statistics (activations.json) and cost (cost.json).
+    Inspect {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Images to inspect (default: the spec's first evaluation set).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Mean ± std over seeds of a spec's finished runs (e.g. an ablation grid).
     Table {
         file: PathBuf,
@@ -171,6 +198,48 @@ fn main() -> ExitCode {
                         print!("{}", r.describe());
                     }
                 })
+            })
+        }
+        Cmd::Report {
+            results,
+            out,
+            expected,
+        } => odm::report::report(&results, &out, Some(&expected)).map(|files| {
+            for f in files {
+                println!("{}", out.join(f).display());
+            }
+        }),
+        Cmd::Verify { results, expected } => match odm::report::verify::verify(&results, &expected)
+        {
+            Ok((text, ok)) => {
+                print!("{text}");
+                if !ok {
+                    return ExitCode::from(1);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Cmd::Inspect {
+            run_dir,
+            data,
+            threads,
+        } => {
+            odm::backend::set_threads(threads);
+            commands::inspect(&run_dir, data.as_deref()).map(|s| {
+                for l in &s.layers {
+                    println!(
+                        "{}: M_σ {:.3}, M_μ {:.3}, range [{:.2}, {:.2}]{}",
+                        l.layer,
+                        l.m_sigma,
+                        l.m_mu,
+                        l.hist_lo,
+                        l.hist_hi,
+                        l.bounds
+                            .map_or(String::new(), |(a, b)| format!(", clip [{a:.2}, {b:.2}]"))
+                    );
+                }
+                println!("wrote {}/activations.json and cost.json", run_dir.display());
             })
         }
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),

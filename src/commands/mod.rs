@@ -213,3 +213,41 @@ pub fn cost(
         })
         .collect())
 }
+
+/// LR input size of the cost table: a 1280×720 output at the run's scale (the papers' BitOPs
+/// convention), e.g. 320×180 at ×4.
+pub fn cost_size(scale: usize) -> (usize, usize) {
+    (1280 / scale, 720 / scale)
+}
+
+/// Write `cost.json` (see `quant::cost`) and `activations.json` (see `eval::inspect`) into a run
+/// folder, from its checkpoint. `data`: the folder to inspect; default the spec's first
+/// evaluation set. Returns the activation statistics.
+pub fn inspect(
+    run_dir: &Path,
+    data: Option<&Path>,
+) -> anyhow::Result<crate::eval::inspect::ActStats> {
+    let (s, model, plan, params) = load_run(run_dir)?;
+    let dir = match data {
+        Some(d) => d.to_path_buf(),
+        None => s.data.eval.first().cloned().ok_or_else(|| {
+            user(format!(
+                "{}: the spec has no evaluation set; pass --data DIR",
+                run_dir.display()
+            ))
+        })?,
+    };
+    let set = load_set(&resolve_path(&dir), s.scale)?;
+    let stats = crate::eval::inspect::inspect(&model, &params, &plan, &set, &Default::default());
+    let (w, h) = cost_size(s.scale);
+    let cost = crate::quant::cost::cost(&model, &plan, w, h);
+    crate::record::atomic_write(
+        &run_dir.join("cost.json"),
+        serde_json::to_string_pretty(&cost)?.as_bytes(),
+    )?;
+    crate::record::atomic_write(
+        &run_dir.join("activations.json"),
+        serde_json::to_string(&stats)?.as_bytes(),
+    )?;
+    Ok(stats)
+}

@@ -221,6 +221,8 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
             return Ok(false);
         }
         let bic: Vec<SetScore> = eval_sets.iter().map(|e| bicubic(e)).collect();
+        // Activation statistics and cost for `odm report` (the report never runs a model).
+        super::inspect(&dir, None)?;
         write_results(&dir, s, &out, &bic)?;
         prov.finished = record::provenance::now();
         prov.wall_seconds = out.wall_seconds;

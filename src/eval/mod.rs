@@ -1,6 +1,7 @@
 //! The SR evaluation protocol: HR cropped to a multiple of the scale, LR by MATLAB-compatible
 //! bicubic, SR rounded and clipped to 8 bits, PSNR/SSIM on BT.601 Y with `scale` pixels shaved.
 
+pub mod inspect;
 pub mod metrics;
 
 use crate::data::imresize::imresize_u8;

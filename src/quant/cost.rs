@@ -10,10 +10,10 @@
 
 use super::QuantPlan;
 use crate::models::Model;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One convolution's cost.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LayerCost {
     pub layer: String,
     pub macs: u64,
@@ -27,7 +27,7 @@ pub struct LayerCost {
 }
 
 /// Per-layer costs, totals and the FP/quantized ratios.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CostReport {
     pub input_w: usize,
     pub input_h: usize,

@@ -1,77 +1,63 @@
-//! Tables from finished runs: mean ± standard deviation over seeds, per eval set.
+//! `odm report` and `odm verify`: the paper's tables and figures, regenerated from finished run
+//! folders only (the report never runs a model). Every number comes from a run's
+//! `summary.json`, `metrics.csv`, `cost.json`, `offsets.json` and `activations.json`; the
+//! evaluation protocol behind them is the harness's (Y channel of BT.601, `scale` pixels shaved,
+//! output rounded to 8 bits, LR made by MATLAB-compatible bicubic from HR cropped to a multiple
+//! of the scale). Output is byte-identical for the same results: runs are sorted, nothing records
+//! a time or a path outside the results tree.
 
-use serde_json::Value;
-use std::path::Path;
+pub mod figures;
+pub mod frame;
+pub mod runs;
+pub mod seeds;
+pub mod tables;
+pub mod verify;
 
-/// Final metrics of one run: (set, (PSNR-Y, SSIM-Y)), in the spec's eval order.
-pub type Scores = Vec<(String, (f64, f64))>;
+pub use runs::{collect, Run};
+pub use seeds::{group_of, mean_std, read_summary, seed_table, Scores};
 
-fn get<'a>(s: &'a Scores, set: &str) -> Option<&'a (f64, f64)> {
-    s.iter().find(|(k, _)| k == set).map(|(_, v)| v)
+use crate::record::atomic_write;
+use std::path::{Path, PathBuf};
+
+/// The protocol sentence every caption carries.
+pub const PROTOCOL: &str = "PSNR/SSIM on the Y channel (BT.601), scale pixels shaved, output rounded to 8 bits, LR made from HR by odm's MATLAB-compatible bicubic";
+
+/// Write a text file under `out`, creating folders, and remember it for the index.
+pub(crate) fn put(
+    out: &Path,
+    rel: &str,
+    bytes: &[u8],
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let p = out.join(rel);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    atomic_write(&p, bytes)?;
+    written.push(PathBuf::from(rel));
+    Ok(())
 }
 
-/// One finished run's final metrics, read from its `summary.json`.
-pub fn read_summary(run_dir: &Path) -> anyhow::Result<Scores> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json"))?)?;
-    let mut out = Vec::new();
-    for e in v["eval"].as_array().into_iter().flatten() {
-        let set = e["set"].as_str().unwrap_or("?").to_string();
-        let p = e["psnr_y"].as_f64().unwrap_or(f64::NAN);
-        let s = e["ssim_y"].as_f64().unwrap_or(f64::NAN);
-        out.push((set, (p, s)));
+/// `odm report`: every table and figure from `results` into `out`. Returns the files written
+/// (relative to `out`), in order.
+pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let runs = collect(results)?;
+    if runs.is_empty() {
+        return Err(crate::error::user(format!(
+            "{}: no finished runs (folders with summary.json); run `odm run FILE` first or pass --results DIR",
+            results.display()
+        )));
     }
-    Ok(out)
-}
-
-/// The run name without its `.seed-N` grid label: the group that seeds are averaged over.
-pub fn group_of(name: &str) -> String {
-    match name.rfind(".seed-") {
-        Some(i) => name[..i].to_string(),
-        None => name.to_string(),
+    let agg = frame::aggregate(&runs)?;
+    let mut written = Vec::new();
+    let mut index = tables::write_all(&runs, &agg, out, &mut written)?;
+    if let Some(e) = expected.filter(|e| e.is_file()) {
+        let exp = verify::load(e)?;
+        let v = verify::check(&exp, &runs, &agg);
+        index.push(tables::write_repro(&v, out, &mut written)?);
     }
-}
-
-/// Mean and sample standard deviation (n − 1; 0 for one value).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let s = if v.len() > 1 {
-        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (m, s)
-}
-
-/// A Markdown table: one row per group (in first-seen order), one PSNR/SSIM column per set (in
-/// eval order), cells `mean ± std` over the group's seeds.
-pub fn seed_table(runs: &[(String, Scores)]) -> String {
-    let mut groups: Vec<(String, Vec<&Scores>)> = Vec::new();
-    for (name, m) in runs {
-        let g = group_of(name);
-        match groups.iter_mut().find(|(k, _)| *k == g) {
-            Some((_, v)) => v.push(m),
-            None => groups.push((g, vec![m])),
-        }
-    }
-    let sets: Vec<String> = runs
-        .first()
-        .map(|(_, m)| m.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
-    let mut s = String::from("| run | seeds |");
-    for set in &sets {
-        s.push_str(&format!(" {set} PSNR / SSIM |"));
-    }
-    s.push_str(&format!("\n|---|---|{}\n", "---|".repeat(sets.len())));
-    for (g, ms) in &groups {
-        s.push_str(&format!("| {g} | {} |", ms.len()));
-        for set in &sets {
-            let p: Vec<f64> = ms.iter().filter_map(|m| get(m, set)).map(|x| x.0).collect();
-            let q: Vec<f64> = ms.iter().filter_map(|m| get(m, set)).map(|x| x.1).collect();
-            let ((pm, ps), (qm, qs)) = (mean_std(&p), mean_std(&q));
-            s.push_str(&format!(" {pm:.3} ± {ps:.3} / {qm:.4} ± {qs:.4} |"));
-        }
-        s.push('\n');
-    }
-    s
+    index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
+    let readme = tables::index_md(&runs, &index);
+    put(out, "README.md", readme.as_bytes(), &mut written)?;
+    Ok(written)
 }

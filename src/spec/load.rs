@@ -28,7 +28,15 @@ pub fn ron_options() -> ron::Options {
 
 /// Parse a spec from text; `origin` names it in errors.
 pub fn parse_str(origin: &str, text: &str) -> anyhow::Result<Spec> {
-    ron_options().from_str::<Spec>(text).map_err(|e| {
+    let first = ron_options().from_str::<Spec>(text);
+    if first.is_err() {
+        // Run folders written before `unwrap_variant_newtypes` hold `Edsr((...))`.
+        let legacy = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
+        if let Ok(s) = legacy.from_str::<Spec>(text) {
+            return Ok(s);
+        }
+    }
+    first.map_err(|e| {
         user(format!(
             "{origin}:{}:{}: {} (see README.md, section 'Experiment spec', for the fields and their allowed values)",
             e.position.line, e.position.col, e.code

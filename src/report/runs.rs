@@ -1,0 +1,211 @@
+//! Finished runs found under a results root, with the labels the tables group them by.
+
+use crate::eval::inspect::ActStats;
+use crate::quant::cost::CostReport;
+use crate::record::{parse_metrics, MetricRow};
+use crate::spec::{GateRule, ModelSpec, OffsetPolicy, QuantSpec, Regularizer, Spec};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// One set's final scores and the bicubic baseline of the same images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetRow {
+    pub set: String,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub bic_psnr: f64,
+    pub bic_ssim: f64,
+}
+
+/// One row of `offsets.json`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Offset {
+    pub layer: String,
+    pub m_sigma: f64,
+    pub m_mu: f64,
+    pub scale: bool,
+    pub shift: bool,
+}
+
+/// A finished run folder and what the report reads of it.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub dir: PathBuf,
+    /// Spec name, e.g. `ablation_bench.cooperative.seed-1`.
+    pub name: String,
+    /// Name without the `.seed-N` label: what seeds are averaged over.
+    pub group: String,
+    /// The experiment file's name (the part before the first `.`).
+    pub experiment: String,
+    /// The grid point (the group without the experiment), or "" for a single run.
+    pub point: String,
+    pub spec: Spec,
+    pub backbone: String,
+    /// (w_bits, a_bits); `None` for FP.
+    pub bits: Option<(u32, u32)>,
+    pub method: String,
+    /// "FP32", "MinMax", "PAMS", "DDTB-static" or "ODM" (any regularizer, offsets or WCC).
+    pub family: String,
+    pub scores: Vec<SetRow>,
+    pub metrics: Vec<MetricRow>,
+    pub cost: Option<CostReport>,
+    pub acts: Option<ActStats>,
+    pub offsets: Option<Vec<Offset>>,
+}
+
+/// "EDSR-baseline", "EDSR 4×32", "RDN", "RDN D8C4G32", "SRResNet", ...
+pub fn backbone(m: &ModelSpec) -> String {
+    match m {
+        ModelSpec::Edsr(e) if e.n_resblocks == 16 && e.n_feats == 64 => "EDSR-baseline".into(),
+        ModelSpec::Edsr(e) => format!("EDSR {}×{}", e.n_resblocks, e.n_feats),
+        ModelSpec::Rdn(r) if r.d == 16 && r.c == 8 && r.g == 64 && r.g0 == 64 => "RDN".into(),
+        ModelSpec::Rdn(r) => format!("RDN D{}C{}G{}", r.d, r.c, r.g),
+        ModelSpec::SrResNet(s) if s.n_resblocks == 16 && s.n_feats == 64 => "SRResNet".into(),
+        ModelSpec::SrResNet(s) => format!("SRResNet {}×{}", s.n_resblocks, s.n_feats),
+    }
+}
+
+/// Method label and family from the quantizer, regularizer, gating, offsets and weight clip.
+pub fn method(s: &Spec) -> (String, String) {
+    let (base, opts) = match &s.quant {
+        QuantSpec::Fp => return ("FP32".into(), "FP32".into()),
+        QuantSpec::MinMax(o) => ("MinMax", o),
+        QuantSpec::Pams(o) => ("PAMS", o),
+        QuantSpec::DdtbStatic(o) => ("DDTB-static", o),
+    };
+    let gate = match s.gating.rule {
+        GateRule::Never => "never",
+        GateRule::Always => "always-on",
+        GateRule::Sign => "sign-gated",
+        GateRule::TensorDot => "tensor-dot-gated",
+        GateRule::GlobalDot => "global-dot-gated",
+        GateRule::CosineSoft { .. } => "cosine-weighted",
+    };
+    let mut parts = vec![base.to_string()];
+    match &s.regularizer {
+        Regularizer::None => {}
+        // A regularizer that is never applied leaves the baseline.
+        _ if matches!(s.gating.rule, GateRule::Never) => {}
+        Regularizer::Variance { .. } => parts.push(format!("VarReg ({gate})")),
+        Regularizer::Mismatch { .. } => parts.push(format!("MisReg ({gate})")),
+    }
+    if !matches!(s.offsets, OffsetPolicy::None) {
+        parts.push("offsets".into());
+    }
+    if matches!(opts.weight_clip, crate::spec::WeightClip::Wcc { .. }) {
+        parts.push("WCC".into());
+    }
+    let family = if parts.len() > 1 { "ODM" } else { base };
+    (parts.join(" + "), family.to_string())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<Option<T>> {
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let t = std::fs::read_to_string(p)?;
+    serde_json::from_str(&t).map(Some).map_err(|e| {
+        crate::error::user(format!(
+            "{}: {e}; delete it or rerun `odm inspect`",
+            p.display()
+        ))
+    })
+}
+
+fn scores(dir: &Path) -> anyhow::Result<Vec<SetRow>> {
+    let p = dir.join("summary.json");
+    let v: Value = read_json(&p)?.unwrap_or(Value::Null);
+    let num = |e: &Value, k: &str| e[k].as_f64().unwrap_or(f64::NAN);
+    Ok(v["eval"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| SetRow {
+            set: e["set"].as_str().unwrap_or("?").to_string(),
+            psnr: num(e, "psnr_y"),
+            ssim: num(e, "ssim_y"),
+            bic_psnr: num(e, "bicubic_psnr_y"),
+            bic_ssim: num(e, "bicubic_ssim_y"),
+        })
+        .collect())
+}
+
+/// Read one finished run folder.
+pub fn read_run(dir: &Path) -> anyhow::Result<Run> {
+    let sp = dir.join("spec.effective.ron");
+    let text = std::fs::read_to_string(&sp)
+        .map_err(|e| crate::error::user(format!("{}: cannot read ({e})", sp.display())))?;
+    let spec: Spec = crate::spec::load::parse_str(&sp.display().to_string(), &text)?;
+    let name = spec.name.clone();
+    let group = super::group_of(&name);
+    let experiment = group.split('.').next().unwrap_or("").to_string();
+    let point = group
+        .strip_prefix(&format!("{experiment}."))
+        .unwrap_or("")
+        .to_string();
+    let metrics = match std::fs::read_to_string(dir.join("metrics.csv")) {
+        Ok(t) => parse_metrics(&t)?,
+        Err(_) => Vec::new(),
+    };
+    let (method, family) = method(&spec);
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        backbone: backbone(&spec.model),
+        bits: spec.quant.opts_form().map(|(o, _)| (o.w_bits, o.a_bits)),
+        method,
+        family,
+        scores: scores(dir)?,
+        metrics,
+        cost: read_json(&dir.join("cost.json"))?,
+        acts: read_json(&dir.join("activations.json"))?,
+        offsets: read_json(&dir.join("offsets.json"))?,
+        name,
+        group,
+        experiment,
+        point,
+        spec,
+    })
+}
+
+/// Every finished run (a folder holding `summary.json` and `spec.effective.ron`) under `root`,
+/// sorted by spec name, then folder. Reruns of the same spec (`-2`, `-3` folders) count once:
+/// the newest folder wins.
+pub fn collect(root: &Path) -> anyhow::Result<Vec<Run>> {
+    if !root.is_dir() {
+        return Err(crate::error::user(format!(
+            "{}: no such results folder; pass --results DIR",
+            root.display()
+        )));
+    }
+    let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_dir())
+        .map(|e| e.into_path())
+        .filter(|d| d.join("summary.json").is_file() && d.join("spec.effective.ron").is_file())
+        .collect();
+    dirs.sort();
+    let mut runs: Vec<Run> = Vec::new();
+    for d in dirs {
+        let r = read_run(&d)?;
+        match runs.iter_mut().find(|x| x.name == r.name) {
+            Some(x) if folder_rank(&r.dir) > folder_rank(&x.dir) => *x = r,
+            Some(_) => {}
+            None => runs.push(r),
+        }
+    }
+    runs.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
+    Ok(runs)
+}
+
+/// `name-hash` = 1, `name-hash-2` = 2, ...
+fn folder_rank(d: &Path) -> u32 {
+    let n = d.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    n.rsplit('-')
+        .next()
+        .and_then(|s| s.parse::<u32>().ok())
+        .filter(|&k| k < 1000)
+        .unwrap_or(1)
+}

@@ -1,0 +1,379 @@
+//! `odm report` / `odm verify` (issue 5). Tables are checked against text written out by hand
+//! from the fixture's numbers (means, sample stds, bold placement); figures are checked for
+//! validity and content; verify against a good and a planted-regression fixture; and two reports
+//! of the same results must be byte-identical.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A synthetic finished run: spec.effective.ron + summary.json (+ metrics.csv).
+fn fake_run(
+    root: &Path,
+    name: &str,
+    seed: u64,
+    quant: &str,
+    extra: &str,
+    scores: &[(&str, f64, f64)],
+) {
+    let dir = root.join(format!("{name}-{seed:010}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    data: (train: ["t"], eval: ["e"]), quant: {quant}, {extra} schedule: (iterations: 10))"#
+    );
+    std::fs::write(dir.join("spec.effective.ron"), spec).unwrap();
+    let bic = |set: &str| {
+        if set == "Set5" {
+            (28.0, 0.78)
+        } else {
+            (23.0, 0.65)
+        }
+    };
+    let eval: Vec<String> = scores
+        .iter()
+        .map(|(set, p, s)| {
+            format!(
+                r#"{{"set": "{set}", "scale": 4, "images": 5, "psnr_y": {p}, "ssim_y": {s}, "bicubic_psnr_y": {}, "bicubic_ssim_y": {}}}"#,
+                bic(set).0,
+                bic(set).1
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("summary.json"),
+        format!(
+            r#"{{"name": "{name}", "iterations": 10, "eval": [{}]}}"#,
+            eval.join(",")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("metrics.csv"),
+        "step,split,set,metric,value\n5,train,-,l1,10\n10,train,-,l1,8\n",
+    )
+    .unwrap();
+}
+
+const PAMS: &str = "Pams(w_bits: 2, a_bits: 2)";
+const VAR: &str = "regularizer: Variance(lambda: 1e-4),";
+
+/// The fixture: an FP run and a 3-point × 2-seed W2A2 ablation, with hand-chosen numbers.
+fn fixture(root: &Path) {
+    fake_run(
+        root,
+        "fp",
+        1,
+        "Fp",
+        "",
+        &[("Set5", 30.0, 0.85), ("Urban100", 25.0, 0.70)],
+    );
+    let abl = [
+        (
+            "baseline",
+            "",
+            [(29.0, 0.8000, 24.0, 0.70), (29.2, 0.8020, 24.2, 0.70)],
+        ),
+        (
+            "cooperative",
+            "gating: (rule: Sign),",
+            [(29.3, 0.8050, 24.1, 0.71), (29.5, 0.8030, 24.1, 0.71)],
+        ),
+        (
+            "always",
+            "gating: (rule: Always),",
+            [(29.0, 0.8100, 24.3, 0.69), (29.0, 0.8100, 24.5, 0.69)],
+        ),
+    ];
+    for (point, gate, seeds) in abl {
+        for (k, (p5, s5, pu, su)) in seeds.iter().enumerate() {
+            let extra = if point == "baseline" {
+                String::new()
+            } else {
+                format!("{VAR} {gate}")
+            };
+            fake_run(
+                root,
+                &format!("abl.{point}.seed-{}", k + 1),
+                k as u64 + 1,
+                PAMS,
+                &extra,
+                &[("Set5", *p5, *s5), ("Urban100", *pu, *su)],
+            );
+        }
+    }
+}
+
+fn odm(args: &[&str]) -> std::process::Output {
+    Command::new(odm_bin()).args(args).output().unwrap()
+}
+
+fn report(results: &Path, out: &Path, expected: &Path) -> std::process::Output {
+    let o = odm(&[
+        "report",
+        "--results",
+        results.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--expected",
+        expected.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The body rows of a Markdown table file (lines starting with `|`, header and rule dropped).
+fn rows(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn main_and_ablation_tables_match_hand_written_text() {
+    let t = tempfile::tempdir().unwrap();
+    let (res, out) = (t.path().join("results"), t.path().join("reports"));
+    fixture(&res);
+    report(&res, &out, &t.path().join("none.ron"));
+    // Means and sample stds by hand: (29.0, 29.2) → 29.100 ± 0.141; (0.8000, 0.8020) →
+    // 0.8010 ± 0.0014; (29.3, 29.5) → 29.400 ± 0.141; (24.3, 24.5) → 24.400 ± 0.141.
+    // W2A2 group bold: Set5 PSNR cooperative, Set5 SSIM always-on, Urban100 PSNR always-on,
+    // Urban100 SSIM cooperative. The FP group has one row: no bold. Bicubic leads the block.
+    let want = [
+        "| EDSR 2×8 | ×4 | – | Bicubic | – | 28.000 / 0.7800 | 23.000 / 0.6500 |",
+        "| EDSR 2×8 | ×4 | 32/32 | FP32 | 1 | 30.000 / 0.8500 | 25.000 / 0.7000 |",
+        "| EDSR 2×8 | ×4 | 2/2 | PAMS | 2 | 29.100 ± 0.141 / 0.8010 ± 0.0014 | 24.100 ± 0.141 / 0.7000 ± 0.0000 |",
+        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** | **24.400 ± 0.141** / 0.6900 ± 0.0000 |",
+        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 | 24.100 ± 0.000 / **0.7100 ± 0.0000** |",
+    ];
+    assert_eq!(rows(&out.join("tables/main.md")), want);
+    let want = [
+        "| baseline | PAMS | 2 | 29.100 ± 0.141 / 0.8010 ± 0.0014 | 24.100 ± 0.141 / 0.7000 ± 0.0000 |",
+        "| always | PAMS + VarReg (always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** (-0.100 / +0.0090) | **24.400 ± 0.141** / 0.6900 ± 0.0000 (+0.300 / -0.0100) |",
+        "| cooperative | PAMS + VarReg (sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 (+0.300 / +0.0030) | 24.100 ± 0.000 / **0.7100 ± 0.0000** (+0.000 / +0.0100) |",
+    ];
+    assert_eq!(rows(&out.join("tables/ablation-abl.md")), want);
+    let tex = std::fs::read_to_string(out.join("tables/main.tex")).unwrap();
+    assert!(tex.contains("\\textbf{29.400 $\\pm$ 0.141}"), "{tex}");
+    let csv = std::fs::read_to_string(out.join("tables/main.csv")).unwrap();
+    assert!(csv.contains("EDSR 2×8,4,2/2,PAMS + VarReg (sign-gated),abl.cooperative,2,Set5,29.400000,0.141421,0.804000,0.001414,1,0"), "{csv}");
+    let md = std::fs::read_to_string(out.join("tables/main.md")).unwrap();
+    assert!(
+        md.contains("Y channel") && md.contains("scale pixels shaved") && md.contains("1–2 seeds"),
+        "{md}"
+    );
+}
+
+fn expected(dir: &Path, odm_set5: f64, required_claim: bool) -> std::path::PathBuf {
+    write(
+        dir,
+        "expected.ron",
+        &format!(
+            r#"(cells: [
+    (source: "t", backbone: "any", scale: 4, method: "Bicubic", set: "Set5", psnr: 28.00, ssim: 0.780, tol_psnr: 0.03, required: true),
+    (source: "t", backbone: "EDSR 2×8", scale: 4, bits: (2, 2), method: "ODM", set: "Set5", psnr: {odm_set5}, tol_psnr: 0.10, required: true, group: "abl.cooperative"),
+    (source: "t", backbone: "EDSR-baseline", scale: 4, bits: (2, 2), method: "DAQ", set: "Set5", psnr: 31.01, tol_psnr: 0.1),
+], claims: [
+    (claim: "coop > always", better: "abl.cooperative", worse: "abl.always", set: "Set5", required: {required_claim}),
+])"#
+        ),
+    )
+}
+
+#[test]
+fn verify_passes_good_fixture_and_fails_planted_regressions() {
+    let t = tempfile::tempdir().unwrap();
+    let res = t.path().join("results");
+    fixture(&res);
+    let r = res.to_str().unwrap();
+    // Good: cooperative Set5 = 29.40 (paper cell 29.40), claim 29.40 − 29.00 = 0.40 > 0.141.
+    let good = expected(t.path(), 29.40, true);
+    let o = odm(&[
+        "verify",
+        "--results",
+        r,
+        "--expected",
+        good.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("| 29.40 | 29.400") || text.contains("29.400"),
+        "{text}"
+    );
+    assert!(text.contains("missing"), "DAQ has no runs: {text}");
+    // Planted regression 1: the paper cell is 0.5 dB above ours.
+    let bad = expected(t.path(), 29.90, false);
+    let o = odm(&[
+        "verify",
+        "--results",
+        r,
+        "--expected",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL (required)"));
+    // Planted regression 2: cooperative falls below always-on in the results.
+    let res2 = t.path().join("results2");
+    fixture(&res2);
+    for k in 1..=2 {
+        let d = std::fs::read_dir(&res2)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_string_lossy()
+                    .contains(&format!("abl.cooperative.seed-{k}"))
+            })
+            .unwrap();
+        let s = std::fs::read_to_string(d.join("summary.json")).unwrap();
+        let s = s.replace(
+            if k == 1 {
+                "\"psnr_y\": 29.3"
+            } else {
+                "\"psnr_y\": 29.5"
+            },
+            "\"psnr_y\": 28.4",
+        );
+        std::fs::write(d.join("summary.json"), s).unwrap();
+    }
+    let good2 = expected(t.path(), 28.40, true);
+    let o = odm(&[
+        "verify",
+        "--results",
+        res2.to_str().unwrap(),
+        "--expected",
+        good2.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("| coop > always | abl.cooperative | abl.always | Set5 | -0.600 |"),
+        "{text}"
+    );
+    // A malformed expectations file is a one-line input error naming the file.
+    let broken = write(t.path(), "broken.ron", "(cells: [(source: 1)])");
+    let o = odm(&[
+        "verify",
+        "--results",
+        r,
+        "--expected",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("broken.ron:1:") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+fn png_colours(p: &Path) -> usize {
+    let img = image::open(p).unwrap().to_rgb8();
+    let mut c: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    c.sort();
+    c.dedup();
+    c.len()
+}
+
+#[test]
+fn toy_runs_give_every_figure_and_identical_reruns() {
+    let t = tempfile::tempdir().unwrap();
+    let res = t.path().join("results");
+    let fp = write(t.path(), "fp.ron", &toy_spec("fp", 1, 6, ""));
+    let q = toy_spec(
+        "abl",
+        1,
+        4,
+        &format!(
+            r#"init_from: Experiment("{}"),
+    quant: Pams(w_bits: 4, a_bits: 4, calib_batches: 1),
+    regularizer: Variance(lambda: 1e-4),
+    offsets: Selective(scale: TopFraction(0.5), shift: TopFraction(0.5)),
+    gating: (rule: Sign, log_every: 1),
+    grid: (axes: [(field: "", values: [{{"gating.rule": "Always"}}, {{"gating.rule": "Sign"}}], labels: ["baseline", "sign"])]),"#,
+            fp.display()
+        ),
+    );
+    let q = write(t.path(), "abl.ron", &q);
+    let o = odm(&[
+        "run",
+        q.to_str().unwrap(),
+        "--out",
+        res.to_str().unwrap(),
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (t.path().join("r1"), t.path().join("r2"));
+    let none = t.path().join("none.ron");
+    report(&res, &a, &none);
+    report(&res, &b, &none);
+    let figs = [
+        "distribution",
+        "offsets",
+        "conflict",
+        "psnr_vs_bitops",
+        "training-abl",
+        "training-fp",
+    ];
+    for f in figs {
+        let png = a.join(format!("figures/{f}.png"));
+        assert!(png_colours(&png) > 8, "{f}.png is nearly one colour");
+        let svg = std::fs::read_to_string(a.join(format!("figures/{f}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{f}.svg"
+        );
+        let labels: &[&str] = match f {
+            "distribution" => &["channel", "activation value", "fraction of pixels"],
+            "offsets" => &[
+                "layer (input of the quantized conv)",
+                "spread",
+                "selected for channel-wise scale",
+            ],
+            "conflict" => &["iteration", "fraction with opposite signs", "cosine"],
+            "psnr_vs_bitops" => &["BitOPs (G, log scale)", "PSNR-Y on"],
+            _ => &["iteration", "L1 (0–255 scale)", "PSNR (dB)"],
+        };
+        for l in labels {
+            assert!(svg.contains(l), "{f}.svg lacks the label {l:?}");
+        }
+        assert!(
+            svg.contains("Y channel"),
+            "{f}.svg lacks the protocol caption"
+        );
+    }
+    for e in walkdir::WalkDir::new(&a)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+    {
+        let rel = e.path().strip_prefix(&a).unwrap();
+        let other = std::fs::read(b.join(rel)).unwrap();
+        assert!(
+            std::fs::read(e.path()).unwrap() == other,
+            "{} differs between two reports",
+            rel.display()
+        );
+    }
+    let idx = std::fs::read_to_string(a.join("README.md")).unwrap();
+    assert!(
+        idx.contains("figures/distribution.png") && idx.contains("tables/main.md"),
+        "{idx}"
+    );
+}
