@@ -5,8 +5,6 @@
 use super::params::Params;
 use crate::quant::{apply_offsets, fake_quant_act, fake_quant_weight, QuantPlan};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 use std::cell::RefCell;
 
@@ -71,12 +69,6 @@ impl<'a, B: Backend> Fwd<'a, B> {
             x = fake_quant_act(self.p, name, l, x);
             w = fake_quant_weight(self.p, name, l, w);
         }
-        let k = w.dims()[2];
-        conv2d(
-            x,
-            w,
-            Some(b),
-            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
-        )
+        crate::kernels::conv2d_same(x, w, b)
     }
 }
