@@ -28,7 +28,12 @@ pub struct Geom {
 /// Pixels per band: keeps an im2col band (ci·k²·band floats) near the L2 cache.
 const BAND_PIXELS: usize = 384;
 
-fn band_pixels() -> usize { std::env::var("BANDPX").ok().and_then(|v| v.parse().ok()).unwrap_or(BAND_PIXELS) }
+fn band_pixels() -> usize {
+    std::env::var("BANDPX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BAND_PIXELS)
+}
 impl Geom {
     /// Rows of a (K = ci·k²) × band im2col matrix.
     fn kk(&self) -> usize {
@@ -131,34 +136,36 @@ pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32
     let mut y = vec![0.0f32; g.n * g.co * hw];
     let yp = SendPtr(y.as_mut_ptr());
     let bands = g.bands();
-    (0..g.n * bands).into_par_iter().for_each_init(Vec::new, |col, u| {
-        let yp = yp;
-        let (img, (r0, r1)) = (u / bands, g.band(u % bands));
-        let bp = (r1 - r0) * g.w;
-        col.resize(kk * bp, 0.0);
-        im2col(g, &x[img * g.ci * hw..(img + 1) * g.ci * hw], r0, r1, col);
-        // SAFETY: unit (img, band) alone writes rows r0..r1 of every channel of image img.
-        unsafe {
-            let dst = yp.0.add(img * g.co * hw + r0 * g.w);
-            if let Some(b) = bias {
-                for (o, &bo) in b.iter().enumerate() {
-                    std::slice::from_raw_parts_mut(dst.add(o * hw), bp).fill(bo);
+    (0..g.n * bands)
+        .into_par_iter()
+        .for_each_init(Vec::new, |col, u| {
+            let yp = yp;
+            let (img, (r0, r1)) = (u / bands, g.band(u % bands));
+            let bp = (r1 - r0) * g.w;
+            col.resize(kk * bp, 0.0);
+            im2col(g, &x[img * g.ci * hw..(img + 1) * g.ci * hw], r0, r1, col);
+            // SAFETY: unit (img, band) alone writes rows r0..r1 of every channel of image img.
+            unsafe {
+                let dst = yp.0.add(img * g.co * hw + r0 * g.w);
+                if let Some(b) = bias {
+                    for (o, &bo) in b.iter().enumerate() {
+                        std::slice::from_raw_parts_mut(dst.add(o * hw), bp).fill(bo);
+                    }
                 }
+                gemm_f32(
+                    g.co,
+                    bp,
+                    kk,
+                    dst,
+                    hw as isize,
+                    bias.is_some(),
+                    wt.as_ptr(),
+                    (kk as isize, 1),
+                    col.as_ptr(),
+                    (bp as isize, 1),
+                );
             }
-            gemm_f32(
-                g.co,
-                bp,
-                kk,
-                dst,
-                hw as isize,
-                bias.is_some(),
-                wt.as_ptr(),
-                (kk as isize, 1),
-                col.as_ptr(),
-                (bp as isize, 1),
-            );
-        }
-    });
+        });
     y
 }
 

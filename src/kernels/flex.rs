@@ -12,13 +12,18 @@ use burn_flex::{Flex, FlexTensor};
 
 type Ad = burn::backend::Autodiff<Flex>;
 /// A float tensor of the training backend: the inner tensor plus its graph node.
-type AdPrim = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
+pub(super) type AdPrim = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
 
 /// Contiguous `f32` values of a flex tensor (copies only when the layout is not contiguous).
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(super) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => s.into(),
-        None => t.to_contiguous().as_slice::<f32>().expect("f32").to_vec().into(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("f32")
+            .to_vec()
+            .into(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! count) and every other backend to burn's `conv2d`.
 
 pub mod cpu_conv;
+mod fake_quant;
 mod flex;
 
 use burn::tensor::backend::Backend;
@@ -70,4 +71,36 @@ pub fn conv2d_same_replay<B: Backend>(
     }
     let p = kh / 2;
     conv2d(x, w, Some(b), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
+}
+
+/// Per-channel fake quantization of `x` (N×C×H×W) over [l, u] (each of length C) to `bits`,
+/// with the straight-through gradients of `quant::fake_quant`: fused on `Flex` and
+/// `Autodiff<Flex>`, composed from burn ops elsewhere.
+pub fn fake_quant_channels<B: Backend>(
+    x: Tensor<B, 4>,
+    l: Tensor<B, 1>,
+    u: Tensor<B, 1>,
+    bits: u32,
+) -> Tensor<B, 4> {
+    let t = TypeId::of::<B>();
+    if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
+        let y = fake_quant::forward_ad(
+            float(same::<_, Tensor<Ad, 4>>(x)),
+            float(same::<_, Tensor<Ad, 1>>(l)),
+            float(same::<_, Tensor<Ad, 1>>(u)),
+            bits,
+        );
+        return same(wrap::<Ad, 4>(y));
+    }
+    if x.dtype() == DType::F32 && t == TypeId::of::<Flex>() {
+        let y = fake_quant::forward(
+            &float(same::<_, Tensor<Flex, 4>>(x)),
+            &float(same::<_, Tensor<Flex, 1>>(l)),
+            &float(same::<_, Tensor<Flex, 1>>(u)),
+            bits,
+        );
+        return same(wrap::<Flex, 4>(y));
+    }
+    let c = l.dims()[0];
+    crate::quant::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), bits)
 }
