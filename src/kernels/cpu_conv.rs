@@ -41,7 +41,7 @@ impl Geom {
     }
     /// Output rows per band (a function of the shape only).
     fn band_rows(&self) -> usize {
-        band_pixels().div_ceil(self.w).clamp(1, self.h)
+        BAND_PIXELS.div_ceil(self.w).clamp(1, self.h)
     }
     fn bands(&self) -> usize {
         self.h.div_ceil(self.band_rows())
