@@ -28,12 +28,6 @@ pub struct Geom {
 /// Pixels per band: keeps an im2col band (ci·k²·band floats) near the L2 cache.
 const BAND_PIXELS: usize = 384;
 
-fn band_pixels() -> usize {
-    std::env::var("BANDPX")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(BAND_PIXELS)
-}
 impl Geom {
     /// Rows of a (K = ci·k²) × band im2col matrix.
     fn kk(&self) -> usize {
