@@ -3,14 +3,12 @@
 //! one 3×3 conv forward + backward at EDSR sizes, a plain QAT step (EDSR, W4A4 PAMS) and a gated
 //! QAT step (the same plus the variance regularizer's pass and the sign gate).
 
-use crate::backend::{Cpu, CpuTrain};
+use crate::backend::CpuTrain;
 use crate::data::{ImageSet, Pair, RgbImage, Sampler};
 use crate::models::Model;
 use crate::spec::{self, GateRule, Regularizer, Spec};
 use crate::train::state;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
 use serde::Serialize;
 use std::sync::Arc;
@@ -31,7 +29,8 @@ pub struct BenchReport {
     pub size: Size,
     pub threads: usize,
     pub reps: usize,
-    /// Measured sgemm throughput (1024×1024×1024 f32 matmul), GFLOP/s.
+    /// Measured sgemm peak, GFLOP/s: the `gemm` crate directly, all threads, best of n = 512,
+    /// 1024, 1536 (see `sgemm_gflops`).
     pub sgemm_gflops: f64,
     pub conv_shape: [usize; 4],
     pub conv_fwd_bwd_ms: f64,
@@ -63,22 +62,45 @@ fn time<F: FnMut()>(warmup: usize, reps: usize, mut f: F) -> f64 {
     )
 }
 
+/// The sgemm peak: the `gemm` crate (the GEMM under burn-flex and our conv kernels) called
+/// directly on square f32 matrices of side 512, 1024 and 1536 with rayon parallelism over all
+/// pool threads; the best of the three sizes (median over `reps` each), in GFLOP/s.
 fn sgemm_gflops(reps: usize) -> f64 {
-    let n = 1024;
-    let a = Tensor::<Cpu, 2>::random(
-        [n, n],
-        Distribution::Uniform(-1.0, 1.0),
-        &Default::default(),
-    );
-    let b = Tensor::<Cpu, 2>::random(
-        [n, n],
-        Distribution::Uniform(-1.0, 1.0),
-        &Default::default(),
-    );
-    let ms = time(1, reps, || {
-        let _ = a.clone().matmul(b.clone()).into_data();
-    });
-    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+    [512usize, 1024, 1536]
+        .iter()
+        .map(|&n| {
+            let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 - 3.0).collect();
+            let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 - 2.0).collect();
+            let mut c = vec![0.0f32; n * n];
+            let ms = time(1, reps.max(3), || {
+                // SAFETY: a, b and c are n×n row-major buffers.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        n,
+                        n,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        n as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(0),
+                    )
+                }
+            });
+            2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+        })
+        .fold(0.0, f64::max)
 }
 
 fn conv_ms(shape: [usize; 4], reps: usize) -> f64 {
@@ -86,15 +108,11 @@ fn conv_ms(shape: [usize; 4], reps: usize) -> f64 {
     let d = Default::default();
     let x0 = Tensor::<CpuTrain, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &d);
     let w0 = Tensor::<CpuTrain, 4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.05), &d);
+    let b0 = Tensor::<CpuTrain, 1>::zeros([c], &d);
     time(1, reps, || {
         let x = x0.clone().require_grad();
         let wt = w0.clone().require_grad();
-        let y = conv2d(
-            x.clone(),
-            wt.clone(),
-            None,
-            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-        );
+        let y = crate::kernels::conv2d_same(x.clone(), wt.clone(), b0.clone());
         let g = y.sum().backward();
         let _ = (
             x.grad(&g).unwrap().into_data(),
@@ -150,7 +168,8 @@ fn synthetic_set(scale: usize) -> Arc<ImageSet> {
     })
 }
 
-fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
+/// Median milliseconds of one QAT step (plain, or gated with the variance regularizer).
+pub fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
     let spec = bench_spec(size, gated);
     let model = Model::from_spec(&spec.model, spec.scale);
     let d = Default::default();
@@ -216,7 +235,7 @@ impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?}, {} threads, median of {}):\n  sgemm 1024³: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
+            "odm bench ({:?}, {} threads, median of {}):\n  sgemm peak (gemm crate, best of 512³/1024³/1536³): {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
             self.size,
             self.threads,
             self.reps,

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod kernels;
 pub mod models;
 pub mod quant;
 pub mod record;

@@ -5,10 +5,9 @@
 use super::params::Params;
 use crate::quant::{apply_offsets, fake_quant_act, fake_quant_weight, QuantPlan};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
 /// What a forward pass can record.
 #[derive(Default)]
@@ -20,6 +19,27 @@ pub struct Capture<B: Backend> {
     /// BatchNorm batch statistics (layer, mean, unbiased variance), detached, in training mode.
     /// The trainer folds them into the `<layer>.running_mean` / `.running_var` buffers.
     pub bn_batch: Vec<(String, Tensor<B, 1>, Tensor<B, 1>)>,
+    /// Record every convolution's output in `conv_out` (layer, output), in forward order.
+    pub record_convs: bool,
+    pub conv_out: Vec<(String, Tensor<B, 4>)>,
+    /// Outputs of an earlier, identical forward (same parameters, same input), in forward
+    /// order: while the next convolution's name matches the front entry, that output is reused
+    /// instead of recomputed (the backward is unchanged). A mismatch clears the queue.
+    pub replay: VecDeque<(String, Tensor<B, 4>)>,
+}
+
+impl<B: Backend> Capture<B> {
+    /// The recorded output of convolution `name` if it is next in the replay queue.
+    fn replayed(&mut self, name: &str) -> Option<Tensor<B, 4>> {
+        match self.replay.front() {
+            Some((n, _)) if n == name => self.replay.pop_front().map(|(_, t)| t),
+            Some(_) => {
+                self.replay.clear();
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 /// Everything a forward pass reads.
@@ -71,12 +91,14 @@ impl<'a, B: Backend> Fwd<'a, B> {
             x = fake_quant_act(self.p, name, l, x);
             w = fake_quant_weight(self.p, name, l, w);
         }
-        let k = w.dims()[2];
-        conv2d(
-            x,
-            w,
-            Some(b),
-            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
-        )
+        let known = self.capture.and_then(|c| c.borrow_mut().replayed(name));
+        let y = crate::kernels::conv2d_same_replay(x, w, b, known);
+        if let Some(cap) = self.capture {
+            let mut c = cap.borrow_mut();
+            if c.record_convs {
+                c.conv_out.push((name.to_string(), y.clone()));
+            }
+        }
+        y
     }
 }

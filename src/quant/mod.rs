@@ -62,13 +62,12 @@ pub fn fake_quant_act<B: Backend>(
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let (lo_n, hi_n) = bound_names(layer);
-    let c = p.shapes[p.idx(&hi_n)][0];
-    let hi: Tensor<B, 4> = p.get::<1>(&hi_n).reshape([1, c, 1, 1]);
+    let hi: Tensor<B, 1> = p.get::<1>(&hi_n);
     let lo = match lq.act {
         ActForm::Symmetric => hi.clone().neg(),
-        ActForm::Asymmetric => p.get::<1>(&lo_n).reshape([1, c, 1, 1]),
+        ActForm::Asymmetric => p.get::<1>(&lo_n),
     };
-    fake_quant(x, lo, hi, lq.a_bits)
+    crate::kernels::fake_quant_channels(x, lo, hi, lq.a_bits)
 }
 
 /// Names of a layer's offset parameters (channel-wise scale and shift).

@@ -200,17 +200,23 @@ pub fn train<AB: AutodiffBackend>(
 
 /// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
 /// backward, and L_reg needs nothing past the last quantized layer), its gradient g_var, and the
-/// gated combination with g_rec. Returns the combined gradients, the gate's statistics and L_reg.
+/// gated combination with g_rec. The convolutions reuse the reconstruction pass's outputs
+/// (`replay`: same parameters and input, so the same values) and only record their backward.
+/// Returns the combined gradients, the gate's statistics and L_reg.
 fn regularizer_pass<AB: AutodiffBackend>(
     spec: &Spec,
     model: &Model,
     st: &State<Inner<AB>>,
     lr: TensorData,
     g_rec: Vec<Tensor<Inner<AB>, 1>>,
+    replay: Vec<(String, Tensor<AB, 4>)>,
     device: &Device<Inner<AB>>,
 ) -> (Vec<Tensor<Inner<AB>, 1>>, gating::GateStats, f64) {
     let p = st.params.to_autodiff::<AB>();
-    let cap = RefCell::new(Capture::<AB>::default());
+    let cap = RefCell::new(Capture::<AB> {
+        replay: replay.into(),
+        ..Default::default()
+    });
     let f = Fwd {
         p: &p,
         plan: &st.plan,
@@ -260,7 +266,10 @@ pub fn step<AB: AutodiffBackend>(
         device,
     );
     let p_ad = st.params.to_autodiff::<AB>();
-    let cap = RefCell::new(Capture::<AB>::default());
+    let cap = RefCell::new(Capture::<AB> {
+        record_convs: reg_on,
+        ..Default::default()
+    });
     let f = Fwd {
         p: &p_ad,
         plan: &st.plan,
@@ -272,8 +281,9 @@ pub fn step<AB: AutodiffBackend>(
     let loss = (sr - hr_t).abs().mean();
     let loss_v: f64 = loss.clone().into_scalar().elem();
     let mut grads = p_ad.grads(&loss.backward());
+    let cap = cap.into_inner();
+    let replay = cap.conv_out;
     let bn: Vec<_> = cap
-        .into_inner()
         .bn_batch
         .into_iter()
         .map(|(n, m, v)| (n, m.inner(), v.inner()))
@@ -286,7 +296,8 @@ pub fn step<AB: AutodiffBackend>(
     }
     let mut gate = None;
     if reg_on {
-        let (g, stats, reg_v) = regularizer_pass::<AB>(spec, model, st, lr_data, grads, device);
+        let (g, stats, reg_v) =
+            regularizer_pass::<AB>(spec, model, st, lr_data, grads, replay, device);
         grads = g;
         gate = Some((stats, reg_v));
     }

@@ -1,0 +1,235 @@
+//! Same-padded stride-1 k×k convolution (k odd, padding k/2) on contiguous NCHW `f32` slices:
+//! forward, input gradient and weight/bias gradients, as im2col + GEMM (Chellapilla et al.,
+//! "High Performance Convolutional Neural Networks for Document Processing", 2006) with the
+//! `gemm` crate.
+//!
+//! Work is split into units that do not depend on the thread count: forward and input gradient
+//! into (image, band of output rows), each writing its own disjoint part of the output; the
+//! weight gradient into one partial sum per image (bands accumulated in order), summed over
+//! images in index order. So results are bit-identical for any number of threads.
+//!
+//! The input gradient of a same-padded stride-1 convolution is itself a same-padded convolution
+//! of the output gradient with the transposed, spatially flipped kernel (W'[i][o][a][b] =
+//! W[o][i][k−1−a][k−1−b]), so it reuses the forward path.
+
+use rayon::prelude::*;
+
+/// Shape of one convolution: batch, input and output channels, height, width, kernel side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geom {
+    pub n: usize,
+    pub ci: usize,
+    pub co: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+}
+
+/// Pixels per band: keeps an im2col band (ci·k²·band floats) near the L2 cache.
+const BAND_PIXELS: usize = 384;
+
+impl Geom {
+    /// Rows of a (K = ci·k²) × band im2col matrix.
+    fn kk(&self) -> usize {
+        self.ci * self.k * self.k
+    }
+    /// Output rows per band (a function of the shape only).
+    fn band_rows(&self) -> usize {
+        BAND_PIXELS.div_ceil(self.w).clamp(1, self.h)
+    }
+    fn bands(&self) -> usize {
+        self.h.div_ceil(self.band_rows())
+    }
+    /// Output rows [r0, r1) of band `i`.
+    fn band(&self, i: usize) -> (usize, usize) {
+        let r = self.band_rows();
+        (i * r, ((i + 1) * r).min(self.h))
+    }
+}
+
+/// A raw pointer that may cross threads; every user writes a disjoint region.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// im2col of image `x` (ci×h×w) for output rows [r0, r1): `col[(c·k² + a·k + b)·bp + (y−r0)·w + x]
+/// = x[c][y + a − p][x + b − p]`, zero outside the image, with bp = (r1 − r0)·w.
+fn im2col(g: &Geom, x: &[f32], r0: usize, r1: usize, col: &mut [f32]) {
+    let (h, w, k) = (g.h, g.w, g.k);
+    let p = k / 2;
+    let bp = (r1 - r0) * w;
+    for c in 0..g.ci {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for a in 0..k {
+            for b in 0..k {
+                let row = &mut col[((c * k + a) * k + b) * bp..][..bp];
+                // Valid output columns: 0 ≤ x + b − p < w.
+                let x0 = p.saturating_sub(b);
+                let x1 = (w + p).saturating_sub(b).min(w);
+                for y in r0..r1 {
+                    let dst = &mut row[(y - r0) * w..(y - r0 + 1) * w];
+                    let iy = y + a;
+                    if iy < p || iy - p >= h || x0 >= x1 {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(iy - p) * w..(iy - p + 1) * w];
+                    dst[..x0].fill(0.0);
+                    dst[x0..x1].copy_from_slice(&src[x0 + b - p..x1 + b - p]);
+                    dst[x1..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// dst (m×n, row stride `dst_rs`) = [dst if `acc`] + lhs (m×k) · rhs (k×n), all with the given
+/// (row, column) strides, single-threaded (callers parallelise over units).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: isize,
+    acc: bool,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (isize, isize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (isize, isize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs,
+        acc,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// Forward: y (n×co×h×w) = conv(x, wt) + bias; `wt` is co×ci×k×k.
+pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (hw, kk) = (g.h * g.w, g.kk());
+    assert_eq!(x.len(), g.n * g.ci * hw, "conv input size");
+    assert_eq!(wt.len(), g.co * kk, "conv weight size");
+    let mut y = vec![0.0f32; g.n * g.co * hw];
+    let yp = SendPtr(y.as_mut_ptr());
+    let bands = g.bands();
+    (0..g.n * bands)
+        .into_par_iter()
+        .for_each_init(Vec::new, |col, u| {
+            let yp = yp;
+            let (img, (r0, r1)) = (u / bands, g.band(u % bands));
+            let bp = (r1 - r0) * g.w;
+            col.resize(kk * bp, 0.0);
+            im2col(g, &x[img * g.ci * hw..(img + 1) * g.ci * hw], r0, r1, col);
+            // SAFETY: unit (img, band) alone writes rows r0..r1 of every channel of image img.
+            unsafe {
+                let dst = yp.0.add(img * g.co * hw + r0 * g.w);
+                if let Some(b) = bias {
+                    for (o, &bo) in b.iter().enumerate() {
+                        std::slice::from_raw_parts_mut(dst.add(o * hw), bp).fill(bo);
+                    }
+                }
+                gemm_f32(
+                    g.co,
+                    bp,
+                    kk,
+                    dst,
+                    hw as isize,
+                    bias.is_some(),
+                    wt.as_ptr(),
+                    (kk as isize, 1),
+                    col.as_ptr(),
+                    (bp as isize, 1),
+                );
+            }
+        });
+    y
+}
+
+/// The transposed, spatially flipped kernel (ci×co×k×k) whose forward gives the input gradient.
+fn flip_transpose(g: &Geom, wt: &[f32]) -> Vec<f32> {
+    let k = g.k;
+    let mut out = vec![0.0f32; wt.len()];
+    for o in 0..g.co {
+        for i in 0..g.ci {
+            for a in 0..k {
+                for b in 0..k {
+                    out[((i * g.co + o) * k + a) * k + b] =
+                        wt[((o * g.ci + i) * k + (k - 1 - a)) * k + (k - 1 - b)];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Input gradient: dx (n×ci×h×w) from dy (n×co×h×w).
+pub fn grad_input(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    let t = Geom {
+        ci: g.co,
+        co: g.ci,
+        ..*g
+    };
+    forward(&t, dy, &flip_transpose(g, wt), None)
+}
+
+/// Weight and bias gradients: (dW co×ci×k×k, db co), each a sum over images in index order.
+pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (hw, kk) = (g.h * g.w, g.kk());
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n)
+        .into_par_iter()
+        .map_init(Vec::new, |col, img| {
+            let xi = &x[img * g.ci * hw..(img + 1) * g.ci * hw];
+            let di = &dy[img * g.co * hw..(img + 1) * g.co * hw];
+            let mut dw = vec![0.0f32; g.co * kk];
+            for band in 0..g.bands() {
+                let (r0, r1) = g.band(band);
+                let bp = (r1 - r0) * g.w;
+                col.resize(kk * bp, 0.0);
+                im2col(g, xi, r0, r1, col);
+                // SAFETY: dw is co×kk, dy's band is co×bp (row stride hw), col is kk×bp read
+                // transposed as bp×kk.
+                unsafe {
+                    gemm_f32(
+                        g.co,
+                        kk,
+                        bp,
+                        dw.as_mut_ptr(),
+                        kk as isize,
+                        band > 0,
+                        di.as_ptr().add(r0 * g.w),
+                        (hw as isize, 1),
+                        col.as_ptr(),
+                        (1, bp as isize),
+                    );
+                }
+            }
+            let db = di.chunks(hw).map(|c| c.iter().sum::<f32>()).collect();
+            (dw, db)
+        })
+        .collect();
+    let mut it = partial.into_iter();
+    let (mut dw, mut db) = it.next().expect("batch of at least one image");
+    for (pw, pb) in it {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}

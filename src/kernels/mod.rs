@@ -1,0 +1,106 @@
+//! Our own CPU kernels for the operation that dominates training: the same-padded, stride-1
+//! k×k convolution (k odd) of EDSR/RDN bodies. [`conv2d_same`] routes `Flex` and
+//! `Autodiff<Flex>` tensors to [`cpu_conv`] (im2col + `gemm`, deterministic for any thread
+//! count) and every other backend to burn's `conv2d`.
+
+pub mod cpu_conv;
+mod fake_quant;
+mod flex;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn_flex::Flex;
+use std::any::{Any, TypeId};
+
+type Ad = burn::backend::Autodiff<Flex>;
+
+/// Moves a value between two types already checked to be the same type.
+fn same<T: 'static, U: 'static>(t: T) -> U {
+    *(Box::new(t) as Box<dyn Any>)
+        .downcast::<U>()
+        .expect("types checked equal")
+}
+
+fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    match t.into_primitive() {
+        TensorPrimitive::Float(p) => p,
+        TensorPrimitive::QFloat(_) => panic!("quantized tensors are not convolved here"),
+    }
+}
+
+fn wrap<B: Backend, const D: usize>(p: B::FloatTensorPrimitive) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// y = conv2d(x, w, stride 1, padding k/2) + b for an odd square k×k kernel `w`.
+pub fn conv2d_same<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, b: Tensor<B, 1>) -> Tensor<B, 4> {
+    conv2d_same_replay(x, w, b, None)
+}
+
+/// [`conv2d_same`], where `known` may carry the result of an identical earlier forward (same
+/// inputs, same weights): on `Autodiff<Flex>` it then only records the backward node and skips
+/// the computation; elsewhere it is ignored.
+pub fn conv2d_same_replay<B: Backend>(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    b: Tensor<B, 1>,
+    known: Option<Tensor<B, 4>>,
+) -> Tensor<B, 4> {
+    let [_, _, kh, kw] = w.dims();
+    let ours = kh == kw && kh % 2 == 1 && x.dtype() == DType::F32 && w.dtype() == DType::F32;
+    let t = TypeId::of::<B>();
+    if ours && t == TypeId::of::<Ad>() {
+        let known = known.map(|k| flex::inner(same::<_, Tensor<Ad, 4>>(k).into_primitive()));
+        let y = flex::forward_ad(
+            float(same::<_, Tensor<Ad, 4>>(x)),
+            float(same::<_, Tensor<Ad, 4>>(w)),
+            float(same::<_, Tensor<Ad, 1>>(b)),
+            known,
+        );
+        return same(wrap::<Ad, 4>(y));
+    }
+    if ours && t == TypeId::of::<Flex>() {
+        let y = flex::forward(
+            &float(same::<_, Tensor<Flex, 4>>(x)),
+            &float(same::<_, Tensor<Flex, 4>>(w)),
+            &float(same::<_, Tensor<Flex, 1>>(b)),
+        );
+        return same(wrap::<Flex, 4>(y));
+    }
+    let p = kh / 2;
+    conv2d(x, w, Some(b), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
+}
+
+/// Per-channel fake quantization of `x` (N×C×H×W) over [l, u] (each of length C) to `bits`,
+/// with the straight-through gradients of `quant::fake_quant`: fused on `Flex` and
+/// `Autodiff<Flex>`, composed from burn ops elsewhere.
+pub fn fake_quant_channels<B: Backend>(
+    x: Tensor<B, 4>,
+    l: Tensor<B, 1>,
+    u: Tensor<B, 1>,
+    bits: u32,
+) -> Tensor<B, 4> {
+    let t = TypeId::of::<B>();
+    if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
+        let y = fake_quant::forward_ad(
+            float(same::<_, Tensor<Ad, 4>>(x)),
+            float(same::<_, Tensor<Ad, 1>>(l)),
+            float(same::<_, Tensor<Ad, 1>>(u)),
+            bits,
+        );
+        return same(wrap::<Ad, 4>(y));
+    }
+    if x.dtype() == DType::F32 && t == TypeId::of::<Flex>() {
+        let y = fake_quant::forward(
+            &float(same::<_, Tensor<Flex, 4>>(x)),
+            &float(same::<_, Tensor<Flex, 1>>(l)),
+            &float(same::<_, Tensor<Flex, 1>>(u)),
+            bits,
+        );
+        return same(wrap::<Flex, 4>(y));
+    }
+    let c = l.dims()[0];
+    crate::quant::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), bits)
+}

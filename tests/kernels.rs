@@ -1,0 +1,168 @@
+//! Our CPU kernels (src/kernels) against burn: the convolution against burn's conv2d (forward,
+//! input, weight and bias gradients on random data with a fixed seed, bit-identical for 1 and 3
+//! threads) and the fused activation quantizer against `quant::fake_quant`'s composition.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Distribution, Tensor};
+use odm::backend::{Cpu, CpuTrain};
+use odm::kernels::{conv2d_same, conv2d_same_replay, fake_quant_channels};
+
+type T4 = Tensor<CpuTrain, 4>;
+
+fn rand<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<CpuTrain, D> {
+    <CpuTrain as burn::tensor::backend::Backend>::seed(&Default::default(), seed);
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+fn vals<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec().unwrap()
+}
+
+/// Forward output and the gradients of Σ y·r w.r.t. x, w and b.
+fn run(ours: bool, x: &T4, w: &T4, b: &Tensor<CpuTrain, 1>, r: &T4) -> [Vec<f32>; 4] {
+    let (x, w, b) = (
+        x.clone().require_grad(),
+        w.clone().require_grad(),
+        b.clone().require_grad(),
+    );
+    let k = w.dims()[2];
+    let y = if ours {
+        conv2d_same(x.clone(), w.clone(), b.clone())
+    } else {
+        let o = ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);
+        conv2d(x.clone(), w.clone(), Some(b.clone()), o)
+    };
+    let g = (y.clone() * r.clone()).sum().backward();
+    [
+        vals(y),
+        vals(x.grad(&g).unwrap()),
+        vals(w.grad(&g).unwrap()),
+        vals(b.grad(&g).unwrap()),
+    ]
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: length");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        err / scale < 1e-4,
+        "{what}: max error {err} vs scale {scale}"
+    );
+}
+
+#[test]
+fn matches_burn_conv2d_and_is_thread_count_independent() {
+    for (i, &(n, ci, co, h, w, k)) in [
+        (2, 5, 7, 9, 11, 3),
+        (3, 3, 4, 6, 5, 1),
+        (1, 4, 2, 7, 8, 5),
+        (2, 16, 16, 48, 20, 3),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = 10 * i as u64;
+        let (x, wt, b, r) = (
+            rand([n, ci, h, w], s),
+            rand([co, ci, k, k], s + 1),
+            rand([co], s + 2),
+            rand([n, co, h, w], s + 3),
+        );
+        let want = run(false, &x, &wt, &b, &r);
+        let got = run(true, &x, &wt, &b, &r);
+        for (j, what) in ["forward", "grad x", "grad w", "grad b"].iter().enumerate() {
+            close(&got[j], &want[j], &format!("case {i} {what}"));
+        }
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let one = pool(1).install(|| run(true, &x, &wt, &b, &r));
+        let three = pool(3).install(|| run(true, &x, &wt, &b, &r));
+        assert_eq!(one, three, "case {i}: 1 vs 3 threads");
+        assert_eq!(one, got, "case {i}: repeat");
+    }
+}
+
+#[test]
+fn inference_backend_matches_training_backend() {
+    let x = rand([2, 3, 10, 12], 7);
+    let w = rand([4, 3, 3, 3], 8);
+    let b = rand([4], 9);
+    let train = vals(conv2d_same(x.clone(), w.clone(), b.clone()));
+    let d = Default::default();
+    let y = conv2d_same(
+        Tensor::<Cpu, 4>::from_data(x.into_data(), &d),
+        Tensor::<Cpu, 4>::from_data(w.into_data(), &d),
+        Tensor::<Cpu, 1>::from_data(b.into_data(), &d),
+    );
+    assert_eq!(y.into_data().to_vec::<f32>().unwrap(), train);
+}
+
+#[test]
+fn fused_fake_quant_matches_composed() {
+    for (i, nb) in [5usize, 1].into_iter().enumerate() {
+        let s = 100 + 10 * i as u64;
+        let x = rand([3, 5, 6, 7], s).mul_scalar(2.0);
+        let hi = rand([nb], s + 1).abs().add_scalar(0.5);
+        let lo = rand([nb], s + 2).abs().neg().sub_scalar(0.3);
+        let r = rand([3, 5, 6, 7], s + 3);
+        let run = |fused: bool| {
+            let (x, lo, hi) = (
+                x.clone().require_grad(),
+                lo.clone().require_grad(),
+                hi.clone().require_grad(),
+            );
+            let y = if fused {
+                fake_quant_channels(x.clone(), lo.clone(), hi.clone(), 4)
+            } else {
+                let shape = [1, nb, 1, 1];
+                let (l4, u4) = (lo.clone().reshape(shape), hi.clone().reshape(shape));
+                odm::quant::fake_quant(x.clone(), l4, u4, 4)
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [
+                vals(y),
+                vals(x.grad(&g).unwrap()),
+                vals(lo.grad(&g).unwrap()),
+                vals(hi.grad(&g).unwrap()),
+            ]
+        };
+        let (want, got) = (run(false), run(true));
+        assert_eq!(got[0], want[0], "case {i}: forward bit-identical");
+        assert_eq!(got[1], want[1], "case {i}: grad x");
+        close(&got[2], &want[2], &format!("case {i} grad lo"));
+        close(&got[3], &want[3], &format!("case {i} grad hi"));
+    }
+}
+
+#[test]
+fn replayed_conv_has_the_same_gradients() {
+    let (x, w, b) = (
+        rand([2, 4, 9, 8], 50),
+        rand([6, 4, 3, 3], 51),
+        rand([6], 52),
+    );
+    let r = rand([2, 6, 9, 8], 53);
+    let grads = |known: Option<T4>| {
+        let (x, w, b) = (
+            x.clone().require_grad(),
+            w.clone().require_grad(),
+            b.clone().require_grad(),
+        );
+        let y = conv2d_same_replay(x.clone(), w.clone(), b.clone(), known);
+        let g = (y.clone() * r.clone()).sum().backward();
+        [
+            vals(y),
+            vals(x.grad(&g).unwrap()),
+            vals(w.grad(&g).unwrap()),
+            vals(b.grad(&g).unwrap()),
+        ]
+    };
+    let first = conv2d_same(x.clone(), w.clone(), b.clone());
+    assert_eq!(grads(Some(first)), grads(None));
+}
