@@ -7,10 +7,15 @@ Times, with the same shapes and thread count, in one run:
     32 block convs (symmetric learned activation bound, max|W| weights), L1 loss, Adam,
   * a gated QAT step: the same plus the per-channel variance of the quantizer inputs, with
     g = g_rec + lambda * [sign(g_var) == sign(g_rec)] * g_var (two autograd.grad calls),
-then runs `odm bench --json` and prints both and the ratios.
+then runs `odm bench --json` (or reads its output from --odm-json) and prints both and the ratios.
+
+With --device cuda, PyTorch runs on the GPU with cuDNN autotuning (cudnn.benchmark) and every
+timing is bracketed by torch.cuda.synchronize(); odm is run with `--device cuda:0` (a build with
+`--features cuda`). benches/gpu_check.sh uses it that way.
 
 Usage (throwaway venv):  python3 -m venv /tmp/pt && /tmp/pt/bin/pip install torch numpy
   /tmp/pt/bin/python benches/pytorch_ref.py [--threads 2] [--size full|small] [--reps 3]
+      [--device cpu|cuda] [--odm-json FILE]
 """
 import argparse, json, subprocess, time, statistics
 import torch
@@ -18,12 +23,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def sync():
+    """Wait for queued GPU work, so that a timing covers it (a no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, reps, warmup=1):
     for _ in range(warmup):
         fn()
     ts = []
     for _ in range(reps):
-        t = time.perf_counter(); fn(); ts.append((time.perf_counter() - t) * 1e3)
+        sync(); t = time.perf_counter(); fn(); sync(); ts.append((time.perf_counter() - t) * 1e3)
     return statistics.median(ts)
 
 
@@ -93,14 +104,21 @@ def main():
     ap.add_argument("--size", default="full")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--odm", default="target/release/odm")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--odm-json", default=None, help="odm bench --json output to use instead of running odm")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("pytorch_ref.py: --device cuda but torch.cuda.is_available() is False")
+        torch.backends.cudnn.benchmark = True
     blocks, feats, batch, lr_side, conv_shape = (16, 64, 16, 48, (16, 64, 48, 48)) if a.size == "full" else (4, 16, 4, 16, (4, 16, 16, 16))
 
     n, c, h, w = conv_shape
-    x0 = torch.randn(n, c, h, w)
-    w0 = torch.randn(c, c, 3, 3) * 0.05
+    x0 = torch.randn(n, c, h, w, device=dev)
+    w0 = torch.randn(c, c, 3, 3, device=dev) * 0.05
 
     def conv_step():
         x = x0.clone().requires_grad_(); wt = w0.clone().requires_grad_()
@@ -108,10 +126,10 @@ def main():
 
     conv_ms = median_ms(conv_step, a.reps)
 
-    model = Edsr(blocks, feats, 4, 4)
+    model = Edsr(blocks, feats, 4, 4).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    lr_img = torch.rand(batch, 3, lr_side, lr_side) * 255
-    hr_img = torch.rand(batch, 3, lr_side * 4, lr_side * 4) * 255
+    lr_img = torch.rand(batch, 3, lr_side, lr_side, device=dev) * 255
+    hr_img = torch.rand(batch, 3, lr_side * 4, lr_side * 4, device=dev) * 255
     params = list(model.parameters())
 
     def plain():
@@ -134,9 +152,17 @@ def main():
 
     plain_ms = median_ms(plain, a.reps)
     gated_ms = median_ms(gated, a.reps)
-    ours = json.loads(subprocess.check_output([a.odm, "bench", "--json", "--size", a.size, "--reps", str(a.reps), "--threads", str(a.threads)]))
+    if a.odm_json:
+        with open(a.odm_json) as f:
+            ours = json.load(f)
+    else:
+        odm_dev = "cuda:0" if a.device == "cuda" else "cpu"
+        ours = json.loads(subprocess.check_output([a.odm, "bench", "--json", "--size", a.size, "--reps", str(a.reps),
+                                                   "--threads", str(a.threads), "--device", odm_dev]))
     conv_flops = 3 * 2 * n * h * w * c * c * 9
-    print(f"torch {torch.__version__}, {a.threads} threads, size {a.size}, median of {a.reps}")
+    where = torch.cuda.get_device_name(0) + ", cuDNN " + str(torch.backends.cudnn.version()) if a.device == "cuda" else f"{a.threads} threads"
+    print(f"torch {torch.__version__} on {a.device} ({where}), size {a.size}, median of {a.reps}")
+    print(f"odm on {ours.get('device', 'cpu')}")
     print(f"{'':28}{'PyTorch':>12}{'odm':>12}{'odm/PyTorch':>14}")
     rows = [("conv3x3 fwd+bwd ms", conv_ms, ours["conv_fwd_bwd_ms"]),
             ("plain QAT step ms", plain_ms, ours["plain_step_ms"]),

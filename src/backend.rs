@@ -1,4 +1,15 @@
-//! Backend choice. CPU training runs on burn's `flex` backend (rayon + SIMD) under `Autodiff`.
+//! Backend choice. CPU training runs on burn's `flex` backend (rayon + SIMD) under `Autodiff`;
+//! with the `cuda` feature, `Cuda(n)` runs on burn's CUDA backend (CubeCL) under `Autodiff`.
+//! [`pick`] checks a spec's device before anything is written; [`with_backend!`] runs code
+//! generic over the training backend on the device it picked.
+
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(feature = "cuda")]
+pub use cuda::{gpu_device, Gpu, GpuTrain};
+
+use crate::spec::Device;
+use serde::{Deserialize, Serialize};
 
 /// CPU inference backend.
 pub type Cpu = burn_flex::Flex;
@@ -27,3 +38,107 @@ pub fn cpu_device_string(threads: usize) -> String {
         std::env::consts::ARCH
     )
 }
+
+/// A CUDA device as the driver reports it (recorded in `provenance.json`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GpuFacts {
+    /// The ordinal `n` of `Cuda(n)`.
+    pub index: usize,
+    pub name: String,
+    /// `major.minor`, e.g. `9.0` for an H100.
+    pub compute_capability: String,
+    pub total_memory_bytes: u64,
+    /// The driver's CUDA version, `major.minor` (cuDriverGetVersion).
+    pub driver_version: String,
+}
+
+impl GpuFacts {
+    /// One line: ordinal, name, compute capability, memory, driver.
+    pub fn describe(&self) -> String {
+        format!(
+            "cuda:{} ({}, compute capability {}, {:.1} GiB, driver CUDA {}; burn-cuda)",
+            self.index,
+            self.name,
+            self.compute_capability,
+            self.total_memory_bytes as f64 / (1u64 << 30) as f64,
+            self.driver_version
+        )
+    }
+}
+
+/// A device that was checked to exist on this machine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Picked {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda(GpuFacts),
+}
+
+impl Picked {
+    /// The provenance string: [`cpu_device_string`] or [`GpuFacts::describe`].
+    pub fn describe(&self, threads: usize) -> String {
+        match self {
+            Picked::Cpu => cpu_device_string(threads),
+            #[cfg(feature = "cuda")]
+            Picked::Cuda(f) => f.describe(),
+        }
+    }
+
+    /// The GPU's facts, `None` on CPU.
+    pub fn gpu(&self) -> Option<GpuFacts> {
+        match self {
+            Picked::Cpu => None,
+            #[cfg(feature = "cuda")]
+            Picked::Cuda(f) => Some(f.clone()),
+        }
+    }
+}
+
+/// Check that `device` can run here. The error is the middle of a one-line message (the caller
+/// names the field or flag and the fix), e.g. "Cuda(0) asked, but no CUDA driver/GPU was found
+/// on this machine (libcuda.so not loadable)".
+pub fn pick(device: Device) -> Result<Picked, String> {
+    match device {
+        Device::Cpu => Ok(Picked::Cpu),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => cuda::probe(n).map(Picked::Cuda),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(n) => Err(format!(
+            "Cuda({n}) needs a build with the `cuda` feature (cargo build --release --features cuda)"
+        )),
+    }
+}
+
+/// Parse a `--device` value: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+pub fn parse_device(s: &str) -> Option<Device> {
+    match s.to_ascii_lowercase().as_str() {
+        "cpu" => Some(Device::Cpu),
+        "cuda" => Some(Device::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda),
+    }
+}
+
+/// `with_backend!(picked, |AB, dev| body)`: evaluates `body` with the type `AB` bound to the
+/// autodiff training backend of a [`Picked`] device and `dev` to its burn device (the inner
+/// backend's, as `crate::train::train` takes it).
+macro_rules! with_backend {
+    ($picked:expr, |$ab:ident, $dev:ident| $body:expr) => {
+        match $picked {
+            $crate::backend::Picked::Cpu => {
+                type $ab = $crate::backend::CpuTrain;
+                let $dev = <burn::tensor::Device<$crate::backend::Cpu>>::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::Picked::Cuda(f) => {
+                type $ab = $crate::backend::GpuTrain;
+                let $dev = $crate::backend::gpu_device(f.index);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_backend;

@@ -1,14 +1,16 @@
-//! `odm bench`: CPU timings of the pieces that decide training speed, each the median of
-//! several repetitions after a warm-up, with an sgemm peak measured in the same run:
-//! one 3×3 conv forward + backward at EDSR sizes, a plain QAT step (EDSR, W4A4 PAMS) and a gated
-//! QAT step (the same plus the variance regularizer's pass and the sign gate).
+//! `odm bench`: timings of the pieces that decide training speed, each the median of several
+//! repetitions after a warm-up, with an sgemm peak measured in the same run: one 3×3 conv
+//! forward + backward at EDSR sizes, a plain QAT step (EDSR, W4A4 PAMS) and a gated QAT step (the
+//! same plus the variance regularizer's pass and the sign gate). On CPU by default, or on any
+//! device [`crate::backend::pick`] accepts; every timed piece ends with `Backend::sync`, so
+//! asynchronous (GPU) work is inside the time.
 
-use crate::backend::CpuTrain;
+use crate::backend::{pick, with_backend};
 use crate::data::{ImageSet, Pair, RgbImage, Sampler};
 use crate::models::Model;
 use crate::spec::{self, GateRule, Regularizer, Spec};
 use crate::train::state;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Tensor};
 use serde::Serialize;
 use std::sync::Arc;
@@ -27,10 +29,12 @@ pub enum Size {
 #[derive(Serialize, Clone, Debug)]
 pub struct BenchReport {
     pub size: Size,
+    /// The device, as provenance records it.
+    pub device: String,
     pub threads: usize,
     pub reps: usize,
-    /// Measured sgemm peak, GFLOP/s: the `gemm` crate directly, all threads, best of n = 512,
-    /// 1024, 1536 (see `sgemm_gflops`).
+    /// Measured sgemm peak, GFLOP/s. CPU: the `gemm` crate directly, all threads, best of
+    /// n = 512, 1024, 1536 (see `cpu_sgemm_peak`); other devices: the backend's 1024³ matmul.
     pub sgemm_gflops: f64,
     pub conv_shape: [usize; 4],
     pub conv_fwd_bwd_ms: f64,
@@ -62,10 +66,16 @@ fn time<F: FnMut()>(warmup: usize, reps: usize, mut f: F) -> f64 {
     )
 }
 
+type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
+
+fn sync<B: Backend>(d: &B::Device) {
+    B::sync(d).expect("device sync");
+}
+
 /// The sgemm peak: the `gemm` crate (the GEMM under burn-flex and our conv kernels) called
 /// directly on square f32 matrices of side 512, 1024 and 1536 with rayon parallelism over all
 /// pool threads; the best of the three sizes (median over `reps` each), in GFLOP/s.
-fn sgemm_gflops(reps: usize) -> f64 {
+fn cpu_sgemm_peak(reps: usize) -> f64 {
     [512usize, 1024, 1536]
         .iter()
         .map(|&n| {
@@ -103,15 +113,28 @@ fn sgemm_gflops(reps: usize) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn conv_ms(shape: [usize; 4], reps: usize) -> f64 {
+fn sgemm_gflops<B: Backend>(reps: usize, d: &B::Device) -> f64 {
+    if std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::backend::Cpu>() {
+        return cpu_sgemm_peak(reps);
+    }
+    let n = 1024;
+    let a = Tensor::<B, 2>::random([n, n], Distribution::Uniform(-1.0, 1.0), d);
+    let b = Tensor::<B, 2>::random([n, n], Distribution::Uniform(-1.0, 1.0), d);
+    let ms = time(1, reps, || {
+        let _ = a.clone().matmul(b.clone()).into_data();
+    });
+    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+}
+
+fn conv_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) -> f64 {
     let [n, c, h, w] = shape;
-    let d = Default::default();
-    let x0 = Tensor::<CpuTrain, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &d);
-    let w0 = Tensor::<CpuTrain, 4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.05), &d);
-    let b0 = Tensor::<CpuTrain, 1>::zeros([c], &d);
+    let x0 = Tensor::<AB, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), d);
+    let w0 = Tensor::<AB, 4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.05), d);
+    let b0 = Tensor::<AB, 1>::zeros([c], d);
     time(1, reps, || {
         let x = x0.clone().require_grad();
         let wt = w0.clone().require_grad();
+        // The convolution training uses (our kernel on CPU, burn's elsewhere).
         let y = crate::kernels::conv2d_same(x.clone(), wt.clone(), b0.clone());
         let g = y.sum().backward();
         let _ = (
@@ -169,10 +192,14 @@ fn synthetic_set(scale: usize) -> Arc<ImageSet> {
 }
 
 /// Median milliseconds of one QAT step (plain, or gated with the variance regularizer).
-pub fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
+pub fn step_ms<AB: AutodiffBackend>(
+    size: Size,
+    gated: bool,
+    reps: usize,
+    d: &AB::Device,
+) -> anyhow::Result<f64> {
     let spec = bench_spec(size, gated);
     let model = Model::from_spec(&spec.model, spec.scale);
-    let d = Default::default();
     let mut sampler = Sampler::new(
         vec![synthetic_set(4)],
         4,
@@ -182,19 +209,14 @@ pub fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
         255.0,
         0,
     )?;
-    let mut st = state::fresh::<<CpuTrain as AutodiffBackend>::InnerBackend>(
-        &spec,
-        &model,
-        None,
-        &mut sampler,
-        &d,
-    )?;
+    let mut st = state::fresh::<Inner<AB>>(&spec, &model, None, &mut sampler, d)?;
     let mut err = None;
     let ms = time(1, reps, || {
         let b = sampler.next_batch();
-        if let Err(e) = crate::train::step::<CpuTrain>(&spec, &model, &mut st, b, 1e-4, gated, &d) {
+        if let Err(e) = crate::train::step::<AB>(&spec, &model, &mut st, b, 1e-4, gated, d) {
             err = Some(e);
         }
+        sync::<Inner<AB>>(d);
     });
     match err {
         Some(e) => Err(e),
@@ -202,22 +224,46 @@ pub fn step_ms(size: Size, gated: bool, reps: usize) -> anyhow::Result<f64> {
     }
 }
 
-/// Run the benchmark.
-pub fn run(size: Size, reps: usize, threads: usize) -> anyhow::Result<BenchReport> {
+/// Run the benchmark on `device` (`--device`; CPU by default).
+pub fn run(
+    size: Size,
+    reps: usize,
+    threads: usize,
+    device: spec::Device,
+) -> anyhow::Result<BenchReport> {
+    let picked =
+        pick(device).map_err(|m| crate::error::user(format!("--device: {m}; use --device cpu")))?;
+    with_backend!(&picked, |AB, d| run_on::<AB>(
+        size,
+        reps,
+        threads,
+        picked.describe(threads),
+        &d
+    ))
+}
+
+fn run_on<AB: AutodiffBackend>(
+    size: Size,
+    reps: usize,
+    threads: usize,
+    device: String,
+    d: &AB::Device,
+) -> anyhow::Result<BenchReport> {
     let reps = reps.max(1);
     let conv_shape = match size {
         Size::Full => [16, 64, 48, 48],
         Size::Small => [4, 16, 16, 16],
     };
-    let sgemm = sgemm_gflops(reps);
-    let conv = conv_ms(conv_shape, reps);
+    let sgemm = sgemm_gflops::<Inner<AB>>(reps, d);
+    let conv = conv_ms::<AB>(conv_shape, reps, d);
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
-    let plain = step_ms(size, false, reps)?;
-    let gated = step_ms(size, true, reps)?;
+    let plain = step_ms::<AB>(size, false, reps, d)?;
+    let gated = step_ms::<AB>(size, true, reps, d)?;
     Ok(BenchReport {
         size,
+        device,
         threads,
         reps,
         sgemm_gflops: sgemm,
@@ -235,9 +281,9 @@ impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?}, {} threads, median of {}):\n  sgemm peak (gemm crate, best of 512³/1024³/1536³): {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
+            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
             self.size,
-            self.threads,
+            self.device,
             self.reps,
             self.sgemm_gflops,
             self.conv_shape,

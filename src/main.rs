@@ -42,8 +42,11 @@ enum Cmd {
         /// --set schedule.iterations=2
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         overrides: Vec<String>,
+        /// Override the spec's device: cpu, cuda or cuda:N (CUDA needs `--features cuda`).
+        #[arg(long, value_name = "cpu|cuda:N")]
+        device: Option<String>,
     },
-    /// CPU timings: conv forward+backward, plain and gated QAT steps, against an sgemm peak.
+    /// Timings: conv forward+backward, plain and gated QAT steps, against an sgemm peak.
     Bench {
         /// Problem size: `full` (EDSR-baseline, batch 16, 48×48) or `small` (a smoke run).
         #[arg(long, default_value = "full")]
@@ -55,6 +58,9 @@ enum Cmd {
         threads: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// cpu, cuda or cuda:N (CUDA needs `--features cuda`).
+        #[arg(long, default_value = "cpu", value_name = "cpu|cuda:N")]
+        device: String,
     },
     /// The paper's tables and figures from every finished run under --results, into --out.
     Report {
@@ -115,6 +121,9 @@ enum Cmd {
         json: bool,
         #[arg(long)]
         threads: Option<usize>,
+        /// cpu, cuda or cuda:N (CUDA needs `--features cuda`).
+        #[arg(long, default_value = "cpu", value_name = "cpu|cuda:N")]
+        device: String,
     },
     /// The bicubic baseline of a folder.
     Bicubic {
@@ -135,6 +144,23 @@ fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
         .ok_or_else(|| odm::user(format!("--size {s:?}: expected WxH, e.g. 320x180")))
 }
 
+/// A `--device` value, or an input error naming the allowed forms.
+fn parse_device(s: &str) -> anyhow::Result<odm::spec::Device> {
+    odm::backend::parse_device(s).ok_or_else(|| {
+        odm::user(format!(
+            "--device {s:?}: use cpu, cuda or cuda:N (e.g. cuda:0)"
+        ))
+    })
+}
+
+/// `--device` of `odm run` as a `--set device=...` override (applied last, so it wins).
+fn device_override(s: &str) -> anyhow::Result<String> {
+    Ok(match parse_device(s)? {
+        odm::spec::Device::Cpu => r#"device="Cpu""#.to_string(),
+        odm::spec::Device::Cuda(n) => format!(r#"device={{"Cuda":{n}}}"#),
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -145,23 +171,29 @@ fn main() -> ExitCode {
             quiet,
             resume,
             stop_after,
-            overrides,
-        } => commands::run(
-            &file,
-            &commands::RunOpts {
-                out,
-                threads,
-                progress: !quiet,
-                resume,
-                stop_after,
-                overrides,
-            },
-        )
-        .map(|dirs| {
-            for d in dirs {
-                println!("{}", d.display());
-            }
-        }),
+            mut overrides,
+            device,
+        } => device
+            .map(|d| device_override(&d).map(|o| overrides.push(o)))
+            .unwrap_or(Ok(()))
+            .and_then(|()| {
+                commands::run(
+                    &file,
+                    &commands::RunOpts {
+                        out,
+                        threads,
+                        progress: !quiet,
+                        resume,
+                        stop_after,
+                        overrides,
+                    },
+                )
+            })
+            .map(|dirs| {
+                for d in dirs {
+                    println!("{}", d.display());
+                }
+            }),
         Cmd::Cost { file, size, json } => parse_size(&size).and_then(|(w, h)| {
             commands::cost(&file, w, h).map(|reports| {
                 for (name, r) in reports {
@@ -183,6 +215,7 @@ fn main() -> ExitCode {
             reps,
             threads,
             json,
+            device,
         } => {
             let size = match size.as_str() {
                 "full" => Ok(odm::bench::Size::Full),
@@ -190,8 +223,9 @@ fn main() -> ExitCode {
                 other => Err(odm::user(format!("--size {other:?}: use full or small"))),
             };
             size.and_then(|size| {
+                let device = parse_device(&device)?;
                 let t = odm::backend::set_threads(threads);
-                odm::bench::run(size, reps, t).map(|r| {
+                odm::bench::run(size, reps, t, device).map(|r| {
                     if json {
                         println!("{}", serde_json::to_string(&r).expect("json"));
                     } else {
@@ -248,15 +282,18 @@ fn main() -> ExitCode {
             data,
             json,
             threads,
-        } => commands::eval(&checkpoint, &data, threads).map(|scores| {
-            for s in scores {
-                if json {
-                    println!("{}", serde_json::to_string(&s).expect("json"));
-                } else {
-                    println!("{}", commands::describe(&s));
+            device,
+        } => parse_device(&device)
+            .and_then(|device| commands::eval(&checkpoint, &data, threads, device))
+            .map(|scores| {
+                for s in scores {
+                    if json {
+                        println!("{}", serde_json::to_string(&s).expect("json"));
+                    } else {
+                        println!("{}", commands::describe(&s));
+                    }
                 }
-            }
-        }),
+            }),
         Cmd::Bicubic { data, scale, json } => commands::bicubic_cmd(&data, scale).map(|s| {
             if json {
                 println!("{}", serde_json::to_string(&s).expect("json"));

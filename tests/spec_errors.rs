@@ -7,12 +7,17 @@ use std::path::Path;
 use std::process::Command;
 
 fn run_bad(dir: &Path, file: &Path) -> (i32, String) {
+    run_bad_with(dir, file, &[])
+}
+
+fn run_bad_with(dir: &Path, file: &Path, args: &[&str]) -> (i32, String) {
     let out_dir = dir.join("results");
     let out = Command::new(common::odm_bin())
         .arg("run")
         .arg(file)
         .arg("--out")
         .arg(&out_dir)
+        .args(args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -177,4 +182,58 @@ fn eval_image_too_small_for_ssim_is_an_error() {
         msg.contains("t: image is 14×14") && msg.contains("SSIM"),
         "{msg}"
     );
+}
+
+/// Issue 6: in a build without the `cuda` feature, a CUDA device (in the file, or as
+/// `--device cuda:0`) is an input error naming the field and the fix.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_device_needs_the_cuda_feature() {
+    let text = common::toy_spec("bad", 1, 2, "device: Cuda(0),");
+    check(
+        "cuda.ron",
+        &text,
+        &["cuda.ron:11:5:", "field `device`", "--features cuda", "Cpu"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write(tmp.path(), "flag.ron", &common::toy_spec("bad", 1, 2, ""));
+    let (code, msg) = run_bad_with(tmp.path(), &f, &["--device", "cuda:0"]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains("flag.ron")
+            && msg.contains("field `device`")
+            && msg.contains("--features cuda"),
+        "{msg}"
+    );
+}
+
+/// Issue 6: with the `cuda` feature on a machine without a CUDA driver or GPU, `Cuda(0)` is an
+/// input error (no panic, no results folder). Skipped where a GPU answers.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_device_without_a_gpu() {
+    if let Ok(p) = odm::backend::pick(odm::spec::Device::Cuda(0)) {
+        eprintln!("SKIP: a GPU is present ({})", p.describe(1));
+        return;
+    }
+    let text = common::toy_spec("bad", 1, 2, "device: Cuda(0),");
+    check(
+        "cuda.ron",
+        &text,
+        &[
+            "cuda.ron:11:5:",
+            "field `device`",
+            "Cuda(0) asked",
+            "use device: Cpu",
+        ],
+    );
+}
+
+#[test]
+fn bad_device_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 1, 2, ""));
+    let (code, msg) = run_bad_with(tmp.path(), &f, &["--device", "tpu"]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("--device") && msg.contains("cuda:N"), "{msg}");
 }

@@ -1,19 +1,22 @@
 //! The CLI's subcommands, as library functions (so tests can call them too).
 
-use crate::backend::Cpu;
+use crate::backend::{pick, with_backend, Cpu};
 use crate::data::{load_set, ImageSet};
 use crate::error::user;
 use crate::eval::{bicubic, evaluate, SetScore};
 use crate::models::{Model, Params};
 use crate::quant::QuantPlan;
 use crate::record;
-use crate::spec::{self, resolve_path, Spec};
+use crate::spec::{self, resolve_path, Device, Spec};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod run;
 
 pub use run::{is_finished, run, run_dirs, RunOpts};
+
+type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 
 /// Fields added to the spec after results were first recorded. At their default they are left
 /// out of the canonical form, so adding a field never changes the hash (and folder) of a spec
@@ -107,8 +110,12 @@ pub fn table(path: &Path, out: &Path, overrides: &[String]) -> anyhow::Result<St
 }
 
 /// Load a finished (or checkpointed) run: its effective spec, model, quantization plan and
-/// parameters (weights, quantizer bounds, buffers).
-pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Params<Cpu>)> {
+/// parameters (weights, quantizer bounds, buffers) on `device`. Checkpoints hold host data, so a
+/// run trained on one device loads on any other.
+pub fn load_run<B: Backend>(
+    run_dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<(Spec, Model, QuantPlan, Params<B>)> {
     let spec_path = run_dir.join("spec.effective.ron");
     let text = std::fs::read_to_string(&spec_path).map_err(|e| {
         user(format!(
@@ -124,8 +131,7 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Param
             run_dir.display()
         )));
     }
-    let (params, _, _) =
-        crate::train::state::checkpoint_params::<Cpu>(run_dir, &Default::default())?;
+    let (params, _, _) = crate::train::state::checkpoint_params::<B>(run_dir, device)?;
     for d in model.decls() {
         if !params.has(&d.name) {
             return Err(user(format!(
@@ -139,19 +145,23 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<(Spec, Model, QuantPlan, Param
     Ok((s, model, plan, params))
 }
 
-/// `odm eval`: evaluate a run's checkpoint on benchmark folders.
+/// `odm eval`: evaluate a run's checkpoint on benchmark folders, on `device` (`--device`).
 pub fn eval(
     run_dir: &Path,
     data: &[PathBuf],
     threads: Option<usize>,
+    device: Device,
 ) -> anyhow::Result<Vec<SetScore>> {
     crate::backend::set_threads(threads);
-    let (s, model, plan, params) = load_run(run_dir)?;
-    let sets = load_eval_sets(data, s.scale)?;
-    Ok(sets
-        .iter()
-        .map(|set| evaluate(&model, &params, &plan, set, &Default::default()))
-        .collect())
+    let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
+    with_backend!(&picked, |AB, dev| {
+        let (s, model, plan, params) = load_run::<Inner<AB>>(run_dir, &dev)?;
+        let sets = load_eval_sets(data, s.scale)?;
+        Ok(sets
+            .iter()
+            .map(|set| evaluate(&model, &params, &plan, set, &dev))
+            .collect())
+    })
 }
 
 /// `odm bicubic`: the bicubic baseline of a folder.
@@ -182,7 +192,7 @@ pub fn cost(
     h: usize,
 ) -> anyhow::Result<Vec<(String, crate::quant::cost::CostReport)>> {
     if path.is_dir() {
-        let (s, model, plan, _) = load_run(path)?;
+        let (s, model, plan, _) = load_run::<Cpu>(path, &Default::default())?;
         return Ok(vec![(
             s.name.clone(),
             crate::quant::cost::cost(&model, &plan, w, h),
@@ -227,7 +237,7 @@ pub fn inspect(
     run_dir: &Path,
     data: Option<&Path>,
 ) -> anyhow::Result<crate::eval::inspect::ActStats> {
-    let (s, model, plan, params) = load_run(run_dir)?;
+    let (s, model, plan, params) = load_run::<Cpu>(run_dir, &Default::default())?;
     let dir = match data {
         Some(d) => d.to_path_buf(),
         None => s.data.eval.first().cloned().ok_or_else(|| {

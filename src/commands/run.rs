@@ -1,7 +1,7 @@
 //! `odm run`: one spec file's runs, each in its own result folder, resuming or skipping as asked.
 
 use super::{canonical, load_eval_sets, load_sets, pretty};
-use crate::backend::{cpu_device_string, CpuTrain};
+use crate::backend::{pick, with_backend, Picked};
 use crate::data::Sampler;
 use crate::error::user;
 use crate::eval::{bicubic, SetScore};
@@ -69,7 +69,12 @@ fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
                     loaded.runs.len()
                 )));
             }
-            let fp = &loaded.runs[0];
+            let mut fp = loaded.runs[0].clone();
+            // A device given on the command line applies to the run started first as well.
+            if device_overridden(opts) {
+                fp.device = s.device;
+            }
+            let fp = &fp;
             if let Some(d) = run_dirs(&opts.out, fp)
                 .into_iter()
                 .rev()
@@ -88,6 +93,7 @@ fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
                 ..opts.clone()
             };
             Ok(Some(run_one(
+                &p,
                 &loaded.source,
                 fp,
                 &sub,
@@ -97,10 +103,42 @@ fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
     }
 }
 
+/// True when `--device` or `--set device=...` was given.
+fn device_overridden(opts: &RunOpts) -> bool {
+    opts.overrides
+        .iter()
+        .any(|o| o.split_once('=').is_some_and(|(f, _)| f.trim() == "device"))
+}
+
+/// The device of `s`, checked to exist on this machine; the error names the file and the field
+/// (its line and column when the file sets it, else the command-line override).
+fn pick_device(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Result<Picked> {
+    pick(s.device).map_err(|msg| {
+        let overridden = device_overridden(opts);
+        let at = match spec::load::locate(source, "device") {
+            Some((line, col)) if !overridden => format!(":{line}:{col}"),
+            _ => String::new(),
+        };
+        let (how, fix) = if overridden {
+            (" (--device/--set)", "--device cpu")
+        } else {
+            ("", "device: Cpu")
+        };
+        user(format!(
+            "{}{at}: field `device`{how}: {msg}; use {fix}",
+            origin.display()
+        ))
+    })
+}
+
 /// `odm run`: run every point of a spec file; returns the run folders.
 /// A grid skips the points that already have a finished result.
 pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = spec::load_file_with(path, &opts.overrides)?;
+    // Every run's device is checked before any run starts or writes anything.
+    for s in &loaded.runs {
+        pick_device(path, &loaded.source, s, opts)?;
+    }
     let threads = crate::backend::set_threads(opts.threads);
     let is_grid = loaded.grid;
     let mut dirs = Vec::new();
@@ -124,13 +162,20 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
         if loaded.runs.len() > 1 {
             eprintln!("odm: [{}/{}] {}", i + 1, loaded.runs.len(), s.name);
         }
-        dirs.push(run_one(&loaded.source, s, opts, threads)?);
+        dirs.push(run_one(path, &loaded.source, s, opts, threads)?);
     }
     Ok(dirs)
 }
 
-fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Result<PathBuf> {
+fn run_one(
+    origin: &Path,
+    source: &str,
+    s: &Spec,
+    opts: &RunOpts,
+    threads: usize,
+) -> anyhow::Result<PathBuf> {
     // Everything that can fail on input is checked before the run folder exists.
+    let picked = pick_device(origin, source, s, opts)?;
     let train_sets = load_sets(&s.data.train, s.scale)?;
     let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
@@ -170,8 +215,8 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
         None => create_run_dir(&opts.out, &s.name, &hash)?,
     };
     let result = (|| -> anyhow::Result<bool> {
-        let device_name = cpu_device_string(threads);
-        let mut prov = Provenance::start(threads, &device_name, s.seed, &hash);
+        let mut prov = Provenance::start(threads, &picked.describe(threads), s.seed, &hash);
+        prov.gpu = picked.gpu();
         let start = if fresh {
             atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
             atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
@@ -202,17 +247,20 @@ fn run_one(source: &str, s: &Spec, opts: &RunOpts, threads: usize) -> anyhow::Re
             threads,
             dir.display()
         );
-        let out = crate::train::train::<CpuTrain>(
+        if let Some(g) = prov.gpu.as_ref() {
+            eprintln!("odm: device {}", g.describe());
+        }
+        let out = with_backend!(&picked, |AB, dev| crate::train::train::<AB>(
             s,
             &model,
             &mut sampler,
             &eval_sets,
             &dir,
-            &Default::default(),
+            &dev,
             start,
             opts.stop_after,
             opts.progress,
-        )?;
+        ))?;
         if !out.finished {
             eprintln!(
                 "odm: stopped after iteration {:?}; continue with --resume",

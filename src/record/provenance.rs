@@ -24,6 +24,9 @@ pub struct Provenance {
     pub init_from: String,
     /// True when this run was continued from a checkpoint.
     pub resumed: bool,
+    /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::backend::GpuFacts>,
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -763,7 +763,12 @@ pub fn write_all(
             })
             .collect();
         if !points.is_empty() {
-            let caption = format!("One point per group (mean over its seeds, 1–3 here); BitOPs = MACs · b_w · b_a for one LR input whose output is 1280×720. {PROTOCOL}.");
+            let with_cost: Vec<&super::tables::Group> =
+                gs.iter().filter(|g| g.first().cost.is_some()).collect();
+            let caption = format!(
+                "One point per group, PSNR averaged over its seeds ({}); BitOPs = MACs · b_w · b_a for one LR input whose output is 1280×720. {PROTOCOL}.",
+                seeds_note(&with_cost).replace("lines are means", "points are means")
+            );
             let f = Scatter {
                 set: set.clone(),
                 points,

@@ -74,7 +74,11 @@ pub fn apply_overrides(origin: &str, spec: Spec, overrides: &[String]) -> anyhow
         *slot = jv;
     }
     serde_json::from_value(j)
-        .map_err(|e| user(format!("{origin}: --set does not fit the spec: {e}")))
+        .map_err(|e| {
+            user(format!(
+                "{origin}: --set does not fit the spec: {e} (enum values take the tagged-map form: \"Cpu\", {{\"Cuda\": 0}}, {{\"Step\": {{\"every\": 100, \"gamma\": 0.5}}}})"
+            ))
+        })
 }
 
 /// [`load_file`] with `--set` overrides applied before the grid is expanded.
