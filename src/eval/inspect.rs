@@ -17,7 +17,7 @@ use crate::quant::offsets::ChannelStats;
 use crate::quant::{bound_names, ActForm, QuantPlan};
 use crate::spec::{QuantOpts, QuantSpec};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
@@ -97,14 +97,7 @@ fn capture_image<B: Backend>(
     lr: &crate::data::RgbImage,
     device: &B::Device,
 ) -> Vec<(String, Vec<f32>, [usize; 4])> {
-    let k = (model.rgb_range() / 255.0) as f32;
-    let mut chw = vec![0f32; 3 * lr.h * lr.w];
-    for (i, px) in lr.data.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            chw[c * lr.h * lr.w + i] = px[c] as f32 * k;
-        }
-    }
-    let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device);
+    let x = super::lr_tensor::<B>(model, lr, device);
     let cap = RefCell::new(Capture {
         all_planned: true,
         ..Default::default()

@@ -90,6 +90,18 @@ pub fn bicubic(set: &ImageSet) -> SetScore {
     SetScore::from_images(&set.name, set.scale, per)
 }
 
+/// An 8-bit HWC image as a 1×3×H×W tensor on the model's `rgb_range` scale.
+pub fn lr_tensor<B: Backend>(model: &Model, lr: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
+    let k = (model.rgb_range() / 255.0) as f32;
+    let mut chw = vec![0f32; 3 * lr.h * lr.w];
+    for (i, px) in lr.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            chw[c * lr.h * lr.w + i] = px[c] as f32 * k;
+        }
+    }
+    Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device)
+}
+
 /// Run the model on one LR image; output rounded and clipped to 8 bits (EDSR-PyTorch `quantize`).
 pub fn super_resolve<B: Backend>(
     model: &Model,
@@ -99,13 +111,7 @@ pub fn super_resolve<B: Backend>(
     device: &B::Device,
 ) -> RgbImage {
     let k = (model.rgb_range() / 255.0) as f32;
-    let mut chw = vec![0f32; 3 * lr.h * lr.w];
-    for (i, px) in lr.data.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            chw[c * lr.h * lr.w + i] = px[c] as f32 * k;
-        }
-    }
-    let x = Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device);
+    let x = lr_tensor::<B>(model, lr, device);
     let y = model.forward(&Fwd::plain(params, plan), x);
     let [_, _, h, w] = y.dims();
     let v = y

@@ -115,6 +115,20 @@ fn save<F: Figure>(
     ])
 }
 
+/// The legend box every chart uses.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    ch: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    ch.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.5))
+        .label_font((FONT, 12))
+        .position(pos)
+        .draw()
+        .p()
+}
+
 fn color(i: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
@@ -221,13 +235,7 @@ impl Dist<'_> {
                 }
             }
         }
-        ch.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .p()
+        legend(&mut ch, SeriesLabelPosition::UpperRight)
     }
 
     fn hist<DB: DrawingBackend>(
@@ -276,13 +284,7 @@ impl Dist<'_> {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        ch.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .p()
+        legend(&mut ch, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -418,13 +420,7 @@ impl Figure for Spreads<'_> {
             .p()?
             .label("not selected")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], lo_c.filled()));
-            ch.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.5))
-                .label_font((FONT, 12))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .p()?;
+            legend(&mut ch, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     }
@@ -491,13 +487,7 @@ impl Figure for Curves {
                         .p()?;
                 }
             }
-            ch.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.5))
-                .label_font((FONT, 12))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .p()?;
+            legend(&mut ch, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     }
@@ -574,13 +564,7 @@ impl Figure for Scatter {
             }))
             .p()?;
         }
-        ch.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .p()
+        legend(&mut ch, SeriesLabelPosition::LowerRight)
     }
 }
 
@@ -606,16 +590,10 @@ fn series(g: &super::tables::Group, split: &str, set: &str, metric: &str) -> Vec
 }
 
 fn seeds_note(gs: &[&super::tables::Group]) -> String {
-    let v: Vec<usize> = gs.iter().map(|g| g.runs.len()).collect();
-    let (lo, hi) = (
-        v.iter().min().copied().unwrap_or(0),
-        v.iter().max().copied().unwrap_or(0),
-    );
-    if lo == hi {
-        format!("lines are means over {lo} seed(s)")
-    } else {
-        format!("lines are means over {lo}–{hi} seeds")
-    }
+    format!(
+        "lines are means over {}",
+        super::tables::seeds_phrase(gs.iter().map(|g| g.runs.len()))
+    )
 }
 
 /// Draw every figure the results allow; returns their index entries.

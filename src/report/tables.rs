@@ -141,7 +141,7 @@ pub fn csv(head: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Number of distinct seed counts, for captions: "1–3 seeds".
-fn seeds_phrase(ns: impl Iterator<Item = usize>) -> String {
+pub fn seeds_phrase(ns: impl Iterator<Item = usize>) -> String {
     let v: Vec<usize> = ns.collect();
     let (lo, hi) = (
         v.iter().copied().min().unwrap_or(0),
@@ -150,7 +150,7 @@ fn seeds_phrase(ns: impl Iterator<Item = usize>) -> String {
     if lo == hi {
         format!("{lo} seed{}", if lo == 1 { "" } else { "s" })
     } else {
-        format!("{lo}–{hi} seeds (column Seeds)")
+        format!("{lo}–{hi} seeds")
     }
 }
 
@@ -163,6 +163,18 @@ pub struct Group<'a> {
 impl Group<'_> {
     pub fn first(&self) -> &Run {
         self.runs[0]
+    }
+    /// Table order: backbone, scale, FP then bits from high to low, method family, label, name.
+    pub fn order(&self) -> (String, usize, u32, usize, String, String) {
+        let r = self.first();
+        (
+            r.backbone.clone(),
+            r.spec.scale,
+            r.bits.map_or(0, |(w, a)| 1000 - (w * 10 + a)),
+            family_rank(&r.family),
+            r.method.clone(),
+            self.name.clone(),
+        )
     }
     pub fn bits_label(&self) -> String {
         self.first()
@@ -201,19 +213,7 @@ type Block = (String, usize);
 /// bit-widths from high to low; within a bits group by method family and label.
 fn main_rows<'a>(gs: &'a [Group<'a>]) -> Vec<(Block, String, Option<&'a Group<'a>>, String)> {
     let mut v: Vec<&Group> = gs.iter().collect();
-    let key = |g: &&Group| {
-        let r = g.first();
-        let b = r.bits.map_or(0, |(w, a)| 1000 - (w * 10 + a));
-        (
-            r.backbone.clone(),
-            r.spec.scale,
-            b,
-            family_rank(&r.family),
-            r.method.clone(),
-            g.name.clone(),
-        )
-    };
-    v.sort_by_key(key);
+    v.sort_by_key(|g| g.order());
     let mut rows = Vec::new();
     let mut last: Option<Block> = None;
     for g in v {
@@ -259,7 +259,7 @@ fn bicubic(gs: &[Group], block: &Block, set: &str) -> Option<Agg> {
 /// The main table's caption.
 pub fn main_caption(runs: &[Run], aggs: &Aggs) -> String {
     format!(
-        "Main table: PSNR (dB) / SSIM per benchmark. {PROTOCOL}. Cells: mean ± sample standard deviation over {}; one seed prints no std. Bold: the best mean of each backbone × scale × W/A group with two or more rows. {} run folders.",
+        "Main table: PSNR (dB) / SSIM per benchmark. {PROTOCOL}. Cells: mean ± sample standard deviation over {} (column Seeds); one seed prints no std. Bold: the best mean of each backbone × scale × W/A group with two or more rows. {} run folders.",
         seeds_phrase(aggs.0.iter().map(|a| a.n)),
         runs.len()
     )
@@ -494,16 +494,7 @@ pub fn cost_table(runs: &[Run]) -> Option<(String, String, String)> {
     if rows.is_empty() {
         return None;
     }
-    rows.sort_by_key(|(g, _)| {
-        let r = g.first();
-        (
-            r.backbone.clone(),
-            r.spec.scale,
-            r.bits.map_or(0, |(w, a)| 1000 - (w * 10 + a)),
-            family_rank(&r.family),
-            g.name.clone(),
-        )
-    });
+    rows.sort_by_key(|(g, _)| g.order());
     let head: Vec<String> = [
         "Backbone",
         "Scale",
