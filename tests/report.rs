@@ -152,20 +152,20 @@ fn main_and_ablation_tables_match_hand_written_text() {
         "| EDSR 2×8 | ×4 | – | Bicubic | – | 28.000 / 0.7800 | 23.000 / 0.6500 |",
         "| EDSR 2×8 | ×4 | 32/32 | FP32 | 1 | 30.000 / 0.8500 | 25.000 / 0.7000 |",
         "| EDSR 2×8 | ×4 | 2/2 | PAMS | 2 | 29.100 ± 0.141 / 0.8010 ± 0.0014 | 24.100 ± 0.141 / 0.7000 ± 0.0000 |",
-        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** | **24.400 ± 0.141** / 0.6900 ± 0.0000 |",
-        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 | 24.100 ± 0.000 / **0.7100 ± 0.0000** |",
+        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (λ=1e-4, always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** | **24.400 ± 0.141** / 0.6900 ± 0.0000 |",
+        "| EDSR 2×8 | ×4 | 2/2 | PAMS + VarReg (λ=1e-4, sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 | 24.100 ± 0.000 / **0.7100 ± 0.0000** |",
     ];
     assert_eq!(rows(&out.join("tables/main.md")), want);
     let want = [
         "| baseline | PAMS | 2 | 29.100 ± 0.141 / 0.8010 ± 0.0014 | 24.100 ± 0.141 / 0.7000 ± 0.0000 |",
-        "| always | PAMS + VarReg (always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** (-0.100 / +0.0090) | **24.400 ± 0.141** / 0.6900 ± 0.0000 (+0.300 / -0.0100) |",
-        "| cooperative | PAMS + VarReg (sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 (+0.300 / +0.0030) | 24.100 ± 0.000 / **0.7100 ± 0.0000** (+0.000 / +0.0100) |",
+        "| always | PAMS + VarReg (λ=1e-4, always-on) | 2 | 29.000 ± 0.000 / **0.8100 ± 0.0000** (-0.100 / +0.0090) | **24.400 ± 0.141** / 0.6900 ± 0.0000 (+0.300 / -0.0100) |",
+        "| cooperative | PAMS + VarReg (λ=1e-4, sign-gated) | 2 | **29.400 ± 0.141** / 0.8040 ± 0.0014 (+0.300 / +0.0030) | 24.100 ± 0.000 / **0.7100 ± 0.0000** (+0.000 / +0.0100) |",
     ];
     assert_eq!(rows(&out.join("tables/ablation-abl.md")), want);
     let tex = std::fs::read_to_string(out.join("tables/main.tex")).unwrap();
     assert!(tex.contains("\\textbf{29.400 $\\pm$ 0.141}"), "{tex}");
     let csv = std::fs::read_to_string(out.join("tables/main.csv")).unwrap();
-    assert!(csv.contains("EDSR 2×8,4,2/2,PAMS + VarReg (sign-gated),abl.cooperative,2,Set5,29.400000,0.141421,0.804000,0.001414,1,0"), "{csv}");
+    assert!(csv.contains("EDSR 2×8,4,2/2,\"PAMS + VarReg (λ=1e-4, sign-gated)\",abl.cooperative,2,Set5,29.400000,0.141421,0.804000,0.001414,1,0"), "{csv}");
     let md = std::fs::read_to_string(out.join("tables/main.md")).unwrap();
     assert!(
         md.contains("Y channel") && md.contains("scale pixels shaved") && md.contains("1–2 seeds"),

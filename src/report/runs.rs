@@ -87,8 +87,10 @@ pub fn method(s: &Spec) -> (String, String) {
         Regularizer::None => {}
         // A regularizer that is never applied leaves the baseline.
         _ if matches!(s.gating.rule, GateRule::Never) => {}
-        Regularizer::Variance { .. } => parts.push(format!("VarReg ({gate})")),
-        Regularizer::Mismatch { .. } => parts.push(format!("MisReg ({gate})")),
+        Regularizer::Variance { lambda, .. } => {
+            parts.push(format!("VarReg (λ={lambda:e}, {gate})"))
+        }
+        Regularizer::Mismatch { lambda } => parts.push(format!("MisReg (λ={lambda:e}, {gate})")),
     }
     if !matches!(s.offsets, OffsetPolicy::None) {
         parts.push("offsets".into());

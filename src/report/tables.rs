@@ -231,7 +231,7 @@ fn main_rows<'a>(gs: &'a [Group<'a>]) -> Vec<(Block, String, Option<&'a Group<'a
                 && o.first().method == r.method
         });
         let label = if dup {
-            format!("{} [{}]", r.method, r.experiment)
+            format!("{} [{}]", r.method, g.name)
         } else {
             r.method.clone()
         };
