@@ -11,7 +11,7 @@
 //! distribution offsets, before the clip), with the quantizer's learned bounds beside them.
 
 use crate::data::ImageSet;
-use crate::models::{Capture, Fwd, Model, Params};
+use crate::models::{Model, Params};
 use crate::quant::calib::percentile;
 use crate::quant::offsets::ChannelStats;
 use crate::quant::{bound_names, ActForm, QuantPlan};
@@ -19,7 +19,6 @@ use crate::spec::{QuantOpts, QuantSpec};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 
 /// Images inspected: the first `IMAGES` of the first evaluation set, in its sorted order.
 pub const IMAGES: usize = 5;
@@ -98,20 +97,8 @@ fn capture_image<B: Backend>(
     device: &B::Device,
 ) -> Vec<(String, Vec<f32>, [usize; 4])> {
     let x = super::lr_tensor::<B>(model, lr, device);
-    let cap = RefCell::new(Capture {
-        all_planned: true,
-        ..Default::default()
-    });
-    let f = Fwd {
-        p: params,
-        plan,
-        capture: Some(&cap),
-        train: false,
-        body_only: true,
-    };
-    let _ = model.forward(&f, x);
-    cap.into_inner()
-        .act_inputs
+    model
+        .planned_inputs(params, plan, x, false)
         .into_iter()
         .map(|(name, t)| {
             let d = t.dims();

@@ -67,6 +67,30 @@ impl Model {
         each!(self, m => m.forward(f, x))
     }
 
+    /// Run the body only and return every planned layer's activation-quantizer input, in forward
+    /// order (also in FP mode: `Capture::all_planned`). Used by range calibration and `inspect`.
+    pub fn planned_inputs<B: Backend>(
+        &self,
+        p: &Params<B>,
+        plan: &crate::quant::QuantPlan,
+        x: Tensor<B, 4>,
+        train: bool,
+    ) -> Vec<(String, Tensor<B, 4>)> {
+        let cap = std::cell::RefCell::new(Capture {
+            all_planned: true,
+            ..Default::default()
+        });
+        let f = Fwd {
+            p,
+            plan,
+            capture: Some(&cap),
+            train,
+            body_only: true,
+        };
+        let _ = self.forward(&f, x);
+        cap.into_inner().act_inputs
+    }
+
     /// Value range of the network's input and output.
     pub fn rgb_range(&self) -> f64 {
         each!(self, m => m.cfg.rgb_range)

@@ -603,7 +603,6 @@ pub fn write_all(
     out: &Path,
     written: &mut Vec<PathBuf>,
 ) -> anyhow::Result<Vec<Item>> {
-    let _ = aggs;
     let gs = groups(runs);
     let mut items = Vec::new();
     // Figure 1: the FP run with statistics and the quantized ODM run beside it.

@@ -6,7 +6,7 @@
 use super::adam::Adam;
 use crate::data::Sampler;
 use crate::error::user;
-use crate::models::{Capture, Fwd, Model, Params};
+use crate::models::{Model, Params};
 use crate::quant::calib::{groups, RangeAcc};
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
 use crate::quant::{bound_names, offset_names, wcc_name, ActForm, QuantPlan};
@@ -14,7 +14,6 @@ use crate::record::{self, MetricRow, NamedTensor};
 use crate::spec::{Optim, Spec};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -153,19 +152,7 @@ pub fn calibrate<B: Backend>(
             TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]),
             device,
         );
-        let cap = RefCell::new(Capture {
-            all_planned: true,
-            ..Default::default()
-        });
-        let f = Fwd {
-            p: params,
-            plan,
-            capture: Some(&cap),
-            train: true,
-            body_only: true,
-        };
-        let _ = model.forward(&f, x);
-        for (name, t) in cap.into_inner().act_inputs {
+        for (name, t) in model.planned_inputs(params, plan, x, true) {
             let i = plan
                 .layers
                 .iter()
