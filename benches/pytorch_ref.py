@@ -3,8 +3,9 @@
 
 Times, with the same shapes and thread count, in one run:
   * a 3x3 conv (64->64) forward + backward on 16x64x48x48,
-  * a plain QAT step: EDSR-baseline x4 (16 blocks, 64 features), W4A4 PAMS-style fake quant on the
-    32 block convs (symmetric learned activation bound, max|W| weights), L1 loss, Adam,
+  * a plain QAT step: EDSR-baseline x4 (16 blocks, 64 features), W4A4 fake quant of the AdaBM form
+    (odm's `Odm` preset) on the 32 block convs: learned asymmetric activation bounds and a learned
+    symmetric weight bound, both differentiated through the step size; L1 loss, Adam,
   * a gated QAT step: the same plus the per-channel variance of the quantizer inputs, with
     g = g_rec + lambda * [sign(g_var) == sign(g_rec)] * g_var (two autograd.grad calls),
 then runs `odm bench --json` (or reads its output from --odm-json) and prints both and the ratios.
@@ -39,7 +40,7 @@ def median_ms(fn, reps, warmup=1):
 
 
 class FakeQuant(torch.autograd.Function):
-    """round with a straight-through estimator (the clip stays differentiable outside)."""
+    """round with a straight-through estimator."""
     @staticmethod
     def forward(ctx, x):
         return torch.round(x)
@@ -50,23 +51,25 @@ class FakeQuant(torch.autograd.Function):
 
 
 def fq(x, lo, hi, bits):
-    xc = torch.minimum(torch.maximum(x, lo), hi)
-    s = ((hi - lo) / (2 ** bits - 1)).detach().clamp_min(1e-8)
-    return FakeQuant.apply((xc - lo.detach()) / s) * s + lo.detach()
+    """The AdaBM quantizer: 2^b levels over [lo, hi], gradients through clip and step size."""
+    n = 2 ** bits - 1
+    xc = torch.clamp(x, min=lo, max=hi)
+    return FakeQuant.apply((xc - lo) / (hi - lo) * n) / n * (hi - lo) + lo
 
 
 class QConv(nn.Conv2d):
     def __init__(self, c, bits):
         super().__init__(c, c, 3, padding=1)
-        self.alpha = nn.Parameter(torch.tensor(8.0))
+        self.lo = nn.Parameter(torch.tensor(-8.0))
+        self.hi = nn.Parameter(torch.tensor(8.0))
+        self.uw = nn.Parameter(self.weight.detach().max().clone())
         self.bits = bits
         self.captured = None
 
     def forward(self, x):
         self.captured = x
-        xq = fq(x, -self.alpha, self.alpha, self.bits)
-        u = self.weight.abs().max().detach()
-        wq = fq(self.weight, -u, u, self.bits)
+        xq = fq(x, self.lo, self.hi, self.bits)
+        wq = fq(self.weight, -self.uw, self.uw, self.bits)
         return F.conv2d(xq, wq, self.bias, padding=1)
 
 

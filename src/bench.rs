@@ -1,7 +1,9 @@
 //! `odm bench`: timings of the pieces that decide training speed, each the median of several
 //! repetitions after a warm-up, with an sgemm peak measured in the same run: one 3×3 conv
-//! forward + backward at EDSR sizes, a plain QAT step (EDSR, W4A4 PAMS) and a gated QAT step (the
-//! same plus the variance regularizer's pass and the sign gate). On CPU by default, or on any
+//! forward + backward at EDSR sizes, the activation fake quantizer forward + backward at the same
+//! size (the fused kernel on CPU), a plain QAT step (EDSR, W4A4, the ODM/AdaBM quantizer on the
+//! 32 block convs' inputs and weights) and a gated QAT step (the same plus the variance
+//! regularizer's pass and the sign gate). On CPU by default, or on any
 //! device [`crate::backend::pick`] accepts; every timed piece ends with `Backend::sync`, so
 //! asynchronous (GPU) work is inside the time.
 
@@ -41,6 +43,11 @@ pub struct BenchReport {
     /// Conv forward + backward FLOPs (3 × 2·N·H·W·C²·9) per second.
     pub conv_gflops: f64,
     pub conv_vs_sgemm_peak: f64,
+    /// 4-bit activation fake quantization of a `conv_shape` tensor, forward + backward (x and
+    /// per-layer bounds), with the bound gradient through the step size (`Full`) and the clip
+    /// only (`ClipOnly`).
+    pub fake_quant_ms: f64,
+    pub fake_quant_clip_only_ms: f64,
     pub plain_step_ms: f64,
     pub gated_step_ms: f64,
     pub gated_over_plain: f64,
@@ -144,6 +151,39 @@ fn conv_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) 
     })
 }
 
+fn fake_quant_ms<AB: AutodiffBackend>(
+    shape: [usize; 4],
+    grad: crate::spec::BoundGrad,
+    reps: usize,
+    d: &AB::Device,
+) -> f64 {
+    let x0 = Tensor::<AB, 4>::random(shape, Distribution::Normal(0.0, 1.0), d);
+    let (l0, u0) = (
+        Tensor::<AB, 1>::full([1], -1.5, d),
+        Tensor::<AB, 1>::full([1], 2.0, d),
+    );
+    let qz = crate::quant::Quantizer {
+        bits: 4,
+        form: crate::quant::QForm::Affine,
+        grad,
+        split_ties: false,
+    };
+    time(1, reps, || {
+        let (x, l, u) = (
+            x0.clone().require_grad(),
+            l0.clone().require_grad(),
+            u0.clone().require_grad(),
+        );
+        let y = crate::kernels::fake_quant_channels(x.clone(), l.clone(), u.clone(), qz);
+        let g = y.sum().backward();
+        let _ = (
+            x.grad(&g).unwrap().into_data(),
+            l.grad(&g).unwrap().into_data(),
+            u.grad(&g).unwrap().into_data(),
+        );
+    })
+}
+
 /// The spec of the benchmark's QAT step.
 pub fn bench_spec(size: Size, gated: bool) -> Spec {
     let (blocks, feats, batch, patch) = match size {
@@ -152,7 +192,7 @@ pub fn bench_spec(size: Size, gated: bool) -> Spec {
     };
     let text = format!(
         r#"(name: "bench", scale: 4, model: Edsr(n_resblocks: {blocks}, n_feats: {feats}),
-            quant: Pams(w_bits: 4, a_bits: 4, calib_batches: 1),
+            quant: Odm(w_bits: 4, a_bits: 4, calib_batches: 1),
             data: (train: ["."], patch_size: {patch}, batch_size: {batch}),
             schedule: (iterations: 1000))"#
     );
@@ -259,6 +299,8 @@ fn run_on<AB: AutodiffBackend>(
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
+    let fq = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::Full, reps, d);
+    let fq_clip = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::ClipOnly, reps, d);
     let plain = step_ms::<AB>(size, false, reps, d)?;
     let gated = step_ms::<AB>(size, true, reps, d)?;
     Ok(BenchReport {
@@ -271,6 +313,8 @@ fn run_on<AB: AutodiffBackend>(
         conv_fwd_bwd_ms: conv,
         conv_gflops,
         conv_vs_sgemm_peak: conv_gflops / sgemm,
+        fake_quant_ms: fq,
+        fake_quant_clip_only_ms: fq_clip,
         plain_step_ms: plain,
         gated_step_ms: gated,
         gated_over_plain: gated / plain,
@@ -281,7 +325,7 @@ impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
+            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
             self.size,
             self.device,
             self.reps,
@@ -290,6 +334,9 @@ impl BenchReport {
             self.conv_fwd_bwd_ms,
             self.conv_gflops,
             100.0 * self.conv_vs_sgemm_peak,
+            self.conv_shape,
+            self.fake_quant_ms,
+            self.fake_quant_clip_only_ms,
             self.plain_step_ms,
             self.gated_step_ms,
             self.gated_over_plain

@@ -32,6 +32,8 @@ fn bench_small_prints_every_field() {
         "conv_fwd_bwd_ms",
         "conv_gflops",
         "conv_vs_sgemm_peak",
+        "fake_quant_ms",
+        "fake_quant_clip_only_ms",
         "plain_step_ms",
         "gated_step_ms",
         "gated_over_plain",

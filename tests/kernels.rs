@@ -105,38 +105,60 @@ fn inference_backend_matches_training_backend() {
 
 #[test]
 fn fused_fake_quant_matches_composed() {
-    for (i, nb) in [5usize, 1].into_iter().enumerate() {
-        let s = 100 + 10 * i as u64;
-        let x = rand([3, 5, 6, 7], s).mul_scalar(2.0);
-        let hi = rand([nb], s + 1).abs().add_scalar(0.5);
-        let lo = rand([nb], s + 2).abs().neg().sub_scalar(0.3);
-        let r = rand([3, 5, 6, 7], s + 3);
-        let run = |fused: bool| {
-            let (x, lo, hi) = (
-                x.clone().require_grad(),
-                lo.clone().require_grad(),
-                hi.clone().require_grad(),
-            );
-            let y = if fused {
-                fake_quant_channels(x.clone(), lo.clone(), hi.clone(), 4)
-            } else {
-                let shape = [1, nb, 1, 1];
-                let (l4, u4) = (lo.clone().reshape(shape), hi.clone().reshape(shape));
-                odm::quant::fake_quant(x.clone(), l4, u4, 4)
-            };
-            let g = (y.clone() * r.clone()).sum().backward();
-            [
-                vals(y),
-                vals(x.grad(&g).unwrap()),
-                vals(lo.grad(&g).unwrap()),
-                vals(hi.grad(&g).unwrap()),
-            ]
-        };
-        let (want, got) = (run(false), run(true));
-        assert_eq!(got[0], want[0], "case {i}: forward bit-identical");
-        assert_eq!(got[1], want[1], "case {i}: grad x");
-        close(&got[2], &want[2], &format!("case {i} grad lo"));
-        close(&got[3], &want[3], &format!("case {i} grad hi"));
+    use odm::quant::{QForm, Quantizer};
+    use odm::spec::BoundGrad;
+    let forms = [
+        (QForm::Affine, false),
+        (QForm::SymZero, true),
+        (QForm::ZeroPoint, true),
+    ];
+    for (k, (form, split_ties)) in forms.into_iter().enumerate() {
+        for grad in [BoundGrad::Full, BoundGrad::ClipOnly] {
+            for (i, nb) in [5usize, 1].into_iter().enumerate() {
+                let qz = Quantizer {
+                    bits: 2 + (i + k) as u32 % 3,
+                    form,
+                    grad,
+                    split_ties,
+                };
+                let s = 100 + 10 * i as u64 + k as u64;
+                let x = rand([3, 5, 6, 7], s).mul_scalar(2.0);
+                let hi = rand([nb], s + 1).abs().add_scalar(0.5);
+                let lo = if form.symmetric() {
+                    hi.clone().neg()
+                } else {
+                    rand([nb], s + 2).abs().neg().sub_scalar(0.3)
+                };
+                let r = rand([3, 5, 6, 7], s + 3);
+                let run = |fused: bool| {
+                    let (x, lo, hi) = (
+                        x.clone().require_grad(),
+                        lo.clone().require_grad(),
+                        hi.clone().require_grad(),
+                    );
+                    let y = if fused {
+                        fake_quant_channels(x.clone(), lo.clone(), hi.clone(), qz)
+                    } else {
+                        let shape = [1, nb, 1, 1];
+                        let (l4, u4) = (lo.clone().reshape(shape), hi.clone().reshape(shape));
+                        odm::quant::fake_quant(x.clone(), l4, u4, qz)
+                    };
+                    let g = (y.clone() * r.clone()).sum().backward();
+                    [
+                        vals(y),
+                        vals(x.grad(&g).unwrap()),
+                        vals(lo.grad(&g).unwrap()),
+                        vals(hi.grad(&g).unwrap()),
+                    ]
+                };
+                let (want, got) = (run(false), run(true));
+                let case = format!("{qz:?} bounds {nb}");
+                assert_eq!(got[0], want[0], "{case}: forward bit-identical");
+                assert_eq!(got[1], want[1], "{case}: grad x");
+                close(&got[2], &want[2], &format!("{case} grad lo"));
+                close(&got[3], &want[3], &format!("{case} grad hi"));
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use burn::backend::Autodiff;
 use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
 use odm::quant::offsets::{choose, spreads, ChannelStats};
-use odm::quant::{percentile_tensor, weight_bound, ActForm, LayerQuant};
+use odm::quant::{percentile_rows, weight_range, LayerQuant, QForm, Quantizer, WeightQ};
 use odm::spec::{GateRule, OffsetPolicy, Select, VarScope, VarStat};
 use odm::train::gating::combine;
 use odm::train::regularize::variance_loss;
@@ -256,10 +256,11 @@ fn wcc_bound_follows_p99_times_gamma_and_gamma_gets_a_gradient() {
     let lq = LayerQuant {
         w_bits: 2,
         a_bits: 2,
-        act: ActForm::Asymmetric,
+        form: QForm::Affine,
+        weights: WeightQ::Wcc { percentile: 99.0 },
+        bound_grad: Default::default(),
         per_channel: false,
         channels: 4,
-        wcc: Some(99.0),
         scale: false,
         shift: false,
         active: true,
@@ -278,8 +279,9 @@ fn wcc_bound_follows_p99_times_gamma_and_gamma_gets_a_gradient() {
     // One SGD-like update of W and γ through the fake-quantized weights.
     let pa = p.to_autodiff::<AD>();
     let w = pa.get::<4>("l.weight");
-    let u = weight_bound(&pa, "l", &lq, &w);
-    let q = odm::quant::fake_quant(w.clone(), u.clone().neg(), u, 2);
+    let (l, u) = weight_range(&pa, "l", &lq, &w);
+    let (l, u) = (l.reshape([1, 1, 1, 1]), u.reshape([1, 1, 1, 1]));
+    let q = odm::quant::fake_quant(w.clone(), l, u, Quantizer::weight(&lq));
     let target = Tensor::<AD, 4>::zeros([4, 4, 3, 3], &Default::default()).add_scalar(0.3);
     let loss = (q - target).powf_scalar(2.0).sum();
     let g = pa.grads(&loss.backward());
@@ -297,15 +299,13 @@ fn wcc_bound_follows_p99_times_gamma_and_gamma_gets_a_gradient() {
     assert!(gamma1 > 0.0 && gamma1 != 1.0);
     p.tensors[0] = t(&w1);
     p.tensors[1] = t(&[gamma1]);
-    let u1 = host(weight_bound(&p, "l", &lq, &p.get::<4>("l.weight")))[0] as f64;
+    let u1 = host(weight_range(&p, "l", &lq, &p.get::<4>("l.weight")).1)[0] as f64;
     let expected = p99_host(&w1) * gamma1 as f64;
     assert!(
         (u1 - expected).abs() < 1e-5 * expected.abs(),
         "u_w {u1} vs P99·γ {expected}"
     );
-    let p99 = host(percentile_tensor(
-        t::<Cpu>(&w1.iter().map(|v| v.abs()).collect::<Vec<_>>()),
-        99.0,
-    ))[0] as f64;
+    let abs: Vec<f32> = w1.iter().map(|v| v.abs()).collect();
+    let p99 = host(percentile_rows(t::<Cpu>(&abs).reshape([1, abs.len()]), 99.0))[0] as f64;
     assert!((p99 - p99_host(&w1)).abs() < 1e-6);
 }

@@ -8,8 +8,8 @@ use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
 use odm::models::Model;
 use odm::quant::cost::cost;
-use odm::quant::{fake_quant, QuantPlan};
-use odm::spec::{EdsrSpec, ModelSpec, QuantOpts, QuantSpec};
+use odm::quant::{fake_quant, QForm, QuantPlan, Quantizer};
+use odm::spec::{BoundGrad, EdsrSpec, ModelSpec, QuantOpts, QuantSpec};
 
 type AD = Autodiff<Cpu>;
 
@@ -21,13 +21,23 @@ fn host<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> Vec<f32> {
     t.to_data().to_vec::<f32>().unwrap()
 }
 
+/// The AdaBM (affine) quantizer at `bits`, with the given bound gradient.
+fn affine(bits: u32, grad: BoundGrad) -> Quantizer {
+    Quantizer {
+        bits,
+        form: QForm::Affine,
+        grad,
+        split_ties: false,
+    }
+}
+
 fn q(x: &[f32], l: f32, u: f32, bits: u32) -> Vec<f32> {
     let n = x.len();
     host(fake_quant(
         t1::<Cpu>(x),
         t1::<Cpu>(&[l]).expand([n]),
         t1::<Cpu>(&[u]).expand([n]),
-        bits,
+        affine(bits, BoundGrad::Full),
     ))
 }
 
@@ -85,7 +95,7 @@ fn ste_gradient_is_one_inside_and_zero_outside() {
         xt.clone(),
         t1::<AD>(&[-1.0]).expand([n]),
         t1::<AD>(&[2.0]).expand([n]),
-        2,
+        affine(2, BoundGrad::Full),
     );
     let g = y.sum().backward();
     let gx = host(xt.grad(&g).unwrap());
@@ -97,9 +107,9 @@ fn ste_gradient_is_one_inside_and_zero_outside() {
 }
 
 #[test]
-fn bound_gradients_match_finite_differences_of_the_clip() {
-    // L = Σ w_i · q(x_i); the STE backward sees clip(x, l, u), so dL/du and dL/dl must equal the
-    // finite differences of Σ w_i · clip(x_i, l, u), computed here on the host in f64.
+fn clip_only_bound_gradients_match_finite_differences_of_the_clip() {
+    // L = Σ w_i · q(x_i); with `ClipOnly` the bounds see clip(x, l, u) only, so dL/du and dL/dl
+    // must equal the finite differences of Σ w_i · clip(x_i, l, u), computed on the host in f64.
     let x: Vec<f32> = (0..200)
         .map(|i| -3.0 + 6.0 * ((i * 37 % 200) as f32 + 0.5) / 200.0)
         .collect();
@@ -114,7 +124,7 @@ fn bound_gradients_match_finite_differences_of_the_clip() {
         t1::<AD>(&x),
         lt.clone().expand([n]),
         ut.clone().expand([n]),
-        3,
+        affine(3, BoundGrad::ClipOnly),
     );
     let g = (y * t1::<AD>(&w)).sum().backward();
     let gl = host(lt.grad(&g).unwrap())[0] as f64;
@@ -152,35 +162,116 @@ fn opts(bits: u32, head_tail: bool) -> QuantOpts {
         bound_lr_mult: 1.0,
         head_tail_8bit: head_tail,
         weight_clip: Default::default(),
+        bound_grad: Default::default(),
     }
 }
 
 #[test]
-fn edsr_baseline_placement_is_the_32_block_convs() {
-    let model = Model::from_spec(&ModelSpec::Edsr(EdsrSpec::default()), 4);
-    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &model);
-    let names: Vec<&str> = plan.layers.iter().map(|(n, _)| n.as_str()).collect();
-    let expected: Vec<String> = (0..16)
-        .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
-        .collect();
-    assert_eq!(
-        names,
-        expected.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+fn full_bound_gradient_by_hand() {
+    // One element inside [l, u] = [0, 3] at 2 bits (levels 0, 1, 2, 3): x = 1.2 → q = 1.
+    // Full: ∂q/∂u = (q − x)/(u − l) = −0.2/3, ∂q/∂l = −(q − x)/(u − l) = +0.2/3, ∂q/∂x = 1.
+    // One element above u (x = 4): ∂q/∂u = 1 + (3 − 3)/3 = 1. Sum with weights 1 and 10.
+    let xt = t1::<AD>(&[1.2, 4.0]).require_grad();
+    let lt = t1::<AD>(&[0.0]).require_grad();
+    let ut = t1::<AD>(&[3.0]).require_grad();
+    let y = fake_quant(
+        xt.clone(),
+        lt.clone().expand([2]),
+        ut.clone().expand([2]),
+        affine(2, BoundGrad::Full),
     );
-    let table = plan.table(&model);
-    assert!(table.contains("32 quantized convolutions"), "{table}");
-    assert!(table
-        .lines()
-        .any(|l| l.starts_with("head") && l.contains("FP")));
-    assert!(table
-        .lines()
-        .any(|l| l.starts_with("body_end") && l.contains("FP")));
+    assert_eq!(host(y.clone().inner()), vec![1.0, 3.0]);
+    let g = (y * t1::<AD>(&[1.0, 10.0])).sum().backward();
+    let gu = host(ut.grad(&g).unwrap())[0];
+    let gl = host(lt.grad(&g).unwrap())[0];
+    assert!((gu - (-0.2 / 3.0 + 10.0)).abs() < 1e-6, "{gu}");
+    assert!((gl - 0.2 / 3.0).abs() < 1e-6, "{gl}");
+    assert_eq!(host(xt.grad(&g).unwrap()), vec![1.0, 0.0]);
+}
+
+fn edsr_baseline() -> Model {
+    Model::from_spec(&ModelSpec::Edsr(EdsrSpec::default()), 4)
+}
+
+#[test]
+fn edsr_baseline_conv_input_placement_is_the_32_block_convs() {
+    // DAQ, AdaBM and ODM: the 32 block convs, weights and inputs.
+    let model = edsr_baseline();
+    for spec in [QuantSpec::MinMax(opts(4, false)), QuantSpec::Odm(opts(2, false))] {
+        let plan = QuantPlan::from_spec(&spec, &model);
+        let names: Vec<&str> = plan.layers.iter().map(|(n, _)| n.as_str()).collect();
+        let expected: Vec<String> = (0..16)
+            .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
+            .collect();
+        assert_eq!(names, expected.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert_eq!((plan.act_count(), plan.weight_count()), (32, 32));
+        let table = plan.table(&model, &spec);
+        assert!(
+            table.contains("32 quantized activations, 32 quantized weight tensors"),
+            "{table}"
+        );
+        assert!(table.contains("ConvInput placement"), "{table}");
+        for fp in ["head", "body_end", "upsample.0", "tail"] {
+            assert!(
+                table.lines().any(|l| l.starts_with(fp) && l.contains("FP")),
+                "{fp}: {table}"
+            );
+        }
+    }
     let plan8 = QuantPlan::from_spec(&QuantSpec::MinMax(opts(2, true)), &model);
     assert_eq!(plan8.layers.len(), 34);
+    assert_eq!(plan8.layers[0].0, "head");
+    assert_eq!(plan8.layers[33].0, "tail");
     assert_eq!(plan8.layer("head").unwrap().w_bits, 8);
     assert_eq!(plan8.layer("tail").unwrap().a_bits, 8);
     assert_eq!(plan8.layer("body.3.conv2").unwrap().w_bits, 2);
     assert!(QuantPlan::from_spec(&QuantSpec::Fp, &model).is_fp());
+}
+
+#[test]
+fn edsr_baseline_pams_and_ddtb_placement_is_three_activations_per_block() {
+    // colorjam/PAMS and zysxmu/DDTB `model/edsr.py`: per block quant_act1 on the shortcut,
+    // quant_act2 after the ReLU (the second conv's input), quant_act3 on the block output; the
+    // first conv sees the unquantized block input. 16 blocks: 48 activations, 32 weights.
+    let model = edsr_baseline();
+    for spec in [QuantSpec::Pams(opts(4, false)), QuantSpec::DdtbStatic(opts(2, false))] {
+        let plan = QuantPlan::from_spec(&spec, &model);
+        assert_eq!((plan.act_count(), plan.weight_count()), (48, 32));
+        let first: Vec<(&str, bool, bool)> = plan.layers[..4]
+            .iter()
+            .map(|(n, l)| (n.as_str(), l.has_weight(), l.has_act()))
+            .collect();
+        assert_eq!(
+            first,
+            vec![
+                ("body.0.skip", false, true),
+                ("body.0.conv1", true, false),
+                ("body.0.conv2", true, true),
+                ("body.0.res", false, true),
+            ]
+        );
+        let table = plan.table(&model, &spec);
+        assert!(
+            table.contains("48 quantized activations, 32 quantized weight tensors"),
+            "{table}"
+        );
+        assert!(table.contains("Block placement"), "{table}");
+        // Printed in forward order: head, then block 0's shortcut, convs and output.
+        let rows: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .take(6)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            vec!["head", "body.0.skip", "body.0.conv1", "body.0.conv2", "body.0.res", "body.1.skip"]
+        );
+    }
+    let pams = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &model);
+    assert_eq!(pams.layer("body.0.skip").unwrap().form, QForm::SymZero);
+    let ddtb = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(4, false)), &model);
+    assert_eq!(ddtb.layer("body.0.res").unwrap().form, QForm::ZeroPoint);
 }
 
 /// EDSR-baseline ×4 at an LR input of 320×180 (a 720p output), by hand:
@@ -206,7 +297,7 @@ fn cost_of_edsr_baseline_x4_by_hand() {
             .macs,
         33_973_862_400
     );
-    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(2, false)), &model);
+    let plan = QuantPlan::from_spec(&QuantSpec::MinMax(opts(2, false)), &model);
     let q = cost(&model, &plan, 320, 180);
     let quant_macs: u64 = 32 * 2_123_366_400;
     assert_eq!(quant_macs, 67_947_724_800);
@@ -219,6 +310,15 @@ fn cost_of_edsr_baseline_x4_by_hand() {
     // Storage: 32 block convs' weights (36 864 each) at 2 bits instead of 32.
     let saved_bits = 32u64 * 36_864 * 30;
     assert_eq!(fp.total_storage_bits - q.total_storage_bits, saved_bits);
+    // PAMS/DDTB placement: the first conv of each block reads the unquantized block input, so
+    // its 16 convs cost 2·32 bits per MAC; the second conv 2·2.
+    let pams = QuantPlan::from_spec(&QuantSpec::Pams(opts(2, false)), &model);
+    let qp = cost(&model, &pams, 320, 180);
+    let half: u128 = 16 * 2_123_366_400;
+    assert_eq!(
+        qp.total_bitops,
+        half * 64 + half * 4 + (114_230_476_800u128 - 2 * half) * 1024
+    );
 }
 
 #[test]
@@ -226,7 +326,8 @@ fn rdn_and_srresnet_placement_maps_follow_their_definitions() {
     use odm::spec::{RdnSpec, SrResNetSpec};
     // RDN (D = 16, C = 8): the 8 dense 3×3 convs and the 1×1 LFF of every block = 16·9 = 144.
     let rdn = Model::from_spec(&ModelSpec::Rdn(RdnSpec::default()), 4);
-    let plan = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(3, false)), &rdn);
+    let spec = QuantSpec::MinMax(opts(3, false));
+    let plan = QuantPlan::from_spec(&spec, &rdn);
     let expected: Vec<String> = (0..16)
         .flat_map(|i| {
             (0..8)
@@ -241,13 +342,13 @@ fn rdn_and_srresnet_placement_maps_follow_their_definitions() {
             .collect::<Vec<_>>(),
         expected
     );
-    assert!(plan.table(&rdn).contains("144 quantized convolutions"));
+    assert!(plan.table(&rdn, &spec).contains("144 quantized activations"));
     for f in ["sfe1", "sfe2", "gff.0", "gff.1", "upsample.0", "tail"] {
         assert!(plan.layer(f).is_none(), "{f} stays FP");
     }
     // SRResNet: the two 3×3 convs of each of the 16 blocks; the 9×9 head and tail stay FP.
     let srr = Model::from_spec(&ModelSpec::SrResNet(SrResNetSpec::default()), 4);
-    let plan = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &srr);
+    let plan = QuantPlan::from_spec(&QuantSpec::MinMax(opts(4, false)), &srr);
     assert_eq!(plan.layers.len(), 32);
     assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());
     assert_eq!(plan.layer("body.15.conv2").unwrap().channels, 64);

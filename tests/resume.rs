@@ -63,6 +63,8 @@ fn resumed_run_is_bit_identical_to_uninterrupted_run() {
     }
     // The checkpoint holds the quantizer bounds.
     let (ts, meta) = odm::record::read_safetensors(&full.join("checkpoint.safetensors")).unwrap();
-    assert!(ts.iter().any(|t| t.name == "body.0.conv1.act.lo"));
+    assert!(ts.iter().any(|t| t.name == "body.0.skip.act.lo"));
+    assert!(ts.iter().any(|t| t.name == "body.1.res.act.hi"));
+    assert!(!ts.iter().any(|t| t.name == "body.0.conv1.act.lo"), "DDTB leaves the first conv input FP");
     assert_eq!(meta["iteration"], "6");
 }

@@ -14,7 +14,7 @@ use crate::data::ImageSet;
 use crate::models::{Model, Params};
 use crate::quant::calib::percentile;
 use crate::quant::offsets::ChannelStats;
-use crate::quant::{bound_names, ActForm, QuantPlan};
+use crate::quant::{bound_names, QuantPlan};
 use crate::spec::{QuantOpts, QuantSpec};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -74,16 +74,17 @@ fn probe_plan(model: &Model, plan: &QuantPlan) -> QuantPlan {
 }
 
 fn bounds<B: Backend>(p: &Params<B>, plan: &QuantPlan, layer: &str) -> Option<(f64, f64)> {
-    let l = plan.layer(layer).filter(|l| l.active)?;
+    let l = plan.layer(layer).filter(|l| l.active && l.has_act())?;
     let (lo_n, hi_n) = bound_names(layer);
     let first = |n: &str| -> f64 {
         let t: Tensor<B, 1> = p.get(n);
         t.to_data().convert::<f64>().to_vec::<f64>().expect("f64")[0]
     };
     let hi = first(&hi_n);
-    let lo = match l.act {
-        ActForm::Symmetric => -hi,
-        ActForm::Asymmetric => first(&lo_n),
+    let lo = if l.form.symmetric() {
+        -hi
+    } else {
+        first(&lo_n)
     };
     Some((lo, hi))
 }

@@ -73,14 +73,14 @@ pub fn conv2d_same_replay<B: Backend>(
     conv2d(x, w, Some(b), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
 }
 
-/// Per-channel fake quantization of `x` (N×C×H×W) over [l, u] (each of length C) to `bits`,
-/// with the straight-through gradients of `quant::fake_quant`: fused on `Flex` and
-/// `Autodiff<Flex>`, composed from burn ops elsewhere.
+/// Fake quantization of `x` (N×C×H×W) over [l, u] (each of length C, or 1) with quantizer
+/// `qz`, with the gradients of `quant::fake_quant`: fused on `Flex` and `Autodiff<Flex>`,
+/// composed from burn ops elsewhere.
 pub fn fake_quant_channels<B: Backend>(
     x: Tensor<B, 4>,
     l: Tensor<B, 1>,
     u: Tensor<B, 1>,
-    bits: u32,
+    qz: crate::quant::Quantizer,
 ) -> Tensor<B, 4> {
     let t = TypeId::of::<B>();
     if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
@@ -88,7 +88,7 @@ pub fn fake_quant_channels<B: Backend>(
             float(same::<_, Tensor<Ad, 4>>(x)),
             float(same::<_, Tensor<Ad, 1>>(l)),
             float(same::<_, Tensor<Ad, 1>>(u)),
-            bits,
+            qz,
         );
         return same(wrap::<Ad, 4>(y));
     }
@@ -97,10 +97,10 @@ pub fn fake_quant_channels<B: Backend>(
             &float(same::<_, Tensor<Flex, 4>>(x)),
             &float(same::<_, Tensor<Flex, 1>>(l)),
             &float(same::<_, Tensor<Flex, 1>>(u)),
-            bits,
+            qz,
         );
         return same(wrap::<Flex, 4>(y));
     }
     let c = l.dims()[0];
-    crate::quant::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), bits)
+    crate::quant::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), qz)
 }

@@ -1,11 +1,12 @@
 //! EDSR (Lim et al., "Enhanced Deep Residual Networks for Single Image Super-Resolution",
 //! CVPRW 2017), structured as EDSR-PyTorch: mean shift, head conv, `n_resblocks` residual blocks
 //! (conv–ReLU–conv, scaled by `res_scale`), a last body conv, a global skip, a pixel-shuffle
-//! upsampler and a tail conv. The quantizable body is the two convs of every residual block
-//! (PAMS, DAQ, DDTB); the last body conv stays FP.
+//! upsampler and a tail conv. The quantized weights are the two convs of every residual block
+//! (PAMS, DAQ, DDTB, AdaBM); the last body conv stays FP. Activations: see [`block_points`].
 
 use super::fwd::Fwd;
-use super::layers::{block_quant_layers, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
+use super::layers::{block_points, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
+use crate::quant::{Placement, QPoint};
 use super::params::ParamDecl;
 use crate::spec::EdsrSpec;
 use burn::tensor::activation::relu;
@@ -46,9 +47,9 @@ impl Edsr {
         resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 3)
     }
 
-    /// The quantizable body: both convs of every residual block.
-    pub fn quant_layers(&self) -> Vec<String> {
-        block_quant_layers(self.cfg.n_resblocks)
+    /// The quantization points of a placement (see [`block_points`]).
+    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
+        block_points(self.cfg.n_resblocks, self.cfg.n_feats, placement)
     }
 
     /// Parameter declarations in a fixed order (the order of initialisation).
@@ -78,13 +79,15 @@ impl Edsr {
         let x = f.conv("head", x - mean.clone());
         let mut h = x.clone();
         for i in 0..self.cfg.n_resblocks {
-            let r = f.conv(&format!("body.{i}.conv1"), h.clone());
+            let skip = f.act(&format!("body.{i}.skip"), h.clone());
+            let r = f.conv(&format!("body.{i}.conv1"), h);
             let r = f.conv(&format!("body.{i}.conv2"), relu(r));
-            h = if self.cfg.res_scale == 1.0 {
-                h + r
+            let r = if self.cfg.res_scale == 1.0 {
+                r
             } else {
-                h + r.mul_scalar(self.cfg.res_scale)
+                r.mul_scalar(self.cfg.res_scale)
             };
+            h = skip + f.act(&format!("body.{i}.res"), r);
         }
         if f.body_only {
             return h;

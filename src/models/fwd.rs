@@ -71,24 +71,39 @@ impl<'a, B: Backend> Fwd<'a, B> {
         self.p.get(name)
     }
 
-    /// `same`-padded convolution `<name>` with bias. If the plan quantizes the layer, its input
-    /// activations and its weights go through the fake quantizers first.
-    pub fn conv(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut w: Tensor<B, 4> = self.p.get(&format!("{name}.weight"));
-        let b: Tensor<B, 1> = self.p.get(&format!("{name}.bias"));
-        let lq = self.plan.layer(name);
+    /// Activation quantization point `name`: offsets, capture of the quantizer input, then the
+    /// fake quantizer, when the plan quantizes an activation there; otherwise `x` unchanged.
+    pub fn act(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
+            return x;
+        };
         let mut x = x;
-        if let Some(l) = lq.filter(|l| l.active) {
+        if l.active {
             x = apply_offsets(self.p, name, l, x);
         }
         if let Some(cap) = self.capture {
             let mut c = cap.borrow_mut();
-            if lq.is_some_and(|l| l.active) || (c.all_planned && lq.is_some()) {
+            if l.active || c.all_planned {
                 c.act_inputs.push((name.to_string(), x.clone()));
             }
         }
-        if let Some(l) = lq.filter(|l| l.active) {
+        if l.active {
             x = fake_quant_act(self.p, name, l, x);
+        }
+        x
+    }
+
+    /// `same`-padded convolution `<name>` with bias. If the plan quantizes the layer, its input
+    /// activation (point `<name>`) and its weights go through the fake quantizers first.
+    pub fn conv(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut w: Tensor<B, 4> = self.p.get(&format!("{name}.weight"));
+        let b: Tensor<B, 1> = self.p.get(&format!("{name}.bias"));
+        let x = self.act(name, x);
+        if let Some(l) = self
+            .plan
+            .layer(name)
+            .filter(|l| l.active && l.has_weight())
+        {
             w = fake_quant_weight(self.p, name, l, w);
         }
         let known = self.capture.and_then(|c| c.borrow_mut().replayed(name));

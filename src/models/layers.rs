@@ -2,6 +2,7 @@
 //! pixel shuffle.
 
 use super::params::{Init, ParamDecl};
+use crate::quant::{Placement, QPoint};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -81,11 +82,28 @@ pub fn resnet_convs(blocks: usize, f: usize, scale: usize, k: usize) -> Vec<Conv
     v
 }
 
-/// The quantizable body of an EDSR-style network: both convs of every residual block.
-pub fn block_quant_layers(blocks: usize) -> Vec<String> {
-    (0..blocks)
-        .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
-        .collect()
+/// The quantization points of an EDSR-style residual body (`blocks` blocks of `f` features) for
+/// a placement, in forward order: both convs of every block, and their inputs (DAQ, AdaBM, ODM),
+/// or PAMS/DDTB's shortcut `body.{i}.skip`, the second conv's (post-activation) input and the
+/// block output `body.{i}.res` (colorjam/PAMS and zysxmu/DDTB `model/edsr.py`, `*_ResBlock`).
+pub fn block_points(blocks: usize, f: usize, placement: Placement) -> Vec<QPoint> {
+    let mut v = Vec::new();
+    for i in 0..blocks {
+        let b = format!("body.{i}");
+        match placement {
+            Placement::ConvInput => {
+                v.push(QPoint::new(format!("{b}.conv1"), true, true, f));
+                v.push(QPoint::new(format!("{b}.conv2"), true, true, f));
+            }
+            Placement::Block => {
+                v.push(QPoint::new(format!("{b}.skip"), false, true, f));
+                v.push(QPoint::new(format!("{b}.conv1"), true, false, f));
+                v.push(QPoint::new(format!("{b}.conv2"), true, true, f));
+                v.push(QPoint::new(format!("{b}.res"), false, true, f));
+            }
+        }
+    }
+    v
 }
 
 /// Sub-pixel convolution's shuffle (Shi et al., CVPR 2016), PyTorch `pixel_shuffle` order:

@@ -53,9 +53,9 @@ impl Model {
         each!(self, m => m.convs())
     }
 
-    /// Names of the convolutions that form the quantizable body.
-    pub fn quant_layers(&self) -> Vec<String> {
-        each!(self, m => m.quant_layers())
+    /// The quantization points of a placement, in forward order.
+    pub fn quant_points(&self, placement: crate::quant::Placement) -> Vec<crate::quant::QPoint> {
+        each!(self, m => m.quant_points(placement))
     }
 
     /// The official PyTorch checkpoint key of one of our parameter names.
@@ -67,8 +67,9 @@ impl Model {
         each!(self, m => m.forward(f, x))
     }
 
-    /// Run the body only and return every planned layer's activation-quantizer input, in forward
-    /// order (also in FP mode: `Capture::all_planned`). Used by range calibration and `inspect`.
+    /// Run a full forward and return every planned point's activation-quantizer input, in
+    /// forward order (also in FP mode: `Capture::all_planned`). Used by range calibration and
+    /// `inspect`; a full pass, so that head/tail points see their real inputs.
     pub fn planned_inputs<B: Backend>(
         &self,
         p: &Params<B>,
@@ -85,7 +86,7 @@ impl Model {
             plan,
             capture: Some(&cap),
             train,
-            body_only: true,
+            body_only: false,
         };
         let _ = self.forward(&f, x);
         cap.into_inner().act_inputs

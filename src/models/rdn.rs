@@ -21,6 +21,7 @@
 use super::fwd::Fwd;
 use super::layers::{convs_decls, pixel_shuffle, ConvInfo};
 use super::params::ParamDecl;
+use crate::quant::{Placement, QPoint};
 use crate::spec::RdnSpec;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -87,15 +88,18 @@ impl Rdn {
         v
     }
 
-    /// The quantizable body: per block, `conv.0` … `conv.{C−1}`, then `lff`.
-    pub fn quant_layers(&self) -> Vec<String> {
-        (0..self.cfg.d)
-            .flat_map(|i| {
-                (0..self.cfg.c)
-                    .map(move |k| format!("rdb.{i}.conv.{k}"))
-                    .chain(std::iter::once(format!("rdb.{i}.lff")))
-            })
-            .collect()
+    /// The quantization points: per block, `conv.0` … `conv.{C−1}`, then `lff`, weights and
+    /// inputs (both placements).
+    pub fn quant_points(&self, _placement: Placement) -> Vec<QPoint> {
+        let (g0, g) = (self.cfg.g0, self.cfg.g);
+        let mut v = Vec::new();
+        for i in 0..self.cfg.d {
+            for k in 0..self.cfg.c {
+                v.push(QPoint::new(format!("rdb.{i}.conv.{k}"), true, true, g0 + k * g));
+            }
+            v.push(QPoint::new(format!("rdb.{i}.lff"), true, true, g0 + self.cfg.c * g));
+        }
+        v
     }
 
     /// Parameter declarations in a fixed order (the order of initialisation).

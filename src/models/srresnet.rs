@@ -29,7 +29,8 @@
 
 use super::edsr::{mean_shift, up_stages};
 use super::fwd::Fwd;
-use super::layers::{block_quant_layers, conv_decls, pixel_shuffle, resnet_convs, ConvInfo};
+use super::layers::{block_points, conv_decls, pixel_shuffle, resnet_convs, ConvInfo};
+use crate::quant::{Placement, QPoint};
 use super::params::{Init, ParamDecl};
 use crate::spec::SrResNetSpec;
 use burn::tensor::activation::relu;
@@ -125,9 +126,9 @@ impl SrResNet {
         resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 9)
     }
 
-    /// The quantizable body: both convs of every residual block.
-    pub fn quant_layers(&self) -> Vec<String> {
-        block_quant_layers(self.cfg.n_resblocks)
+    /// The quantization points of a placement (see [`block_points`]).
+    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
+        block_points(self.cfg.n_resblocks, self.cfg.n_feats, placement)
     }
 
     /// Parameter (and buffer) declarations in forward order (the order of initialisation).
@@ -203,11 +204,13 @@ impl SrResNet {
         let x = prelu(f, "head.prelu", f.conv("head", x - mean.clone()));
         let mut h = x.clone();
         for i in 0..self.cfg.n_resblocks {
-            let r = f.conv(&format!("body.{i}.conv1"), h.clone());
+            let skip = f.act(&format!("body.{i}.skip"), h.clone());
+            let r = f.conv(&format!("body.{i}.conv1"), h);
             let r = batch_norm(f, &format!("body.{i}.bn1"), r);
             let r = prelu(f, &format!("body.{i}.prelu"), r);
             let r = f.conv(&format!("body.{i}.conv2"), r);
-            h = h + batch_norm(f, &format!("body.{i}.bn2"), r);
+            let r = batch_norm(f, &format!("body.{i}.bn2"), r);
+            h = skip + f.act(&format!("body.{i}.res"), r);
         }
         if f.body_only {
             return h;

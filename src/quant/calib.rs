@@ -1,7 +1,6 @@
 //! Activation-range initialisation from calibration batches (min–max, averaged percentiles,
-//! PAMS's EMA of max|x|), per layer or per channel.
+//! PAMS's EMA of the per-image max|x|), per layer or per channel.
 
-use super::ActForm;
 use crate::spec::RangeInit;
 
 /// Percentile with linear interpolation between order statistics (numpy's default):
@@ -23,79 +22,104 @@ pub fn percentile(v: &mut [f32], p: f64) -> f64 {
     a + (pos - lo as f64) * (*b as f64 - a)
 }
 
-/// Accumulates one layer's statistics over calibration batches.
+/// Accumulates one point's statistics over calibration batches.
 #[derive(Clone, Debug)]
 pub struct RangeAcc {
     init: RangeInit,
-    form: ActForm,
+    symmetric: bool,
+    per_channel: bool,
     batches: usize,
     lo: Vec<f64>,
     hi: Vec<f64>,
 }
 
+/// Mean over the images of a batch of max|x| per image (over the image's channels, or over one
+/// channel), as PAMS's `_ema`: `mean(max(max(max(|x|, 1), 1), 1))`.
+fn mean_image_absmax(data: &[f32], dims: [usize; 4], channel: Option<usize>) -> f64 {
+    let [n, c, h, w] = dims;
+    let plane = h * w;
+    let mut total = 0.0;
+    for b in 0..n {
+        let img = &data[b * c * plane..(b + 1) * c * plane];
+        let part = match channel {
+            Some(ch) => &img[ch * plane..(ch + 1) * plane],
+            None => img,
+        };
+        total += part.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+    }
+    total / n as f64
+}
+
 impl RangeAcc {
-    pub fn new(init: RangeInit, form: ActForm, groups: usize) -> Self {
+    pub fn new(init: RangeInit, symmetric: bool, per_channel: bool, channels: usize) -> Self {
+        let groups = if per_channel { channels } else { 1 };
         Self {
             init,
-            form,
+            symmetric,
+            per_channel,
             batches: 0,
             lo: vec![0.0; groups],
             hi: vec![0.0; groups],
         }
     }
 
-    /// Add one batch; `groups[g]` holds the values of group g (a channel, or everything).
-    pub fn add(&mut self, groups: Vec<Vec<f32>>) {
+    /// Add one batch (NCHW host data).
+    pub fn add(&mut self, data: &[f32], dims: [usize; 4]) {
         let first = self.batches == 0;
-        for (g, mut v) in groups.into_iter().enumerate() {
-            let (mn, mx) = v
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                    (a.min(x as f64), b.max(x as f64))
-                });
+        self.batches += 1;
+        if let RangeInit::EmaMax { decay } = self.init {
+            for g in 0..self.hi.len() {
+                let m = mean_image_absmax(data, dims, self.per_channel.then_some(g));
+                self.hi[g] = if first {
+                    m
+                } else {
+                    decay * self.hi[g] + (1.0 - decay) * m
+                };
+                self.lo[g] = -self.hi[g];
+            }
+            return;
+        }
+        for (g, mut v) in groups(data, dims, self.per_channel).into_iter().enumerate() {
             match self.init {
                 RangeInit::MinMax => {
+                    let (mn, mx) = v
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                            (a.min(x as f64), b.max(x as f64))
+                        });
                     self.lo[g] = if first { mn } else { self.lo[g].min(mn) };
                     self.hi[g] = if first { mx } else { self.hi[g].max(mx) };
                 }
-                RangeInit::Percentile { low, high } => {
-                    self.lo[g] += percentile(&mut v, low);
-                    self.hi[g] += percentile(&mut v, high);
-                }
-                RangeInit::EmaMax { decay } => {
-                    let (l, h) = match self.form {
-                        ActForm::Symmetric => {
-                            let m = mn.abs().max(mx.abs());
-                            (-m, m)
-                        }
-                        ActForm::Asymmetric => (mn, mx),
-                    };
-                    if first {
-                        self.lo[g] = l;
-                        self.hi[g] = h;
-                    } else {
-                        self.lo[g] = decay * self.lo[g] + (1.0 - decay) * l;
-                        self.hi[g] = decay * self.hi[g] + (1.0 - decay) * h;
+                RangeInit::Percentile {
+                    low,
+                    high,
+                    first_batch,
+                } => {
+                    if first || !first_batch {
+                        self.lo[g] += percentile(&mut v, low);
+                        self.hi[g] += percentile(&mut v, high);
                     }
                 }
+                RangeInit::EmaMax { .. } => unreachable!("handled above"),
             }
         }
-        self.batches += 1;
     }
 
     /// (lo, hi) per group. Symmetric forms return hi = max(|lo|, |hi|) and lo = −hi. A range
     /// that collapsed (constant input) is widened to ±1e-3 around its value.
     pub fn bounds(&self) -> (Vec<f32>, Vec<f32>) {
-        let k = if matches!(self.init, RangeInit::Percentile { .. }) {
-            1.0 / self.batches.max(1) as f64
-        } else {
-            1.0
+        let k = match self.init {
+            RangeInit::Percentile {
+                first_batch: false,
+                ..
+            } => 1.0 / self.batches.max(1) as f64,
+            _ => 1.0,
         };
         let mut lo = Vec::new();
         let mut hi = Vec::new();
         for g in 0..self.lo.len() {
             let (mut l, mut h) = (self.lo[g] * k, self.hi[g] * k);
-            if self.form == ActForm::Symmetric {
+            if self.symmetric {
                 h = l.abs().max(h.abs());
                 l = -h;
             }

@@ -1,76 +1,200 @@
-//! Uniform fake quantization for QAT.
+//! Uniform fake quantization for QAT, in the three forms of the sources ([`QForm`]).
 //!
-//! Asymmetric form: q(x) = round((clip(x, l, u) − l)/s)·s + l with s = (u − l)/(2^b − 1), so a
-//! b-bit quantizer has exactly 2^b levels. Symmetric form: l = −u. Rounding uses a
-//! straight-through estimator (Bengio et al. 2013): the backward pass sees clip(x, l, u), so the
-//! gradient is 1 inside [l, u] and 0 outside, and the learnable bounds receive the gradient of the
-//! clip (PACT, Choi et al. 2018; PAMS, Li et al. ECCV 2020): ∂/∂u = 1[x > u], ∂/∂l = 1[x < l].
-//! Weights are quantized symmetrically with u = max|W| (per layer or per output channel),
-//! recomputed from the current weights at every step.
+//! Rounding uses a straight-through estimator (Bengio et al. 2013): ∂round(t)/∂t = 1. The
+//! bounds are differentiated as the sources' autograd does it: through the clip and through the
+//! step size. With `BoundGrad::Full`, for every element,
+//! ∂q/∂u = c_u(x) + (q − x_c)/(u − l) and ∂q/∂l = c_l(x) − (q − x_c)/(u − l), where x_c is the
+//! clipped input and c_u, c_l the clip's derivatives (LSQ, Esser et al. 2020, in the bound
+//! parameterisation of PAMS/DDTB/AdaBM); for the symmetric form (l = −α) that gives
+//! ∂q/∂α = c_u − c_l + (q − x_c)/α. `BoundGrad::ClipOnly` keeps only c_u, c_l (PACT).
+//! Clip derivatives: AdaBM's `torch.clamp(x, min=l, max=u)` passes the gradient to x on
+//! l ≤ x ≤ u (c_u = 1[x > u], c_l = 1[x < l]); PAMS's and DDTB's `max(min(x, u), l)` split it
+//! in half at exact ties x = u or x = l, as `torch.minimum`/`torch.maximum` do.
 
 pub mod calib;
 pub mod cost;
 pub mod offsets;
 pub mod plan;
 
-pub use plan::{ActForm, LayerQuant, QuantPlan};
+pub use plan::{LayerQuant, Placement, QForm, QPoint, QuantPlan, WeightQ};
 
 use crate::models::Params;
-use burn::tensor::activation::relu;
+use crate::spec::BoundGrad;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// Smallest step, so that a collapsed range (u = l) never divides by zero.
-const MIN_STEP: f64 = 1e-8;
+/// Levels parameter n = 2^b − 1.
+pub fn levels(bits: u32) -> f32 {
+    ((1u64 << bits) - 1) as f32
+}
 
-/// Differentiable clip(x, l, u) = x − relu(x − u) + relu(l − x); `l`, `u` broadcast against `x`.
-pub fn clip<B: Backend, const D: usize>(
+/// One quantizer call's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantizer {
+    pub bits: u32,
+    pub form: QForm,
+    pub grad: BoundGrad,
+    /// Clip as `max(min(x, u), l)`, which halves the gradient at exact ties (PAMS/DDTB
+    /// activations, DDTB weights); otherwise as `clamp` (AdaBM; PAMS weights, never clipped).
+    pub split_ties: bool,
+}
+
+impl Quantizer {
+    /// The activation quantizer of a point.
+    pub fn act(lq: &LayerQuant) -> Self {
+        Self {
+            bits: lq.a_bits,
+            form: lq.form,
+            grad: lq.bound_grad,
+            split_ties: lq.form != QForm::Affine,
+        }
+    }
+
+    /// The weight quantizer of a layer.
+    pub fn weight(lq: &LayerQuant) -> Self {
+        Self {
+            bits: lq.w_bits,
+            form: lq.form,
+            grad: lq.bound_grad,
+            split_ties: lq.form != QForm::Affine && matches!(lq.weights, WeightQ::Percentile { .. }),
+        }
+    }
+}
+
+/// Per-element values and derivatives of one quantizer call.
+struct Parts<B: Backend, const D: usize> {
+    q: Tensor<B, D>,
+    /// ∂q/∂x, ∂q/∂u, ∂q/∂l per element (detached).
+    dx: Tensor<B, D>,
+    du: Tensor<B, D>,
+    dl: Tensor<B, D>,
+}
+
+/// The quantizer's value and derivatives from detached x, l, u (l, u broadcast against x).
+fn parts<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     l: Tensor<B, D>,
     u: Tensor<B, D>,
-) -> Tensor<B, D> {
-    x.clone() - relu(x.clone() - u) + relu(l - x)
+    qz: Quantizer,
+) -> Parts<B, D> {
+    let Quantizer {
+        bits,
+        form,
+        grad,
+        split_ties,
+    } = qz;
+    let n = levels(bits);
+    let shape = x.shape();
+    let (lb, ub) = (l.clone().expand(shape.clone()), u.clone().expand(shape));
+    let above = x.clone().greater(ub.clone()).float();
+    let below = x.clone().lower(lb.clone()).float();
+    let xc = x.clone().max_pair(lb.clone()).min_pair(ub.clone());
+    let (dx, cu, cl) = match split_ties {
+        false => {
+            let inside = above.clone().add(below.clone()).neg().add_scalar(1.0);
+            (inside, above, below)
+        }
+        true => {
+            let at_u = x.clone().equal(ub).float().mul_scalar(0.5);
+            let at_l = x.clone().equal(lb).float().mul_scalar(0.5);
+            let inside = above.clone().add(below.clone()).neg().add_scalar(1.0);
+            (
+                inside - at_u.clone() - at_l.clone(),
+                above + at_u,
+                below + at_l,
+            )
+        }
+    };
+    let q = match form {
+        QForm::Affine => ((xc.clone() - l.clone()) / (u.clone() - l.clone()))
+            .mul_scalar(n)
+            .round()
+            .div_scalar(n)
+            .mul(u.clone() - l.clone())
+            .add(l.clone()),
+        QForm::SymZero => {
+            let qm = (n - 1.0) / 2.0;
+            (xc.clone().mul_scalar(qm) / u.clone())
+                .round()
+                .mul(u.clone())
+                .div_scalar(qm)
+        }
+        QForm::ZeroPoint => {
+            let d = u.clone() - l.clone();
+            let sf = d.clone().ones_like().mul_scalar(n) / d;
+            let zp = (sf.clone() * l.clone())
+                .round()
+                .add_scalar((1u64 << (bits - 1)) as f32);
+            ((sf.clone() * xc.clone() - zp.clone()).round() + zp) / sf
+        }
+    };
+    let (du, dl) = match grad {
+        BoundGrad::ClipOnly => (cu, cl),
+        BoundGrad::Full => {
+            let lsq = (q.clone() - xc) / (u - l);
+            (cu + lsq.clone(), cl - lsq)
+        }
+    };
+    Parts { q, dx, du, dl }
 }
 
-/// Fake-quantize `x` to `bits` over [l, u] with the straight-through estimator described above.
+/// `t − t.detach()`: zero in value, the gradient of `t` in backward.
+fn grad_only<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    t.clone() - t.detach()
+}
+
+/// Fake-quantize `x` over [l, u] (broadcast against `x`) to `bits` in `form`: the value is q(x)
+/// exactly, and the gradients are those of the module doc, built as
+/// q + Σ (v·∂q/∂v − (v·∂q/∂v).detach()) over v ∈ {x, u, l}. The reference implementation for
+/// every backend; `kernels::fake_quant_channels` fuses it on the CPU.
 pub fn fake_quant<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     l: Tensor<B, D>,
     u: Tensor<B, D>,
-    bits: u32,
+    qz: Quantizer,
 ) -> Tensor<B, D> {
-    let xc = clip(x, l.clone(), u.clone());
-    let (l, u) = (l.detach(), u.detach());
-    let s = (u - l.clone())
-        .div_scalar(((1u64 << bits) - 1) as f64)
-        .clamp_min(MIN_STEP);
-    let xd = xc.clone().detach();
-    let q = ((xd.clone() - l.clone()) / s.clone()).round() * s + l;
-    xc + (q - xd)
+    let pt = parts(
+        x.clone().detach(),
+        l.clone().detach(),
+        u.clone().detach(),
+        qz,
+    );
+    pt.q + grad_only(x * pt.dx) + grad_only(u * pt.du) + grad_only(l * pt.dl)
 }
 
-/// Quantizer bound parameter names of a layer.
+/// Quantizer bound parameter names of a point.
 pub fn bound_names(layer: &str) -> (String, String) {
     (format!("{layer}.act.lo"), format!("{layer}.act.hi"))
 }
 
-/// Quantize a layer's input activation with its learned bounds.
+/// The activation bounds (l, u) of a point: learned l and u, or (−α, α) for the symmetric form.
+pub fn act_bounds<B: Backend>(
+    p: &Params<B>,
+    layer: &str,
+    lq: &LayerQuant,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let (lo_n, hi_n) = bound_names(layer);
+    let hi: Tensor<B, 1> = p.get::<1>(&hi_n);
+    let lo = if lq.form.symmetric() {
+        hi.clone().neg()
+    } else {
+        p.get::<1>(&lo_n)
+    };
+    (lo, hi)
+}
+
+/// Quantize a point's activation with its learned bounds.
 pub fn fake_quant_act<B: Backend>(
     p: &Params<B>,
     layer: &str,
     lq: &LayerQuant,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    let (lo_n, hi_n) = bound_names(layer);
-    let hi: Tensor<B, 1> = p.get::<1>(&hi_n);
-    let lo = match lq.act {
-        ActForm::Symmetric => hi.clone().neg(),
-        ActForm::Asymmetric => p.get::<1>(&lo_n),
-    };
-    crate::kernels::fake_quant_channels(x, lo, hi, lq.a_bits)
+    let (lo, hi) = act_bounds(p, layer, lq);
+    crate::kernels::fake_quant_channels(x, lo, hi, Quantizer::act(lq))
 }
 
-/// Names of a layer's offset parameters (channel-wise scale and shift).
+/// Names of a point's offset parameters (channel-wise scale and shift).
 pub fn offset_names(layer: &str) -> (String, String) {
     (
         format!("{layer}.offset.scale"),
@@ -83,60 +207,69 @@ pub fn wcc_name(layer: &str) -> String {
     format!("{layer}.wcc.gamma")
 }
 
-/// The `p`-th percentile of a 1-D tensor (linear interpolation between order statistics).
-pub fn percentile_tensor<B: Backend>(v: Tensor<B, 1>, p: f64) -> Tensor<B, 1> {
-    let n = v.dims()[0];
-    let sorted = v.sort(0);
+/// Name of a layer's learned weight bound u_w.
+pub fn weight_bound_name(layer: &str) -> String {
+    format!("{layer}.wq.hi")
+}
+
+/// The `p`-th percentiles of the rows of a 2-D tensor (linear interpolation between order
+/// statistics, numpy's default: position p/100·(n − 1)); one value per row.
+pub fn percentile_rows<B: Backend>(v: Tensor<B, 2>, p: f64) -> Tensor<B, 1> {
+    let [r, n] = v.dims();
+    let sorted = v.sort(1);
     let pos = (p / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    let a = sorted.clone().slice([lo..lo + 1]);
+    let a = sorted.clone().slice([0..r, lo..lo + 1]).reshape([r]);
     if hi == lo {
         return a;
     }
-    let b = sorted.slice([hi..hi + 1]);
+    let b = sorted.slice([0..r, hi..hi + 1]).reshape([r]);
     a.clone() + (b - a).mul_scalar(pos - lo as f64)
 }
 
-/// The weight bound u_w of a layer: max|W| (detached; per layer or per output channel), or with
-/// WCC P(|W|)·γ where the percentile is detached and γ is learned.
-pub fn weight_bound<B: Backend>(
+/// The weight range (l, u) of a layer, one entry per output channel (`per_channel`) or one:
+/// detached max|W| + 1e-8 (l = −u), detached percentiles of W, a learned u_w (l = −u_w), or
+/// WCC's P(|W|)·γ with the percentile detached and γ learned.
+pub fn weight_range<B: Backend>(
     p: &Params<B>,
     layer: &str,
     lq: &LayerQuant,
     w: &Tensor<B, 4>,
-) -> Tensor<B, 4> {
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [co, ci, kh, kw] = w.dims();
-    if let Some(pc) = lq.wcc {
-        let flat = w.clone().abs().reshape([co * ci * kh * kw]).detach();
-        let gamma: Tensor<B, 1> = p.get(&wcc_name(layer));
-        return (percentile_tensor(flat, pc) * gamma)
-            .clamp_min(1e-8)
-            .reshape([1, 1, 1, 1]);
+    let rows = if lq.per_channel { co } else { 1 };
+    let flat = w.clone().detach().reshape([rows, co * ci * kh * kw / rows]);
+    let sym = |u: Tensor<B, 1>| (u.clone().neg(), u);
+    match &lq.weights {
+        WeightQ::MaxAbs => sym(flat.abs().max_dim(1).reshape([rows]).add_scalar(1e-8)),
+        WeightQ::Percentile { low, high } => (
+            percentile_rows(flat.clone(), *low),
+            percentile_rows(flat, *high),
+        ),
+        WeightQ::Learned => sym(p.get::<1>(&weight_bound_name(layer))),
+        WeightQ::Wcc { percentile } => {
+            let gamma: Tensor<B, 1> = p.get(&wcc_name(layer));
+            sym(percentile_rows(flat.abs(), *percentile) * gamma)
+        }
     }
-    if lq.per_channel {
-        w.clone()
-            .abs()
-            .reshape([co, ci * kh * kw])
-            .max_dim(1)
-            .reshape([co, 1, 1, 1])
-    } else {
-        w.clone().abs().max().reshape([1, 1, 1, 1])
-    }
-    .detach()
 }
 
-/// Quantize a layer's weights symmetrically over [−u_w, u_w] (see [`weight_bound`]).
+/// Quantize a layer's weights over [`weight_range`] in the layer's form. The weights go through
+/// the fused kernel as a 1×C_out×(C_in·k)×k tensor, so that per-output-channel bounds are its
+/// per-channel bounds.
 pub fn fake_quant_weight<B: Backend>(
     p: &Params<B>,
     layer: &str,
     lq: &LayerQuant,
     w: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    let u = weight_bound(p, layer, lq, &w);
-    fake_quant(w, u.clone().neg(), u, lq.w_bits)
+    let [co, ci, kh, kw] = w.dims();
+    let (l, u) = weight_range(p, layer, lq, &w);
+    let x = w.reshape([1, co, ci * kh, kw]);
+    crate::kernels::fake_quant_channels(x, l, u, Quantizer::weight(lq)).reshape([co, ci, kh, kw])
 }
 
-/// Apply a layer's learned channel-wise offsets (x·scale + shift) before its quantizer.
+/// Apply a point's learned channel-wise offsets (x·scale + shift) before its quantizer.
 pub fn apply_offsets<B: Backend>(
     p: &Params<B>,
     layer: &str,

@@ -1,28 +1,92 @@
-//! Placement: which convolutions are quantized, at how many bits, in which form.
+//! Placement: which weights and which activations are quantized, at how many bits, in which form.
+//!
+//! A plan is a list of quantization points in forward order. A point is named after a
+//! convolution (its weights and/or its input activation) or after a tensor inside a block that
+//! is not a conv input (PAMS/DDTB's residual shortcut `body.{i}.skip` and block output
+//! `body.{i}.res`). 32 bits means "not quantized" on that side, as in the sources' `k_bits = 32`.
 
-use crate::spec::QuantSpec;
+use crate::spec::{BoundGrad, QuantSpec, RangeInit, WeightClip};
 use serde::Serialize;
 
-/// Activation quantizer form.
+/// The quantizer function, each as its source writes it (README, "QAT"); n = 2^b − 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum ActForm {
-    /// [−α, α] with one learned α (PAMS).
-    Symmetric,
-    /// [l, u], both learned.
-    Asymmetric,
+pub enum QForm {
+    /// AdaBM/DAQ: q = round((clamp(x, l, u) − l)/(u − l)·n)/n·(u − l) + l (2^b levels).
+    Affine,
+    /// PAMS: [−α, α], q = round(clip(x)·Q/α)·α/Q with Q = 2^(b−1) − 1 (2^b − 1 levels, one at 0).
+    SymZero,
+    /// DDTB: s = n/(u − l), z = round(s·l) + 2^(b−1), q = (round(s·clip(x) − z) + z)/s, so that
+    /// 0 is exactly representable.
+    ZeroPoint,
 }
 
-/// How one layer is quantized.
+impl QForm {
+    /// One learned bound (α) instead of two.
+    pub fn symmetric(self) -> bool {
+        self == QForm::SymZero
+    }
+}
+
+/// Where a preset's sources quantize activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Placement {
+    /// The input of every quantized conv (DAQ, AdaBM, ODM).
+    ConvInput,
+    /// PAMS/DDTB's residual block: the shortcut (block input), the post-ReLU feature (the second
+    /// conv's input) and the block output before the add; the first conv's input stays FP.
+    Block,
+}
+
+/// One quantization point a backbone offers for a placement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QPoint {
+    pub name: String,
+    /// A convolution whose weights are quantized.
+    pub weight: bool,
+    /// An activation quantizer at this point (for a conv: on its input).
+    pub act: bool,
+    /// Channels of the quantized activation.
+    pub channels: usize,
+}
+
+impl QPoint {
+    pub fn new(name: impl Into<String>, weight: bool, act: bool, channels: usize) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            act,
+            channels,
+        }
+    }
+}
+
+/// The weight range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum WeightQ {
+    /// u = max|W| + 1e-8, detached, symmetric (PAMS `quant_max`).
+    MaxAbs,
+    /// [P_low(W), P_high(W)] over the whole tensor, detached (DDTB `quant_weight_asym99`).
+    Percentile { low: f64, high: f64 },
+    /// A learned u_w, initialised from max(W) (AdaBM `upper_w`).
+    Learned,
+    /// u_w = P_p(|W|)·γ with a learned γ (ODM's weight-clipping correction).
+    Wcc { percentile: f64 },
+}
+
+/// How one point is quantized.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerQuant {
+    /// Weight bits; 32 when the weights stay FP (or the point is not a conv).
     pub w_bits: u32,
+    /// Activation bits; 32 when there is no activation quantizer here.
     pub a_bits: u32,
-    pub act: ActForm,
+    /// The quantizer function of activations and weights.
+    pub form: QForm,
+    pub weights: WeightQ,
+    pub bound_grad: BoundGrad,
     pub per_channel: bool,
-    /// Input channels (the size of a per-channel activation bound).
+    /// Channels of the activation (the size of a per-channel activation bound).
     pub channels: usize,
-    /// Weight-clipping correction percentile (u_w = P(|W|)·γ), or `None` for max|W|.
-    pub wcc: Option<f64>,
     /// A learned channel-wise scale before the quantizer (selected from M_σ).
     pub scale: bool,
     /// A learned channel-wise shift before the quantizer (selected from M_μ).
@@ -32,10 +96,37 @@ pub struct LayerQuant {
     pub active: bool,
 }
 
-/// The per-layer map, in forward order.
+impl LayerQuant {
+    /// True when this point quantizes an activation.
+    pub fn has_act(&self) -> bool {
+        self.a_bits < 32
+    }
+
+    /// True when this point quantizes conv weights.
+    pub fn has_weight(&self) -> bool {
+        self.w_bits < 32
+    }
+}
+
+/// The per-point map, in forward order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuantPlan {
     pub layers: Vec<(String, LayerQuant)>,
+}
+
+/// The weight range a preset uses.
+fn weight_q(spec: &QuantSpec, clip: &WeightClip) -> WeightQ {
+    match (clip, spec) {
+        (WeightClip::Wcc { percentile }, _) => WeightQ::Wcc {
+            percentile: *percentile,
+        },
+        (WeightClip::MaxAbs, _) | (WeightClip::Preset, QuantSpec::Pams(_)) => WeightQ::MaxAbs,
+        (WeightClip::Preset, QuantSpec::DdtbStatic(_)) => WeightQ::Percentile {
+            low: 1.0,
+            high: 99.0,
+        },
+        (WeightClip::Preset, _) => WeightQ::Learned,
+    }
 }
 
 impl QuantPlan {
@@ -44,50 +135,47 @@ impl QuantPlan {
         Self::default()
     }
 
-    /// The plan of `spec` for `model`: the model's quantizable body at the spec's bits, plus
-    /// head and tail at 8 bits when `head_tail_8bit` is set. Inactive until calibrated.
+    /// The plan of `spec` for `model`: the backbone's points for the preset's placement at the
+    /// spec's bits, plus head and tail (weights and input) at 8 bits when `head_tail_8bit` is set.
+    /// Inactive until calibrated.
     pub fn from_spec(spec: &QuantSpec, model: &crate::models::Model) -> Self {
         let Some((opts, form)) = spec.opts_form() else {
             return Self::fp();
         };
-        let body = model.quant_layers();
+        let entry = |w: u32, a: u32, channels: usize| LayerQuant {
+            w_bits: w,
+            a_bits: a,
+            form,
+            weights: weight_q(spec, &opts.weight_clip),
+            bound_grad: opts.bound_grad,
+            per_channel: opts.per_channel,
+            channels,
+            scale: false,
+            shift: false,
+            active: false,
+        };
         let convs = model.convs();
-        let first = convs.first().map(|c| c.name.clone());
-        let last = convs.last().map(|c| c.name.clone());
         let mut layers = Vec::new();
-        for c in &convs {
-            let in_body = body.contains(&c.name);
-            let edge = opts.head_tail_8bit
-                && (Some(&c.name) == first.as_ref() || Some(&c.name) == last.as_ref());
-            if in_body || edge {
-                let (w, a) = if in_body {
-                    (opts.w_bits, opts.a_bits)
-                } else {
-                    (8, 8)
-                };
-                layers.push((
-                    c.name.clone(),
-                    LayerQuant {
-                        w_bits: w,
-                        a_bits: a,
-                        act: form,
-                        per_channel: opts.per_channel,
-                        channels: c.cin,
-                        wcc: match &opts.weight_clip {
-                            crate::spec::WeightClip::MaxAbs => None,
-                            crate::spec::WeightClip::Wcc { percentile } => Some(*percentile),
-                        },
-                        scale: false,
-                        shift: false,
-                        active: false,
-                    },
-                ));
-            }
+        let edge = |name: &str| {
+            opts.head_tail_8bit
+                && (convs.first().is_some_and(|c| c.name == name)
+                    || convs.last().is_some_and(|c| c.name == name))
+        };
+        if let Some(c) = convs.first().filter(|c| edge(&c.name)) {
+            layers.push((c.name.clone(), entry(8, 8, c.cin)));
+        }
+        for p in model.quant_points(spec.placement()) {
+            let w = if p.weight { opts.w_bits } else { 32 };
+            let a = if p.act { opts.a_bits } else { 32 };
+            layers.push((p.name, entry(w, a, p.channels)));
+        }
+        if let Some(c) = convs.last().filter(|c| edge(&c.name) && convs.len() > 1) {
+            layers.push((c.name.clone(), entry(8, 8, c.cin)));
         }
         Self { layers }
     }
 
-    /// The layer's quantizer, if planned.
+    /// The point's quantizer, if planned.
     pub fn layer(&self, name: &str) -> Option<&LayerQuant> {
         self.layers.iter().find(|(n, _)| n == name).map(|(_, l)| l)
     }
@@ -104,36 +192,77 @@ impl QuantPlan {
         self.layers.is_empty()
     }
 
-    /// The printed per-layer map: one line per convolution of the model.
-    pub fn table(&self, model: &crate::models::Model) -> String {
+    /// Activation quantizers planned.
+    pub fn act_count(&self) -> usize {
+        self.layers.iter().filter(|(_, l)| l.has_act()).count()
+    }
+
+    /// Convolutions with quantized weights planned.
+    pub fn weight_count(&self) -> usize {
+        self.layers.iter().filter(|(_, l)| l.has_weight()).count()
+    }
+
+    /// The printed map: one line per convolution of the model and per activation point that is
+    /// not a conv input, in forward order, then the preset, its range initialisation and counts.
+    pub fn table(&self, model: &crate::models::Model, spec: &QuantSpec) -> String {
         let mut s = String::from(
-            "layer                     W bits  A bits  activation   granularity  weights  offsets\n",
+            "point                     W bits  A bits  form       granularity  weights          offsets\n",
         );
-        for c in model.convs() {
-            match self.layer(&c.name) {
-                Some(l) => s.push_str(&format!(
-                    "{:<25} {:>6}  {:>6}  {:<11}  {:<11}  {:<7}  {}\n",
-                    c.name,
-                    l.w_bits,
-                    l.a_bits,
-                    format!("{:?}", l.act),
-                    if l.per_channel {
-                        "per-channel"
-                    } else {
-                        "per-layer"
-                    },
-                    if l.wcc.is_some() { "WCC" } else { "max|W|" },
-                    match (l.scale, l.shift) {
-                        (true, true) => "scale+shift",
-                        (true, false) => "scale",
-                        (false, true) => "shift",
-                        _ => "-",
-                    }
-                )),
-                None => s.push_str(&format!("{:<25} {:>6}  {:>6}  FP\n", c.name, 32, 32)),
+        let convs = model.convs();
+        let row = |s: &mut String, name: &str, l: &LayerQuant| {
+            let bits = |b: u32| if b < 32 { b.to_string() } else { "FP".into() };
+            s.push_str(&format!(
+                "{:<25} {:>6}  {:>6}  {:<9}  {:<11}  {:<15}  {}\n",
+                name,
+                bits(l.w_bits),
+                bits(l.a_bits),
+                format!("{:?}", l.form),
+                if l.per_channel { "per-channel" } else { "per-layer" },
+                if l.has_weight() {
+                    weight_label(&l.weights)
+                } else {
+                    "-".into()
+                },
+                match (l.scale, l.shift) {
+                    (true, true) => "scale+shift",
+                    (true, false) => "scale",
+                    (false, true) => "shift",
+                    _ => "-",
+                }
+            ))
+        };
+        // Points that are not conv inputs print right after the conv that precedes them in the
+        // plan (or before the first planned conv).
+        let pos = |n: &str| convs.iter().position(|c| c.name == n);
+        let first = self.layers.iter().find_map(|(n, _)| pos(n)).unwrap_or(0);
+        let mut after: Vec<Vec<(&String, &LayerQuant)>> = vec![Vec::new(); convs.len() + 1];
+        let mut anchor = first; // slot k holds points printed before convs[k]
+        for (n, l) in &self.layers {
+            match pos(n) {
+                Some(i) => anchor = i + 1,
+                None => after[anchor].push((n, l)),
             }
         }
-        s.push_str(&format!("{} quantized convolutions\n", self.layers.len()));
+        for (k, c) in convs.iter().enumerate() {
+            for (n, l) in &after[k] {
+                row(&mut s, n, l);
+            }
+            match self.layer(&c.name) {
+                Some(l) => row(&mut s, &c.name, l),
+                None => s.push_str(&format!("{:<25} {:>6}  {:>6}  FP\n", c.name, "FP", "FP")),
+            }
+        }
+        for (n, l) in &after[convs.len()] {
+            row(&mut s, n, l);
+        }
+        s.push_str(&format!(
+            "preset {} ({:?} placement), range init {}\n{} quantized activations, {} quantized weight tensors\n",
+            spec.label(),
+            spec.placement(),
+            init_label(&spec.range_init()),
+            self.act_count(),
+            self.weight_count()
+        ));
         s
     }
 
@@ -144,5 +273,33 @@ impl QuantPlan {
             .iter()
             .map(|(n, l)| serde_json::json!({"layer": n, "quant": l}))
             .collect::<Vec<_>>())
+    }
+}
+
+fn weight_label(w: &WeightQ) -> String {
+    match w {
+        WeightQ::MaxAbs => "max|W|".into(),
+        WeightQ::Percentile { low, high } => format!("P{low}/P{high}(W)"),
+        WeightQ::Learned => "learned u_w".into(),
+        WeightQ::Wcc { percentile } => format!("WCC P{percentile}·γ"),
+    }
+}
+
+fn init_label(r: &RangeInit) -> String {
+    match r {
+        RangeInit::MinMax => "min-max".into(),
+        RangeInit::Percentile {
+            low,
+            high,
+            first_batch,
+        } => format!(
+            "P{low}/P{high} ({})",
+            if *first_batch {
+                "first batch"
+            } else {
+                "averaged over batches"
+            }
+        ),
+        RangeInit::EmaMax { decay } => format!("EMA({decay}) of per-image max|x|"),
     }
 }

@@ -73,6 +73,7 @@ pub fn method(s: &Spec) -> (String, String) {
         QuantSpec::MinMax(o) => ("MinMax", o),
         QuantSpec::Pams(o) => ("PAMS", o),
         QuantSpec::DdtbStatic(o) => ("DDTB-static", o),
+        QuantSpec::Odm(o) => ("ODM", o),
     };
     let gate = match s.gating.rule {
         GateRule::Never => "never",

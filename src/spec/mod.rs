@@ -13,7 +13,7 @@ mod validate;
 pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, load_file_with, LoadedSpec};
 pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
-pub use quant::{InitFrom, QuantOpts, QuantSpec, RangeInit, WeightClip};
+pub use quant::{BoundGrad, InitFrom, QuantOpts, QuantSpec, RangeInit, WeightClip};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Quantization presets (serde-tagged). `Fp` trains in full precision; the others are the
-//! baselines ODM is compared with, all starting from an FP model.
+//! baselines ODM is compared with, all starting from an FP model. Each preset is the quantizer,
+//! range initialisation and placement of the public code whose name it carries (README, "QAT").
 
-use crate::quant::ActForm;
+use crate::quant::{Placement, QForm};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -11,14 +12,22 @@ pub enum QuantSpec {
     /// Full precision.
     #[default]
     Fp,
-    /// Static asymmetric activation bounds from min–max calibration, learned during QAT.
+    /// The AdaBM/DAQ quantizer (Cheeun/AdaBM `src/model/quantize.py`, `QConv2d`) on every
+    /// quantized conv's input, activation bounds from min–max calibration.
     MinMax(QuantOpts),
-    /// PAMS (Li et al., ECCV 2020): symmetric activation bound α, learned, initialised from the
-    /// EMA of max|x|; weights max-abs symmetric.
+    /// PAMS (Li et al., ECCV 2020; colorjam/PAMS `model/quant_ops.py`): symmetric learned α with
+    /// a zero level, initialised from the EMA of the per-image max|x|; weights by max|W|; three
+    /// activation quantizers per residual block.
     Pams(QuantOpts),
-    /// DDTB without its dynamic gate (Zhong et al., ECCV 2022): asymmetric learned bounds
-    /// initialised from the averaged 1st/99th percentiles.
+    /// DDTB without its dynamic gate (Zhong et al., ECCV 2022; zysxmu/DDTB
+    /// `model/quant_ops.py`): asymmetric learned bounds with a rounded zero point, initialised
+    /// from the 1st/99th percentiles of the first batch; weights clipped at their 1st/99th
+    /// percentiles; PAMS's placement.
     DdtbStatic(QuantOpts),
+    /// The quantizer the published ODM describes (Hong & Lee, ECCV 2024), which is AdaBM's:
+    /// learned asymmetric activation bounds on conv inputs from averaged 1st/99th percentiles,
+    /// learned symmetric weight bound (or WCC).
+    Odm(QuantOpts),
 }
 
 /// Options shared by the quantized presets.
@@ -38,25 +47,43 @@ pub struct QuantOpts {
     /// Calibration batches drawn from the training stream before QAT. Default 4.
     #[serde(default = "d_calib")]
     pub calib_batches: usize,
-    /// Learning-rate multiplier of the activation bounds. Default 1.0.
+    /// Learning-rate multiplier of the activation bounds and of a learned weight bound. Default 1.0.
     #[serde(default = "d_mult")]
     pub bound_lr_mult: f64,
     /// Also quantize the head and tail convolutions, at 8 bits. Default false.
     #[serde(default)]
     pub head_tail_8bit: bool,
-    /// Weight range. Default `MaxAbs`.
+    /// Weight range. Default `Preset` (the preset's own).
     #[serde(default)]
     pub weight_clip: WeightClip,
+    /// Gradient of the learned bounds. Default `Full` (through the step size, as every source).
+    #[serde(default)]
+    pub bound_grad: BoundGrad,
 }
 
-/// The symmetric weight range [−u_w, u_w].
+/// What the learned quantizer bounds are differentiated through.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BoundGrad {
+    /// Through the clip and the step size s(l, u), as PAMS, DDTB and AdaBM backpropagate
+    /// (LSQ-like term (q(x) − clip(x))/(u − l) for every element).
+    #[default]
+    Full,
+    /// Through the clip only (PACT): ∂q/∂u = 1[x > u], ∂q/∂l = 1[x < l]. An ablation.
+    ClipOnly,
+}
+
+/// The weight range.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub enum WeightClip {
-    /// u_w = max|W| (per layer, or per output channel).
+    /// The preset's own: PAMS max|W| (zero level), DDTB the 1st/99th percentiles of W (rounded
+    /// zero point), MinMax/Odm a learned u_w initialised from max(W) (AdaBM).
     #[default]
+    Preset,
+    /// The preset's weight form with u_w = max|W| recomputed every step (not learned).
     MaxAbs,
     /// Weight-clipping correction (ODM, ECCV 2024): u_w = P_p(|W|)·γ with one learnable γ per
     /// layer, initialised to 1, the percentile recomputed from the current weights every step.
+    /// On the AdaBM weight quantizer (MinMax, Odm).
     Wcc {
         #[serde(default = "d_high")]
         percentile: f64,
@@ -75,14 +102,18 @@ fn d_mult() -> f64 {
 pub enum RangeInit {
     /// l = min over batches of min(x), u = max of max(x).
     MinMax,
-    /// l, u = the `low`/`high` percentiles of x, averaged over the batches.
+    /// l, u = the `low`/`high` percentiles of x over the whole tensor, averaged over the
+    /// calibration batches, or from the first batch only (`first_batch`, as DDTB calibrates).
     Percentile {
         #[serde(default = "d_low")]
         low: f64,
         #[serde(default = "d_high")]
         high: f64,
+        #[serde(default)]
+        first_batch: bool,
     },
-    /// PAMS: m ← decay·m + (1 − decay)·max|x| per batch, starting from the first batch's max.
+    /// PAMS: m = mean over the batch's images of max|x| per image; α ← decay·α + (1 − decay)·m
+    /// per batch, starting from the first batch's m.
     EmaMax {
         #[serde(default = "d_decay")]
         decay: f64,
@@ -100,12 +131,32 @@ fn d_decay() -> f64 {
 }
 
 impl QuantSpec {
-    /// The options and activation form, or `None` for `Fp`.
-    pub fn opts_form(&self) -> Option<(&QuantOpts, ActForm)> {
+    /// The options and the activation quantizer form, or `None` for `Fp`.
+    pub fn opts_form(&self) -> Option<(&QuantOpts, QForm)> {
         match self {
             QuantSpec::Fp => None,
-            QuantSpec::MinMax(o) | QuantSpec::DdtbStatic(o) => Some((o, ActForm::Asymmetric)),
-            QuantSpec::Pams(o) => Some((o, ActForm::Symmetric)),
+            QuantSpec::MinMax(o) | QuantSpec::Odm(o) => Some((o, QForm::Affine)),
+            QuantSpec::Pams(o) => Some((o, QForm::SymZero)),
+            QuantSpec::DdtbStatic(o) => Some((o, QForm::ZeroPoint)),
+        }
+    }
+
+    /// Where the preset's sources put their quantizers.
+    pub fn placement(&self) -> Placement {
+        match self {
+            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) => Placement::Block,
+            _ => Placement::ConvInput,
+        }
+    }
+
+    /// The preset's name as the sources spell it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            QuantSpec::Fp => "FP",
+            QuantSpec::MinMax(_) => "MinMax",
+            QuantSpec::Pams(_) => "PAMS",
+            QuantSpec::DdtbStatic(_) => "DDTB-static",
+            QuantSpec::Odm(_) => "ODM",
         }
     }
 
@@ -117,6 +168,12 @@ impl QuantSpec {
             QuantSpec::DdtbStatic(_) => RangeInit::Percentile {
                 low: d_low(),
                 high: d_high(),
+                first_batch: true,
+            },
+            QuantSpec::Odm(_) => RangeInit::Percentile {
+                low: d_low(),
+                high: d_high(),
+                first_batch: false,
             },
         };
         self.opts_form()

@@ -2,8 +2,8 @@
 
 use super::load::FieldError;
 use super::{
-    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, RangeInit,
-    Regularizer, Select, Spec,
+    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec,
+    RangeInit, Regularizer, Select, Spec,
 };
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
@@ -101,7 +101,7 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             return fail("quant.bound_lr_mult", "must be a non-negative number");
         }
         match s.quant.range_init() {
-            RangeInit::Percentile { low, high } if !(0.0 <= low && low < high && high <= 100.0) => {
+            RangeInit::Percentile { low, high, .. } if !(0.0 <= low && low < high && high <= 100.0) => {
                 return fail(
                     "quant.init",
                     format!("percentiles need 0 <= low < high <= 100 (got {low}, {high})"),
@@ -154,6 +154,12 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
                 return fail(
                     "quant.weight_clip",
                     format!("percentile {percentile} must be in (0, 100]"),
+                );
+            }
+            if !matches!(s.quant, QuantSpec::MinMax(_) | QuantSpec::Odm(_)) {
+                return fail(
+                    "quant.weight_clip",
+                    "Wcc corrects the AdaBM/ODM weight quantizer; use quant: Odm(...) or MinMax(...)",
                 );
             }
         }

@@ -72,7 +72,7 @@ pub fn train<AB: AutodiffBackend>(
         Start::Resume(rows) => state::load(run_dir, spec, model, sampler, rows, device)?,
     };
     if !st.plan.is_fp() && st.step == 0 {
-        let map = st.plan.table(model);
+        let map = st.plan.table(model, &spec.quant);
         eprint!("{map}");
         atomic_write(&run_dir.join("quant_map.txt"), map.as_bytes())?;
         atomic_write(
@@ -234,7 +234,12 @@ fn regularizer_pass<AB: AutodiffBackend>(
         .names
         .iter()
         .zip(&st.params.lr_mult)
-        .map(|(n, &m)| m > 0.0 && (spec.gating.params == GateParams::All || n.ends_with(".weight")))
+        // WCC's γ learns from ∇L_R only (ODM, ECCV 2024): the regularizer never reaches it.
+        .map(|(n, &m)| {
+            m > 0.0
+                && !n.ends_with(".wcc.gamma")
+                && (spec.gating.params == GateParams::All || n.ends_with(".weight"))
+        })
         .collect();
     let (g, stats) = gating::combine(
         spec.gating.rule,

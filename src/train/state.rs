@@ -7,9 +7,9 @@ use super::adam::Adam;
 use crate::data::Sampler;
 use crate::error::user;
 use crate::models::{Model, Params};
-use crate::quant::calib::{groups, RangeAcc};
+use crate::quant::calib::RangeAcc;
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
-use crate::quant::{bound_names, offset_names, wcc_name, ActForm, QuantPlan};
+use crate::quant::{bound_names, offset_names, wcc_name, weight_bound_name, QuantPlan, WeightQ};
 use crate::record::{self, MetricRow, NamedTensor};
 use crate::spec::{Optim, Spec};
 use burn::tensor::backend::Backend;
@@ -118,8 +118,24 @@ fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
-/// Initialise activation bounds from `calib_batches` FP batches of the training stream, choose
-/// the distribution offsets from the same statistics, append bounds, offsets and WCC γ as
+/// The initial learned weight bound u_w of a layer: max(W) over the layer (or per output
+/// channel), as AdaBM's `init_qparams_w` with its `minmax` quantizer.
+fn weight_bound_init<B: Backend>(params: &Params<B>, layer: &str, per_channel: bool) -> Vec<f32> {
+    let i = params.idx(&format!("{layer}.weight"));
+    let v = params.tensors[i]
+        .to_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32");
+    let rows = if per_channel { params.shapes[i][0] } else { 1 };
+    v.chunks(v.len() / rows)
+        .map(|r| r.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)).max(1e-8))
+        .collect()
+}
+
+/// Initialise activation bounds from `calib_batches` FP batches of the training stream (full
+/// forward passes, so that every point sees the input it quantizes), choose the distribution
+/// offsets from the same statistics, append bounds, offsets, learned weight bounds and WCC γ as
 /// parameters, and switch the quantizers on. Returns the M_σ/M_μ table.
 pub fn calibrate<B: Backend>(
     spec: &Spec,
@@ -133,18 +149,17 @@ pub fn calibrate<B: Backend>(
         return Vec::new();
     };
     let init = spec.quant.range_init();
-    let mut accs: Vec<RangeAcc> = plan
-        .layers
+    let acts: Vec<usize> = (0..plan.layers.len())
+        .filter(|&i| plan.layers[i].1.has_act())
+        .collect();
+    let mut accs: Vec<RangeAcc> = acts
         .iter()
-        .map(|(_, l)| {
-            RangeAcc::new(
-                init.clone(),
-                form,
-                if l.per_channel { l.channels } else { 1 },
-            )
+        .map(|&i| {
+            let l = &plan.layers[i].1;
+            RangeAcc::new(init.clone(), form.symmetric(), l.per_channel, l.channels)
         })
         .collect();
-    let mut chan = vec![ChannelStats::default(); plan.layers.len()];
+    let mut chan = vec![ChannelStats::default(); acts.len()];
     plan.set_active(false);
     for _ in 0..opts.calib_batches {
         let b = sampler.next_batch();
@@ -153,33 +168,32 @@ pub fn calibrate<B: Backend>(
             device,
         );
         for (name, t) in model.planned_inputs(params, plan, x, true) {
-            let i = plan
-                .layers
+            let k = acts
                 .iter()
-                .position(|(n, _)| *n == name)
-                .expect("planned layer");
+                .position(|&i| plan.layers[i].0 == name)
+                .expect("planned activation point");
             let dims = t.dims();
             let data = t.to_data().convert::<f32>().to_vec::<f32>().expect("f32");
-            accs[i].add(groups(&data, dims, plan.layers[i].1.per_channel));
-            chan[i].add(&data, dims);
+            accs[k].add(&data, dims);
+            chan[k].add(&data, dims);
         }
     }
-    let stats: Vec<(String, f64, f64)> = plan
-        .layers
+    let stats: Vec<(String, f64, f64)> = acts
         .iter()
         .zip(&chan)
-        .map(|((n, _), c)| {
+        .map(|(&i, c)| {
             let (mu, sd) = c.mean_std();
             let (ms, mm) = spreads(&mu, &sd);
-            (n.clone(), ms, mm)
+            (plan.layers[i].0.clone(), ms, mm)
         })
         .collect();
     let rows = choose(&spec.offsets, &stats);
     let mult = opts.bound_lr_mult;
-    for (((name, l), acc), row) in plan.layers.iter_mut().zip(&accs).zip(&rows) {
+    for ((&i, acc), row) in acts.iter().zip(&accs).zip(&rows) {
+        let (name, l) = &mut plan.layers[i];
         let (lo, hi) = acc.bounds();
         let (lo_n, hi_n) = bound_names(name);
-        if form == ActForm::Asymmetric {
+        if !form.symmetric() {
             params.push(&lo_n, vec![lo.len()], host_tensor(&lo, device), mult);
         }
         params.push(&hi_n, vec![hi.len()], host_tensor(&hi, device), mult);
@@ -187,23 +201,26 @@ pub fn calibrate<B: Backend>(
         l.scale = row.scale;
         l.shift = row.shift;
         if l.scale {
-            params.push(
-                &sn,
-                vec![l.channels],
-                host_tensor(&vec![1.0; l.channels], device),
-                1.0,
-            );
+            let ones = vec![1.0; l.channels];
+            params.push(&sn, vec![l.channels], host_tensor(&ones, device), 1.0);
         }
         if l.shift {
-            params.push(
-                &hn,
-                vec![l.channels],
-                host_tensor(&vec![0.0; l.channels], device),
-                1.0,
-            );
+            let zeros = vec![0.0; l.channels];
+            params.push(&hn, vec![l.channels], host_tensor(&zeros, device), 1.0);
         }
-        if l.wcc.is_some() {
-            params.push(&wcc_name(name), vec![1], host_tensor(&[1.0], device), mult);
+    }
+    for (name, l) in plan.layers.iter().filter(|(_, l)| l.has_weight()) {
+        match l.weights {
+            WeightQ::Learned => {
+                let u = weight_bound_init(params, name, l.per_channel);
+                let n = weight_bound_name(name);
+                params.push(&n, vec![u.len()], host_tensor(&u, device), mult);
+            }
+            // WCC's γ learns at the base learning rate (ODM, ECCV 2024).
+            WeightQ::Wcc { .. } => {
+                params.push(&wcc_name(name), vec![1], host_tensor(&[1.0], device), 1.0)
+            }
+            WeightQ::MaxAbs | WeightQ::Percentile { .. } => {}
         }
     }
     plan.set_active(true);
