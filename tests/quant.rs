@@ -159,10 +159,11 @@ fn opts(bits: u32, head_tail: bool) -> QuantOpts {
         per_channel: false,
         init: None,
         calib_batches: 1,
-        bound_lr_mult: 1.0,
+        bound_lr_mult: None,
         head_tail_8bit: head_tail,
         weight_clip: Default::default(),
         bound_grad: Default::default(),
+        skt: None,
     }
 }
 
@@ -322,34 +323,55 @@ fn cost_of_edsr_baseline_x4_by_hand() {
 }
 
 #[test]
-fn rdn_and_srresnet_placement_maps_follow_their_definitions() {
+fn rdn_and_srresnet_placement_maps_follow_their_sources() {
     use odm::spec::{RdnSpec, SrResNetSpec};
-    // RDN (D = 16, C = 8): the 8 dense 3×3 convs and the 1×1 LFF of every block = 16·9 = 144.
+    // RDN (D = 16, C = 8), AdaBM (`MinMax`/`Odm`): the 8 dense convs and the LFF of every block
+    // plus both GFF convs, weights and inputs: 16·9 + 2 = 146.
     let rdn = Model::from_spec(&ModelSpec::Rdn(RdnSpec::default()), 4);
     let spec = QuantSpec::MinMax(opts(3, false));
     let plan = QuantPlan::from_spec(&spec, &rdn);
-    let expected: Vec<String> = (0..16)
+    let mut expected: Vec<String> = (0..16)
         .flat_map(|i| {
             (0..8)
                 .map(move |c| format!("rdb.{i}.conv.{c}"))
                 .chain([format!("rdb.{i}.lff")])
         })
         .collect();
+    expected.extend(["gff.0".to_string(), "gff.1".to_string()]);
     assert_eq!(
-        plan.layers
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect::<Vec<_>>(),
+        plan.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         expected
     );
-    assert!(plan.table(&rdn, &spec).contains("144 quantized activations"));
-    for f in ["sfe1", "sfe2", "gff.0", "gff.1", "upsample.0", "tail"] {
+    assert!(plan
+        .table(&rdn, &spec)
+        .contains("146 quantized activations, 146 quantized weight tensors"));
+    for f in ["sfe1", "sfe2", "upsample.0", "tail"] {
         assert!(plan.layer(f).is_none(), "{f} stays FP");
     }
-    // SRResNet: the two 3×3 convs of each of the 16 blocks; the 9×9 head and tail stay FP.
+    // PAMS/DDTB: per block the input (act1), the dense inputs after the first, the LFF input
+    // (9 activations) and 9 weight tensors; GFF 1×1 weights and input, GFF 3×3 weights only.
+    for spec in [QuantSpec::Pams(opts(4, false)), QuantSpec::DdtbStatic(opts(2, false))] {
+        let plan = QuantPlan::from_spec(&spec, &rdn);
+        assert_eq!((plan.act_count(), plan.weight_count()), (16 * 9 + 1, 16 * 9 + 2));
+        let l = |n: &str| plan.layer(n).map(|l| (l.has_weight(), l.has_act()));
+        assert_eq!(l("rdb.0.in"), Some((false, true)));
+        assert_eq!(l("rdb.0.conv.0"), Some((true, false)));
+        assert_eq!(l("rdb.0.conv.1"), Some((true, true)));
+        assert_eq!(l("gff.1"), Some((true, false)));
+    }
+    // DDTB clips RDN weights at min–max (its `QuantConv2d_asym`).
+    let ddtb = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(2, false)), &rdn);
+    assert_eq!(
+        ddtb.layer("rdb.3.lff").unwrap().weights,
+        odm::quant::WeightQ::Percentile { low: 0.0, high: 100.0 }
+    );
+    // SRResNet: the two 3×3 convs of each of the 16 blocks, inputs and weights, under every
+    // preset (DDTB's `bnsrresnet.py` has no shortcut quantizer); the 9×9 head and tail stay FP.
     let srr = Model::from_spec(&ModelSpec::SrResNet(SrResNetSpec::default()), 4);
-    let plan = QuantPlan::from_spec(&QuantSpec::MinMax(opts(4, false)), &srr);
-    assert_eq!(plan.layers.len(), 32);
-    assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());
-    assert_eq!(plan.layer("body.15.conv2").unwrap().channels, 64);
+    for spec in [QuantSpec::MinMax(opts(4, false)), QuantSpec::DdtbStatic(opts(4, false))] {
+        let plan = QuantPlan::from_spec(&spec, &srr);
+        assert_eq!((plan.act_count(), plan.weight_count()), (32, 32));
+        assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());
+        assert_eq!(plan.layer("body.15.conv2").unwrap().channels, 64);
+    }
 }

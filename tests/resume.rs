@@ -5,15 +5,10 @@ mod common;
 
 use odm::commands::{run, RunOpts};
 
-#[test]
-fn resumed_run_is_bit_identical_to_uninterrupted_run() {
+/// Runs `quant` uninterrupted and interrupted + resumed; returns the checkpoint's tensor names.
+fn resume_case(quant: &str) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = common::toy_spec(
-        "resume",
-        5,
-        6,
-        "quant: DdtbStatic(w_bits: 2, a_bits: 2, calib_batches: 2),",
-    );
+    let spec = common::toy_spec("resume", 5, 6, quant);
     let f = common::write(tmp.path(), "r.ron", &spec);
     let opts = RunOpts {
         out: tmp.path().join("results"),
@@ -61,10 +56,30 @@ fn resumed_run_is_bit_identical_to_uninterrupted_run() {
             "{file} differs between the uninterrupted and the resumed run"
         );
     }
-    // The checkpoint holds the quantizer bounds.
     let (ts, meta) = odm::record::read_safetensors(&full.join("checkpoint.safetensors")).unwrap();
-    assert!(ts.iter().any(|t| t.name == "body.0.skip.act.lo"));
-    assert!(ts.iter().any(|t| t.name == "body.1.res.act.hi"));
-    assert!(!ts.iter().any(|t| t.name == "body.0.conv1.act.lo"), "DDTB leaves the first conv input FP");
     assert_eq!(meta["iteration"], "6");
+    ts.into_iter().map(|t| t.name).collect()
+}
+
+#[test]
+fn resumed_run_is_bit_identical_to_uninterrupted_run() {
+    // DDTB-static: block placement, rounded zero points, the SKT teacher (on by default).
+    let names = resume_case("quant: DdtbStatic(w_bits: 2, a_bits: 2, calib_batches: 2),");
+    let has = |n: &str| names.iter().any(|m| m == n);
+    assert!(has("teacher.body.0.conv1.weight"));
+    // The checkpoint holds the quantizer bounds.
+    assert!(has("body.0.skip.act.lo") && has("body.1.res.act.hi"));
+    assert!(!has("body.0.conv1.act.lo"), "DDTB leaves the first conv input FP");
+}
+
+#[test]
+fn resumed_odm_v2_run_is_bit_identical() {
+    // ODM v2: learned weight bounds with WCC γ, the mismatch regularizer, cosine-weighted gate.
+    let names = resume_case(
+        "quant: Odm(w_bits: 2, a_bits: 2, calib_batches: 2, weight_clip: Wcc(percentile: 99.0)),
+         regularizer: Mismatch(lambda: 1e-3), gating: (rule: CosineSoft(per_tensor: false)),",
+    );
+    assert!(names.iter().any(|n| n == "body.1.conv2.wcc.gamma"));
+    assert!(names.iter().any(|n| n == "body.0.conv1.act.lo"));
+    assert!(!names.iter().any(|n| n.starts_with("teacher.")), "no SKT in ODM");
 }

@@ -212,7 +212,7 @@ pub fn cost(
                 crate::spec::OffsetPolicy::AllBoth => (true, true),
                 _ => (false, false),
             };
-            for (_, l) in &mut plan.layers {
+            for (_, l) in plan.layers.iter_mut().filter(|(_, l)| l.has_act()) {
                 l.scale = sc;
                 l.shift = sh;
             }

@@ -92,7 +92,7 @@ impl Edsr {
         if f.body_only {
             return h;
         }
-        let mut y = f.conv("body_end", h) + x;
+        let mut y = f.feature(f.conv("body_end", h) + x);
         for (k, r) in up_stages(self.scale).into_iter().enumerate() {
             y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
         }

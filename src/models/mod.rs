@@ -43,6 +43,15 @@ impl Model {
         }
     }
 
+    /// The spec the backbone was built from.
+    pub fn spec(&self) -> ModelSpec {
+        match self {
+            Model::Edsr(m) => ModelSpec::Edsr(m.cfg.clone()),
+            Model::Rdn(m) => ModelSpec::Rdn(m.cfg.clone()),
+            Model::SrResNet(m) => ModelSpec::SrResNet(m.cfg.clone()),
+        }
+    }
+
     /// Parameter (and buffer) declarations, in initialisation order.
     pub fn decls(&self) -> Vec<ParamDecl> {
         each!(self, m => m.decls())

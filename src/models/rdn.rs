@@ -14,9 +14,11 @@
 //! quantization papers' RDN code (DAQ, Hong et al., WACV 2022; DDTB, Zhong et al., ECCV 2022)
 //! adds none either, so the network sees raw values in [0, `rgb_range`].
 //!
-//! Quantizable body: following DAQ/DDTB, every conv inside the residual dense blocks — the C 3×3
-//! convs and the 1×1 local-feature-fusion conv of each block — is quantized; the shallow feature
-//! extraction, the global feature fusion and the upsampler/tail stay in full precision.
+//! Quantization: see [`Rdn::quant_points`]. The sources differ: AdaBM (conv-input placement)
+//! quantizes the dense convs, LFF and GFF; PAMS and DDTB (block placement) the same weights with
+//! activation quantizers on the block input, the dense and LFF inputs and the GFF 1×1 input;
+//! DAQ only the dense convs (its LFF and GFF stay FP; DAQ is not a preset here). Shallow feature
+//! extraction, upsampler and tail stay FP in all of them.
 
 use super::fwd::Fwd;
 use super::layers::{convs_decls, pixel_shuffle, ConvInfo};
@@ -88,17 +90,30 @@ impl Rdn {
         v
     }
 
-    /// The quantization points: per block, `conv.0` … `conv.{C−1}`, then `lff`, weights and
-    /// inputs (both placements).
-    pub fn quant_points(&self, _placement: Placement) -> Vec<QPoint> {
-        let (g0, g) = (self.cfg.g0, self.cfg.g);
+    /// The quantization points of a placement, in forward order.
+    /// - `ConvInput` (Cheeun/AdaBM `src/model/rdn.py`): every dense conv, every LFF and both GFF
+    ///   convs, weights and inputs.
+    /// - `Block` (colorjam/PAMS and zysxmu/DDTB `model/rdn.py`): the block input `rdb.{i}.in`
+    ///   (`x = act1(x)`, which the local residual also adds), the inputs of the dense convs after
+    ///   the first (the first reads the quantized block input), the LFF input and the GFF 1×1
+    ///   input; weights of every dense conv, LFF and both GFF convs (the GFF 3×3 reads the 1×1's
+    ///   output unquantized).
+    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
+        let RdnSpec { d, c, g, g0, .. } = self.cfg;
+        let block = placement == Placement::Block;
         let mut v = Vec::new();
-        for i in 0..self.cfg.d {
-            for k in 0..self.cfg.c {
-                v.push(QPoint::new(format!("rdb.{i}.conv.{k}"), true, true, g0 + k * g));
+        for i in 0..d {
+            if block {
+                v.push(QPoint::new(format!("rdb.{i}.in"), false, true, g0));
             }
-            v.push(QPoint::new(format!("rdb.{i}.lff"), true, true, g0 + self.cfg.c * g));
+            for k in 0..c {
+                let act = !block || k > 0;
+                v.push(QPoint::new(format!("rdb.{i}.conv.{k}"), true, act, g0 + k * g));
+            }
+            v.push(QPoint::new(format!("rdb.{i}.lff"), true, true, g0 + c * g));
         }
+        v.push(QPoint::new("gff.0", true, true, d * g0));
+        v.push(QPoint::new("gff.1", true, !block, g0));
         v
     }
 
@@ -133,19 +148,20 @@ impl Rdn {
         let mut h = f.conv("sfe2", f1.clone());
         let mut outs = Vec::with_capacity(d);
         for i in 0..d {
-            let mut cat = h.clone();
+            let x = f.act(&format!("rdb.{i}.in"), h);
+            let mut cat = x.clone();
             for k in 0..c {
                 let y = relu(f.conv(&format!("rdb.{i}.conv.{k}"), cat.clone()));
                 cat = Tensor::cat(vec![cat, y], 1);
             }
-            h = f.conv(&format!("rdb.{i}.lff"), cat) + h;
+            h = f.conv(&format!("rdb.{i}.lff"), cat) + x;
             outs.push(h.clone());
         }
-        if f.body_only {
-            return h;
-        }
         let g = f.conv("gff.0", Tensor::cat(outs, 1));
-        let mut y = f.conv("gff.1", g) + f1;
+        let mut y = f.feature(f.conv("gff.1", g) + f1);
+        if f.body_only {
+            return y;
+        }
         for (k, r) in self.stages().into_iter().enumerate() {
             y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
         }

@@ -67,7 +67,11 @@ impl RangeAcc {
     pub fn add(&mut self, data: &[f32], dims: [usize; 4]) {
         let first = self.batches == 0;
         self.batches += 1;
-        if let RangeInit::EmaMax { decay } = self.init {
+        if let RangeInit::EmaMax { .. } | RangeInit::ImageMax = self.init {
+            let decay = match self.init {
+                RangeInit::EmaMax { decay } => decay,
+                _ => 0.0,
+            };
             for g in 0..self.hi.len() {
                 let m = mean_image_absmax(data, dims, self.per_channel.then_some(g));
                 self.hi[g] = if first {
@@ -100,7 +104,12 @@ impl RangeAcc {
                         self.hi[g] += percentile(&mut v, high);
                     }
                 }
-                RangeInit::EmaMax { .. } => unreachable!("handled above"),
+                RangeInit::Ema { low, high, beta } => {
+                    let (l, h) = (percentile(&mut v, low), percentile(&mut v, high));
+                    self.lo[g] = if first { l } else { (1.0 - beta) * l + beta * self.lo[g] };
+                    self.hi[g] = if first { h } else { (1.0 - beta) * h + beta * self.hi[g] };
+                }
+                RangeInit::EmaMax { .. } | RangeInit::ImageMax => unreachable!("handled above"),
             }
         }
     }

@@ -114,9 +114,14 @@ pub struct QuantPlan {
     pub layers: Vec<(String, LayerQuant)>,
 }
 
-/// The weight range a preset uses.
-fn weight_q(spec: &QuantSpec, clip: &WeightClip) -> WeightQ {
+/// The weight range a preset uses (DDTB clips RDN weights at min–max, `QuantConv2d_asym` in its
+/// `model/rdn.py`, and EDSR/SRResNet at the 1st/99th percentiles).
+fn weight_q(spec: &QuantSpec, clip: &WeightClip, rdn: bool) -> WeightQ {
     match (clip, spec) {
+        (WeightClip::Preset, QuantSpec::DdtbStatic(_)) if rdn => WeightQ::Percentile {
+            low: 0.0,
+            high: 100.0,
+        },
         (WeightClip::Wcc { percentile }, _) => WeightQ::Wcc {
             percentile: *percentile,
         },
@@ -146,7 +151,11 @@ impl QuantPlan {
             w_bits: w,
             a_bits: a,
             form,
-            weights: weight_q(spec, &opts.weight_clip),
+            weights: weight_q(
+                spec,
+                &opts.weight_clip,
+                matches!(model, crate::models::Model::Rdn(_)),
+            ),
             bound_grad: opts.bound_grad,
             per_channel: opts.per_channel,
             channels,
@@ -259,7 +268,7 @@ impl QuantPlan {
             "preset {} ({:?} placement), range init {}\n{} quantized activations, {} quantized weight tensors\n",
             spec.label(),
             spec.placement(),
-            init_label(&spec.range_init()),
+            init_label(&spec.range_init(&model.spec())),
             self.act_count(),
             self.weight_count()
         ));
@@ -301,5 +310,7 @@ fn init_label(r: &RangeInit) -> String {
             }
         ),
         RangeInit::EmaMax { decay } => format!("EMA({decay}) of per-image max|x|"),
+        RangeInit::ImageMax => "last batch's mean per-image max|x|".into(),
+        RangeInit::Ema { low, high, beta } => format!("EMA({beta}) of per-batch P{low}/P{high}"),
     }
 }

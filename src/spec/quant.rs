@@ -47,9 +47,10 @@ pub struct QuantOpts {
     /// Calibration batches drawn from the training stream before QAT. Default 4.
     #[serde(default = "d_calib")]
     pub calib_batches: usize,
-    /// Learning-rate multiplier of the activation bounds and of a learned weight bound. Default 1.0.
-    #[serde(default = "d_mult")]
-    pub bound_lr_mult: f64,
+    /// Learning-rate multiplier of the activation bounds and of a learned weight bound. Default:
+    /// the preset's (PAMS and DDTB train α at 1e-2 against a base 1e-4: 100; MinMax, Odm: 1).
+    #[serde(default)]
+    pub bound_lr_mult: Option<f64>,
     /// Also quantize the head and tail convolutions, at 8 bits. Default false.
     #[serde(default)]
     pub head_tail_8bit: bool,
@@ -59,6 +60,10 @@ pub struct QuantOpts {
     /// Gradient of the learned bounds. Default `Full` (through the step size, as every source).
     #[serde(default)]
     pub bound_grad: BoundGrad,
+    /// Weight of PAMS's structured knowledge transfer (the FP model's attention map of the body
+    /// output as a teacher, `w_at`); 0 switches it off. Default: the preset's (PAMS 1000, others 0).
+    #[serde(default)]
+    pub skt: Option<f64>,
 }
 
 /// What the learned quantizer bounds are differentiated through.
@@ -93,9 +98,6 @@ pub enum WeightClip {
 fn d_calib() -> usize {
     4
 }
-fn d_mult() -> f64 {
-    1.0
-}
 
 /// How activation ranges are initialised from the calibration batches.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -112,12 +114,32 @@ pub enum RangeInit {
         #[serde(default)]
         first_batch: bool,
     },
-    /// PAMS: m = mean over the batch's images of max|x| per image; α ← decay·α + (1 − decay)·m
-    /// per batch, starting from the first batch's m.
+    /// m = mean over the batch's images of max|x| per image; α ← decay·α + (1 − decay)·m per
+    /// batch, starting from the first batch's m.
     EmaMax {
         #[serde(default = "d_decay")]
         decay: f64,
     },
+    /// PAMS as its code runs: during its first epoch `_ema` overwrites α with every batch's m
+    /// (`if self.epoch == 1: self.max_val = max_val`), so α is the last calibration batch's m.
+    ImageMax,
+    /// AdaBM `init_qparams_a`: per batch the `low`/`high` percentiles of x (0/100 are min/max),
+    /// the first batch's value then v ← (1 − beta)·batch + beta·v.
+    Ema {
+        #[serde(default)]
+        low: f64,
+        #[serde(default = "d_hundred")]
+        high: f64,
+        #[serde(default = "d_beta")]
+        beta: f64,
+    },
+}
+
+fn d_hundred() -> f64 {
+    100.0
+}
+fn d_beta() -> f64 {
+    0.9
 }
 
 fn d_low() -> f64 {
@@ -160,20 +182,59 @@ impl QuantSpec {
         }
     }
 
-    /// The range initialisation in force.
-    pub fn range_init(&self) -> RangeInit {
+    /// The SKT weight in force.
+    pub fn skt_weight(&self) -> f64 {
+        match self {
+            QuantSpec::Fp => 0.0,
+            // PAMS README commands and DDTB's `main_limitrange_incremental.py`: w_at = 1e3.
+            QuantSpec::Pams(o) | QuantSpec::DdtbStatic(o) => o.skt.unwrap_or(1e3),
+            QuantSpec::MinMax(o) | QuantSpec::Odm(o) => o.skt.unwrap_or(0.0),
+        }
+    }
+
+    /// The bound learning-rate multiplier in force.
+    pub fn bound_lr_mult(&self) -> f64 {
         let preset = match self {
-            QuantSpec::Fp | QuantSpec::MinMax(_) => RangeInit::MinMax,
-            QuantSpec::Pams(_) => RangeInit::EmaMax { decay: d_decay() },
+            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) => 100.0,
+            _ => 1.0,
+        };
+        self.opts_form()
+            .and_then(|(o, _)| o.bound_lr_mult)
+            .unwrap_or(preset)
+    }
+
+    /// The range initialisation in force for a backbone (DDTB calibrates RDN at the 5th/95th
+    /// percentiles, `M=95` in its `model/rdn.py`; EDSR and SRResNet at the 1st/99th).
+    pub fn range_init(&self, model: &super::ModelSpec) -> RangeInit {
+        match (self, model) {
+            (QuantSpec::DdtbStatic(o), super::ModelSpec::Rdn(_)) if o.init.is_none() => {
+                RangeInit::Percentile {
+                    low: 5.0,
+                    high: 95.0,
+                    first_batch: true,
+                }
+            }
+            _ => self.preset_range_init(),
+        }
+    }
+
+    fn preset_range_init(&self) -> RangeInit {
+        let preset = match self {
+            QuantSpec::Fp | QuantSpec::MinMax(_) => RangeInit::Ema {
+                low: 0.0,
+                high: 100.0,
+                beta: d_beta(),
+            },
+            QuantSpec::Pams(_) => RangeInit::ImageMax,
             QuantSpec::DdtbStatic(_) => RangeInit::Percentile {
                 low: d_low(),
                 high: d_high(),
                 first_batch: true,
             },
-            QuantSpec::Odm(_) => RangeInit::Percentile {
+            QuantSpec::Odm(_) => RangeInit::Ema {
                 low: d_low(),
                 high: d_high(),
-                first_batch: false,
+                beta: d_beta(),
             },
         };
         self.opts_form()

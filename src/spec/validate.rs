@@ -94,13 +94,16 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
                 );
             }
         }
+        if !q.skt.is_none_or(|w| w >= 0.0 && w.is_finite()) {
+            return fail("quant.skt", "the SKT weight must be a non-negative number (0 switches it off)");
+        }
         if q.calib_batches == 0 {
             return fail("quant.calib_batches", "must be at least 1");
         }
-        if !(q.bound_lr_mult >= 0.0 && q.bound_lr_mult.is_finite()) {
+        if !q.bound_lr_mult.is_none_or(|m| m >= 0.0 && m.is_finite()) {
             return fail("quant.bound_lr_mult", "must be a non-negative number");
         }
-        match s.quant.range_init() {
+        match s.quant.range_init(&s.model) {
             RangeInit::Percentile { low, high, .. } if !(0.0 <= low && low < high && high <= 100.0) => {
                 return fail(
                     "quant.init",
@@ -109,6 +112,14 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
             RangeInit::EmaMax { decay } if !(0.0..1.0).contains(&decay) => {
                 return fail("quant.init", format!("EMA decay {decay} must be in [0, 1)"));
+            }
+            RangeInit::Ema { low, high, beta }
+                if !(0.0 <= low && low < high && high <= 100.0 && (0.0..1.0).contains(&beta)) =>
+            {
+                return fail(
+                    "quant.init",
+                    format!("Ema needs 0 <= low < high <= 100 and beta in [0, 1) (got {low}, {high}, {beta})"),
+                );
             }
             _ => {}
         }

@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod gating;
 pub mod regularize;
+pub mod skt;
 pub mod state;
 
 use crate::data::{ImageSet, Sampler};
@@ -251,6 +252,26 @@ fn regularizer_pass<AB: AutodiffBackend>(
     (g, stats, reg_v)
 }
 
+/// The FP teacher's body output on an LR batch (evaluation mode, no graph).
+fn teacher_feature<B: Backend>(
+    model: &Model,
+    teacher: &crate::models::Params<B>,
+    lr: TensorData,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let fp = crate::quant::QuantPlan::fp();
+    let cap = RefCell::new(Capture::<B>::default());
+    let f = Fwd {
+        p: teacher,
+        plan: &fp,
+        capture: Some(&cap),
+        train: false,
+        body_only: false,
+    };
+    let _ = model.forward(&f, Tensor::<B, 4>::from_data(lr, device));
+    cap.into_inner().feature.expect("the model marks its feature")
+}
+
 /// One optimizer step on a batch: the reconstruction pass (L1), the regularizer's pass and gate
 /// when `reg_on`, clipping, Adam and the BatchNorm buffers. Returns the L1 loss and the gate's
 /// statistics with the regularizer's loss.
@@ -283,8 +304,14 @@ pub fn step<AB: AutodiffBackend>(
         body_only: false,
     };
     let sr = model.forward(&f, lr_t);
-    let loss = (sr - hr_t).abs().mean();
+    let mut loss = (sr - hr_t).abs().mean();
     let loss_v: f64 = loss.clone().into_scalar().elem();
+    if let Some(teacher) = &st.teacher {
+        let student = cap.borrow_mut().feature.take().expect("the model marks its feature");
+        let t = teacher_feature(model, teacher, lr_data.clone(), device);
+        let w = spec.quant.skt_weight();
+        loss = loss + skt::at_loss(student, Tensor::from_inner(t)).mul_scalar(w);
+    }
     let mut grads = p_ad.grads(&loss.backward());
     let cap = cap.into_inner();
     let replay = cap.conv_out;

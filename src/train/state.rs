@@ -27,6 +27,8 @@ pub struct State<B: Backend> {
     pub rows: Vec<MetricRow>,
     /// M_σ / M_μ per quantized layer and the offsets chosen (fresh QAT runs only).
     pub offsets: Vec<OffsetRow>,
+    /// The FP teacher of PAMS's structured knowledge transfer: the initial weights, frozen.
+    pub teacher: Option<Params<B>>,
 }
 
 const CKPT: &str = "checkpoint.safetensors";
@@ -148,7 +150,7 @@ pub fn calibrate<B: Backend>(
     let Some((opts, form)) = spec.quant.opts_form() else {
         return Vec::new();
     };
-    let init = spec.quant.range_init();
+    let init = spec.quant.range_init(&spec.model);
     let acts: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| plan.layers[i].1.has_act())
         .collect();
@@ -188,7 +190,7 @@ pub fn calibrate<B: Backend>(
         })
         .collect();
     let rows = choose(&spec.offsets, &stats);
-    let mult = opts.bound_lr_mult;
+    let mult = spec.quant.bound_lr_mult();
     for ((&i, acc), row) in acts.iter().zip(&accs).zip(&rows) {
         let (name, l) = &mut plan.layers[i];
         let (lo, hi) = acc.bounds();
@@ -240,6 +242,7 @@ pub fn fresh<B: Backend>(
         None => Params::init(&model.decls(), spec.seed, device),
     };
     let mut plan = QuantPlan::from_spec(&spec.quant, model);
+    let teacher = (spec.quant.skt_weight() > 0.0).then(|| params.clone());
     let offsets = calibrate(spec, model, &mut plan, &mut params, sampler, device);
     let Optim::Adam {
         beta1, beta2, eps, ..
@@ -252,6 +255,7 @@ pub fn fresh<B: Backend>(
         step: 0,
         rows: Vec::new(),
         offsets,
+        teacher,
     })
 }
 
@@ -273,6 +277,9 @@ pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> any
     let mut tensors = named(&st.params, "", &st.params.tensors);
     tensors.extend(named(&st.params, "adam.m.", &st.adam.m));
     tensors.extend(named(&st.params, "adam.v.", &st.adam.v));
+    if let Some(t) = &st.teacher {
+        tensors.extend(named(t, "teacher.", &t.tensors));
+    }
     let mut meta = BTreeMap::new();
     meta.insert("format".into(), "odm-checkpoint-1".into());
     meta.insert("iteration".into(), st.step.to_string());
@@ -282,13 +289,16 @@ pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> any
     record::write_safetensors(&run_dir.join(CKPT), &tensors, &meta)
 }
 
-/// The parameters stored in a checkpoint (everything but the Adam moments), in stored order.
+/// The parameters stored in a checkpoint (everything but the Adam moments and the SKT teacher,
+/// which come back as the third element), in stored order.
 pub fn checkpoint_params<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
 ) -> anyhow::Result<(Params<B>, BTreeMap<String, String>, Vec<NamedTensor>)> {
     let (ts, meta) = record::read_safetensors(&run_dir.join(CKPT))?;
-    let (opt, ps): (Vec<_>, Vec<_>) = ts.into_iter().partition(|t| t.name.starts_with("adam."));
+    let (opt, ps): (Vec<_>, Vec<_>) = ts
+        .into_iter()
+        .partition(|t| t.name.starts_with("adam.") || t.name.starts_with("teacher."));
     let params = Params::from_host(
         ps.iter().map(|t| t.name.clone()).collect(),
         ps.iter().map(|t| t.shape.clone()).collect(),
@@ -320,6 +330,16 @@ pub fn load<B: Backend>(
     } = spec.optim;
     let mut adam = Adam::new(&params, beta1, beta2, eps);
     adam.t = get("adam_t")?.parse()?;
+    let (teach, opt): (Vec<_>, Vec<_>) =
+        opt.into_iter().partition(|t| t.name.starts_with("teacher."));
+    let teacher = (!teach.is_empty()).then(|| {
+        Params::from_host(
+            teach.iter().map(|t| t.name["teacher.".len()..].to_string()).collect(),
+            teach.iter().map(|t| t.shape.clone()).collect(),
+            teach.into_iter().map(|t| t.data).collect(),
+            device,
+        )
+    });
     let by: HashMap<_, _> = opt.into_iter().map(|t| (t.name.clone(), t)).collect();
     for (i, n) in params.names.iter().enumerate() {
         adam.m[i] = host_tensor(&by[&format!("adam.m.{n}")].data, device);
@@ -334,6 +354,7 @@ pub fn load<B: Backend>(
         step,
         rows,
         offsets: vec![],
+        teacher,
     })
 }
 
