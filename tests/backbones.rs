@@ -6,7 +6,7 @@ use odm::backend::Cpu;
 use odm::models::srresnet::{batch_norm, bn_decls, BN_EPS};
 use odm::models::{Capture, Fwd, Model, Params};
 use odm::quant::QuantPlan;
-use odm::spec::{ModelSpec, RdnSpec, SrResNetSpec};
+use odm::spec::{ModelSpec, RdnSpec, SrResNetLayout, SrResNetSpec};
 use std::cell::RefCell;
 
 fn rdn(d: usize, c: usize, g: usize, g0: usize, scale: usize) -> Model {
@@ -21,13 +21,20 @@ fn rdn(d: usize, c: usize, g: usize, g0: usize, scale: usize) -> Model {
 }
 
 fn srresnet(n_resblocks: usize, n_feats: usize, scale: usize) -> Model {
+    srresnet_in(SrResNetLayout::default(), n_resblocks, n_feats, scale)
+}
+
+fn srresnet_in(layout: SrResNetLayout, n_resblocks: usize, n_feats: usize, scale: usize) -> Model {
     let spec = SrResNetSpec {
         n_resblocks,
         n_feats,
+        layout,
         ..SrResNetSpec::default()
     };
     Model::from_spec(&ModelSpec::SrResNet(spec), scale)
 }
+
+const LAYOUTS: [SrResNetLayout; 2] = [SrResNetLayout::Ddtb, SrResNetLayout::Daq];
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * b.abs()
@@ -57,29 +64,43 @@ fn rdn_x4_parameter_count() {
     assert_eq!(m.decls().iter().filter(|d| d.buffer).count(), 0);
 }
 
-/// SRResNet ×4, 16 blocks, 64 features, counted by hand (convs keep their bias; BN has γ, β
-/// trainable and running mean/var as buffers, which `param_count` excludes; PReLU has 1 slope):
-/// - head 9×9 3→64: 3·64·81 + 64 = 15 616; PReLU 1 → 15 617.
-/// - block: two 3×3 convs 2·(36 864 + 64) = 73 856; two BNs 2·128 = 256; PReLU 1 → 74 113;
-///   ×16 = 1 185 808.
-/// - body_end 36 928 + BN 128 = 37 056.
-/// - two ×2 stages: conv 64→256 147 712 + PReLU 1 = 147 713; ×2 = 295 426.
-/// - tail 9×9 64→3: 64·3·81 + 3 = 15 555.
+/// SRResNet ×4, 16 blocks, 64 features, counted by hand (BN has γ, β trainable and running
+/// mean/var as buffers, which `param_count` excludes; a PReLU has 1 slope).
 ///
-/// Total: 15 617 + 1 185 808 + 37 056 + 295 426 + 15 555 = 1 549 462 ≈ 1.55 M (the BN form; the
-/// SRGAN paper's SRResNet is ≈ 1.5 M). Buffers: 33 BNs × 2 × 64 = 4 224 scalars.
+/// `Ddtb` (zysxmu/DDTB `model/bnsrresnet.py`: no conv bias, a PReLU per block):
+/// - head 9×9 3→64: 3·64·81 = 15 552; PReLU 1 → 15 553.
+/// - block: two 3×3 convs 2·36 864 = 73 728; two BNs 2·128 = 256; PReLU 1 → 73 985;
+///   ×16 = 1 183 760.
+/// - body_end 36 864 + BN 128 = 36 992.
+/// - two ×2 stages: conv 64→256 64·256·9 = 147 456 + PReLU 1 = 147 457; ×2 = 294 914.
+/// - tail 9×9 64→3: 64·3·81 = 15 552.
+///
+/// Total: 15 553 + 1 183 760 + 36 992 + 294 914 + 15 552 = 1 546 771 ≈ 1.55 M (the SRGAN
+/// paper's SRResNet is ≈ 1.5 M).
+///
+/// `Daq` (Cheeun/DAQ-pytorch `srresnet.py`): the same, except that a block has no PReLU (a
+/// shared parameter-free ReLU) and its two convs have a bias: 2·(36 864 + 64) + 256 = 74 112;
+/// ×16 = 1 185 792. Total: 15 553 + 1 185 792 + 36 992 + 294 914 + 15 552 = 1 548 803
+/// (= 1 546 771 + 16·(128 − 1)).
+///
+/// Buffers, both: 33 BNs × 2 × 64 = 4 224 scalars.
 #[test]
 fn srresnet_x4_parameter_count() {
-    let m = srresnet(16, 64, 4);
-    assert_eq!(m.param_count(), 1_549_462);
-    assert!(close(m.param_count() as f64, 1.55e6, 0.02));
-    let buffers: usize = m
-        .decls()
-        .iter()
-        .filter(|d| d.buffer)
-        .map(|d| d.shape.iter().product::<usize>())
-        .sum();
-    assert_eq!(buffers, 33 * 2 * 64);
+    for (layout, count) in [
+        (SrResNetLayout::Ddtb, 1_546_771),
+        (SrResNetLayout::Daq, 1_548_803),
+    ] {
+        let m = srresnet_in(layout, 16, 64, 4);
+        assert_eq!(m.param_count(), count, "{layout:?}");
+        assert!(close(m.param_count() as f64, 1.55e6, 0.02));
+        let buffers: usize = m
+            .decls()
+            .iter()
+            .filter(|d| d.buffer)
+            .map(|d| d.shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(buffers, 33 * 2 * 64, "{layout:?}");
+    }
 }
 
 /// The convs with quantized weights under the conv-input placement.
@@ -92,11 +113,16 @@ fn quant_layers(m: &Model) -> Vec<String> {
 }
 
 fn check_quant_layers(m: &Model) {
+    check_quant_layers_with(m, &["weight", "bias"]);
+}
+
+/// [`check_quant_layers`], with the parameters every quantized conv must declare.
+fn check_quant_layers_with(m: &Model, params: &[&str]) {
     let convs = m.convs();
     let decls = m.decls();
     for name in quant_layers(m) {
         assert!(convs.iter().any(|c| c.name == name), "{name} is not a conv");
-        for p in ["weight", "bias"] {
+        for p in params {
             let key = format!("{name}.{p}");
             assert!(decls.iter().any(|d| d.name == key), "{key} not declared");
         }
@@ -121,7 +147,7 @@ fn check_quant_layers(m: &Model) {
 fn rdn_quant_layers() {
     let m = rdn(16, 8, 64, 64, 4);
     let q = quant_layers(&m);
-    assert_eq!(q.len(), 16 * 9);
+    assert_eq!(q.len(), 16 * 9 + 2);
     let mut expect = Vec::new();
     for i in 0..16 {
         for c in 0..8 {
@@ -129,14 +155,13 @@ fn rdn_quant_layers() {
         }
         expect.push(format!("rdb.{i}.lff"));
     }
+    expect.extend(["gff.0".to_string(), "gff.1".to_string()]);
     assert_eq!(q, expect);
     check_quant_layers(&m);
-    // SFE, GFF, upsampler and tail stay FP.
+    // SFE, upsampler and tail stay FP.
     for n in [
         "sfe1",
         "sfe2",
-        "gff.0",
-        "gff.1",
         "upsample.0",
         "upsample.1",
         "tail",
@@ -153,17 +178,22 @@ fn rdn_quant_layers() {
 
 #[test]
 fn srresnet_quant_layers() {
-    let m = srresnet(16, 64, 4);
-    let q = quant_layers(&m);
-    assert_eq!(q.len(), 32);
-    assert_eq!(q[0], "body.0.conv1");
-    assert_eq!(q[1], "body.0.conv2");
-    assert_eq!(q[31], "body.15.conv2");
-    check_quant_layers(&m);
-    let convs = m.convs();
-    assert_eq!(convs[0].k, 9);
-    assert_eq!(convs.last().unwrap().k, 9);
-    assert_eq!(convs.last().unwrap().res, 4);
+    for layout in LAYOUTS {
+        let m = srresnet_in(layout, 16, 64, 4);
+        let q = quant_layers(&m);
+        assert_eq!(q.len(), 32);
+        assert_eq!(q[0], "body.0.conv1");
+        assert_eq!(q[1], "body.0.conv2");
+        assert_eq!(q[31], "body.15.conv2");
+        match layout {
+            SrResNetLayout::Ddtb => check_quant_layers_with(&m, &["weight"]),
+            SrResNetLayout::Daq => check_quant_layers(&m),
+        }
+        let convs = m.convs();
+        assert_eq!(convs[0].k, 9);
+        assert_eq!(convs.last().unwrap().k, 9);
+        assert_eq!(convs.last().unwrap().res, 4);
+    }
 }
 
 fn forward_shape(m: &Model, scale: usize) {
@@ -190,8 +220,10 @@ fn rdn_forward_shapes() {
 
 #[test]
 fn srresnet_forward_shapes() {
-    for s in [2, 3, 4] {
-        forward_shape(&srresnet(2, 8, s), s);
+    for layout in LAYOUTS {
+        for s in [2, 3, 4] {
+            forward_shape(&srresnet_in(layout, 2, 8, s), s);
+        }
     }
 }
 
@@ -220,31 +252,104 @@ fn rdn_pytorch_keys() {
 
 #[test]
 fn srresnet_pytorch_keys() {
-    let m = srresnet(16, 64, 4);
-    let pairs = [
+    // zysxmu/DDTB `model/bnsrresnet.py`.
+    let ddtb = srresnet_in(SrResNetLayout::Ddtb, 16, 64, 4);
+    let ddtb_pairs = [
+        ("head.weight", "conv_input.weight"),
+        ("head.prelu", "relu.weight"),
+        ("body.0.conv1.weight", "residual.0.conv1.weight"),
+        ("body.0.bn1.gamma", "residual.0.in1.weight"),
+        ("body.0.bn1.beta", "residual.0.in1.bias"),
+        ("body.3.prelu", "residual.3.relu.weight"),
+        ("body.15.conv2.weight", "residual.15.conv2.weight"),
+        ("body.15.bn2.running_var", "residual.15.in2.running_var"),
+        ("body_end.weight", "conv_mid.weight"),
+        ("body_end_bn.running_mean", "bn_mid.running_mean"),
+        ("upsample.0.weight", "upscale.0.weight"),
+        ("upsample.0.prelu", "upscale.2.weight"),
+        ("upsample.1.weight", "upscale.3.weight"),
+        ("upsample.1.prelu", "upscale.5.weight"),
+        ("tail.weight", "conv_output.weight"),
+    ];
+    // Cheeun/DAQ-pytorch `src/model/srresnet.py` + `common_srresnet.py`.
+    let daq = srresnet_in(SrResNetLayout::Daq, 16, 64, 4);
+    let daq_pairs = [
         ("head.weight", "head.0.weight"),
         ("head.prelu", "head.1.weight"),
-        ("body.0.conv1.weight", "body.0.body.0.weight"),
-        ("body.0.bn1.gamma", "body.0.body.1.weight"),
-        ("body.0.bn1.beta", "body.0.body.1.bias"),
-        ("body.3.prelu", "body.3.body.2.weight"),
-        ("body.15.conv2.bias", "body.15.body.3.bias"),
-        ("body.15.bn2.running_var", "body.15.body.4.running_var"),
+        ("body.0.conv1.weight", "body.0.conv1.weight"),
+        ("body.0.conv1.bias", "body.0.conv1.bias"),
+        ("body.0.bn1.gamma", "body.0.bn1.weight"),
+        ("body.0.bn1.beta", "body.0.bn1.bias"),
+        ("body.15.conv2.bias", "body.15.conv2.bias"),
+        ("body.15.bn2.running_var", "body.15.bn2.running_var"),
         ("body_end.weight", "body.16.weight"),
         ("body_end_bn.running_mean", "body.17.running_mean"),
+        ("body_end_bn.gamma", "body.17.weight"),
+        ("upsample.0.prelu", "tail.0.2.weight"),
         ("upsample.1.weight", "tail.0.3.weight"),
         ("upsample.1.prelu", "tail.0.5.weight"),
         ("tail.weight", "tail.1.weight"),
     ];
-    for (ours, theirs) in pairs {
-        assert_eq!(m.pytorch_key(ours), theirs);
+    for (m, pairs) in [(&ddtb, &ddtb_pairs), (&daq, &daq_pairs)] {
+        for (ours, theirs) in pairs {
+            assert_eq!(m.pytorch_key(ours), *theirs);
+        }
+        // The mapping is injective over the declarations.
+        let mut keys: Vec<_> = m.decls().iter().map(|d| m.pytorch_key(&d.name)).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n);
     }
-    // The mapping is injective over the declarations.
-    let mut keys: Vec<_> = m.decls().iter().map(|d| m.pytorch_key(&d.name)).collect();
-    let n = keys.len();
-    keys.sort();
-    keys.dedup();
-    assert_eq!(keys.len(), n);
+    // ×2: one stage; the tail keeps its name.
+    let x2 = srresnet_in(SrResNetLayout::Ddtb, 16, 64, 2);
+    assert_eq!(x2.pytorch_key("upsample.0.prelu"), "upscale.2.weight");
+    assert!(!x2.decls().iter().any(|d| d.name.starts_with("upsample.1")));
+}
+
+/// DDTB's convs have no bias; DAQ's have one only on the two block convs (zero-initialised),
+/// and DAQ's blocks use a parameter-free ReLU instead of a PReLU.
+#[test]
+fn srresnet_layout_biases_and_activations() {
+    let has = |m: &Model, n: &str| m.decls().iter().any(|d| d.name == n);
+    let ddtb = srresnet_in(SrResNetLayout::Ddtb, 2, 8, 4);
+    assert!(!ddtb.decls().iter().any(|d| d.name.ends_with(".bias")));
+    assert!(has(&ddtb, "body.0.prelu") && has(&ddtb, "body.1.prelu"));
+
+    let daq = srresnet_in(SrResNetLayout::Daq, 2, 8, 4);
+    assert!(!has(&daq, "head.bias"));
+    assert!(has(&daq, "body.0.conv1.bias") && has(&daq, "body.1.conv2.bias"));
+    assert!(!has(&daq, "body.0.prelu"));
+    for n in [
+        "body_end.bias",
+        "upsample.0.bias",
+        "upsample.1.bias",
+        "tail.bias",
+    ] {
+        assert!(!has(&daq, n), "{n}");
+    }
+    let biases: Vec<_> = daq
+        .decls()
+        .into_iter()
+        .filter(|d| d.name.ends_with(".bias"))
+        .collect();
+    assert_eq!(biases.len(), 4);
+    assert!(biases
+        .iter()
+        .all(|d| d.init == odm::models::Init::Const(0.0) && d.shape == [8]));
+
+    // No mean shift (and no bias away from 0 at init): a black image maps to exactly 0.
+    let device = Default::default();
+    let plan = QuantPlan::fp();
+    for m in [ddtb, daq] {
+        let params = Params::<Cpu>::init(&m.decls(), 1, &device);
+        let y = m.forward(
+            &Fwd::plain(&params, &plan),
+            Tensor::zeros([1, 3, 4, 4], &device),
+        );
+        assert_eq!(y.dims(), [1, 3, 16, 16]);
+        assert!(values(y).iter().all(|v| *v == 0.0));
+    }
 }
 
 /// Per-channel (mean, biased variance) of an N×C×H×W tensor, computed on the host.

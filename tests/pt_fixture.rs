@@ -38,6 +38,7 @@ fn model(n_feats: usize) -> Model {
             n_feats,
             res_scale: 1.0,
             rgb_range: 1.0,
+            ..Default::default()
         }),
         2,
     )

@@ -1,6 +1,7 @@
 //! `odm run`: one spec file's runs, each in its own result folder, resuming or skipping as asked.
 
 use super::{canonical, load_eval_sets, load_sets, pretty};
+use crate::train::init::InitWeights;
 use crate::backend::{pick, with_backend, Picked};
 use crate::data::Sampler;
 use crate::error::user;
@@ -55,9 +56,32 @@ pub fn is_finished(dir: &Path) -> bool {
 
 /// The weights a spec starts from: a checkpoint path, or the finished result of an experiment
 /// file (which is run first when it has none).
-fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<PathBuf>> {
-    match &s.init_from {
-        None => Ok(None),
+fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<InitWeights>> {
+    Ok(match &s.init_from {
+        None => None,
+        Some(InitFrom::Pretrained {
+            path,
+            key,
+            strip_prefix,
+            strict,
+        }) => Some(InitWeights {
+            path: resolve_path(path),
+            key: key.clone(),
+            strip_prefix: strip_prefix.clone(),
+            strict: *strict,
+        }),
+        other => resolve_run_init(s, opts, other)?.map(InitWeights::plain),
+    })
+}
+
+/// A checkpoint path or an experiment's finished result (run first when it has none).
+fn resolve_run_init(
+    s: &Spec,
+    opts: &RunOpts,
+    init: &Option<InitFrom>,
+) -> anyhow::Result<Option<PathBuf>> {
+    match init {
+        None | Some(InitFrom::Pretrained { .. }) => Ok(None),
         Some(InitFrom::Checkpoint(p)) => Ok(Some(resolve_path(p))),
         Some(InitFrom::Experiment(p)) => {
             let p = resolve_path(p);
@@ -131,6 +155,32 @@ fn pick_device(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow:
     })
 }
 
+/// Every `trainable` prefix must name at least one parameter of the model; the error names the
+/// file, the field and its position.
+fn check_trainable(origin: &Path, source: &str, s: &Spec, model: &Model) -> anyhow::Result<()> {
+    let Some(t) = &s.trainable else {
+        return Ok(());
+    };
+    let names: Vec<String> = model
+        .decls()
+        .into_iter()
+        .filter(|d| !d.buffer)
+        .map(|d| d.name)
+        .collect();
+    match t.iter().find(|p| !names.iter().any(|n| n.starts_with(p.as_str()))) {
+        None => Ok(()),
+        Some(p) => {
+            let at = spec::load::locate(source, "trainable")
+                .map(|(l, c)| format!(":{l}:{c}"))
+                .unwrap_or_default();
+            Err(user(format!(
+                "{}{at}: field `trainable`: {p:?} is the prefix of no parameter of this model (e.g. \"upsample\", \"tail\", \"body.3\")",
+                origin.display()
+            )))
+        }
+    }
+}
+
 /// `odm run`: run every point of a spec file; returns the run folders.
 /// A grid skips the points that already have a finished result.
 pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
@@ -179,6 +229,7 @@ fn run_one(
     let train_sets = load_sets(&s.data.train, s.scale)?;
     let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
+    check_trainable(origin, source, s, &model)?;
     let mut sampler = Sampler::new(
         train_sets,
         s.scale,
@@ -209,6 +260,11 @@ fn run_one(
     } else {
         None
     };
+    // The initial weights are read (and checked) before the run folder exists.
+    let init_report = match &init {
+        Some(i) => Some(crate::train::init::read(&model, i)?.1),
+        None => None,
+    };
     let fresh = resume_dir.is_none();
     let dir = match resume_dir {
         Some(d) => d,
@@ -221,10 +277,14 @@ fn run_one(
             atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
             atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
             atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())?;
-            if let Some(p) = &init {
-                prov.init_from = p.display().to_string();
+            if let Some(i) = &init {
+                prov.init_from = i.path.display().to_string();
+                if let Some(r) = &init_report {
+                    eprint!("{}", r.describe());
+                }
+                prov.init = init_report.clone();
             }
-            Start::Fresh(init.as_deref())
+            Start::Fresh(init.as_ref())
         } else {
             let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
             eprintln!("odm: resuming {}", dir.display());
@@ -269,8 +329,11 @@ fn run_one(
             return Ok(false);
         }
         let bic: Vec<SetScore> = eval_sets.iter().map(|e| bicubic(e)).collect();
-        // Activation statistics and cost for `odm report` (the report never runs a model).
-        super::inspect(&dir, None)?;
+        // Activation statistics and cost for `odm report` (the report never runs a model); they
+        // are taken on the first evaluation set, so a spec without one has none.
+        if !s.data.eval.is_empty() {
+            super::inspect(&dir, None)?;
+        }
         write_results(&dir, s, &out, &bic)?;
         prov.finished = record::provenance::now();
         prov.wall_seconds = out.wall_seconds;

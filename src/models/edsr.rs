@@ -8,7 +8,7 @@ use super::fwd::Fwd;
 use super::layers::{block_points, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
 use crate::quant::{Placement, QPoint};
 use super::params::ParamDecl;
-use crate::spec::EdsrSpec;
+use crate::spec::{EdsrSpec, InputNorm};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -75,8 +75,8 @@ impl Edsr {
 
     /// LR (N×3×h×w, values in [0, rgb_range]) → SR (N×3×sh×sw).
     pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mean = mean_shift::<B>(self.cfg.rgb_range, &x.device());
-        let x = f.conv("head", x - mean.clone());
+        let x = self.normalise(x);
+        let x = f.conv("head", x);
         let mut h = x.clone();
         for i in 0..self.cfg.n_resblocks {
             let skip = f.act(&format!("body.{i}.skip"), h.clone());
@@ -96,6 +96,24 @@ impl Edsr {
         for (k, r) in up_stages(self.scale).into_iter().enumerate() {
             y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
         }
-        f.conv("tail", y) + mean
+        self.restore(f.conv("tail", y))
+    }
+
+    /// The input normalisation of [`InputNorm`]: mean shift, or LIIF's (x/r − 0.5)/0.5.
+    fn normalise<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let r = self.cfg.rgb_range;
+        match self.cfg.input_norm {
+            InputNorm::MeanShift => x.clone() - mean_shift::<B>(r, &x.device()),
+            InputNorm::Symmetric => x.div_scalar(r).sub_scalar(0.5).div_scalar(0.5),
+        }
+    }
+
+    /// The inverse of [`Self::normalise`] at the output: + mean, or (y·0.5 + 0.5)·r.
+    fn restore<B: Backend>(&self, y: Tensor<B, 4>) -> Tensor<B, 4> {
+        let r = self.cfg.rgb_range;
+        match self.cfg.input_norm {
+            InputNorm::MeanShift => y.clone() + mean_shift::<B>(r, &y.device()),
+            InputNorm::Symmetric => y.mul_scalar(0.5).add_scalar(0.5).mul_scalar(r),
+        }
     }
 }

@@ -19,6 +19,8 @@ pub struct Capture<B: Backend> {
     /// BatchNorm batch statistics (layer, mean, unbiased variance), detached, in training mode.
     /// The trainer folds them into the `<layer>.running_mean` / `.running_var` buffers.
     pub bn_batch: Vec<(String, Tensor<B, 1>, Tensor<B, 1>)>,
+    /// The body output before the upsampler (PAMS's `out`, the feature SKT compares).
+    pub feature: Option<Tensor<B, 4>>,
     /// Record every convolution's output in `conv_out` (layer, output), in forward order.
     pub record_convs: bool,
     pub conv_out: Vec<(String, Tensor<B, 4>)>,
@@ -71,6 +73,14 @@ impl<'a, B: Backend> Fwd<'a, B> {
         self.p.get(name)
     }
 
+    /// Mark `x` as the body output (recorded when capturing); returns it unchanged.
+    pub fn feature(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if let Some(cap) = self.capture {
+            cap.borrow_mut().feature = Some(x.clone());
+        }
+        x
+    }
+
     /// Activation quantization point `name`: offsets, capture of the quantizer input, then the
     /// fake quantizer, when the plan quantizes an activation there; otherwise `x` unchanged.
     pub fn act(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -93,11 +103,17 @@ impl<'a, B: Backend> Fwd<'a, B> {
         x
     }
 
-    /// `same`-padded convolution `<name>` with bias. If the plan quantizes the layer, its input
-    /// activation (point `<name>`) and its weights go through the fake quantizers first.
+    /// `same`-padded convolution `<name>` with bias `<name>.bias`, or none (a zero bias) when
+    /// the model declares none. If the plan quantizes the layer, its input activation (point
+    /// `<name>`) and its weights go through the fake quantizers first.
     pub fn conv(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut w: Tensor<B, 4> = self.p.get(&format!("{name}.weight"));
-        let b: Tensor<B, 1> = self.p.get(&format!("{name}.bias"));
+        let bias = format!("{name}.bias");
+        let b: Tensor<B, 1> = if self.p.has(&bias) {
+            self.p.get(&bias)
+        } else {
+            Tensor::zeros([w.dims()[0]], &w.device())
+        };
         let x = self.act(name, x);
         if let Some(l) = self
             .plan

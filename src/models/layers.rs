@@ -21,6 +21,16 @@ pub fn conv_decls(d: &mut Vec<ParamDecl>, name: &str, cin: usize, cout: usize, k
     ));
 }
 
+/// Declare only `<name>.weight` (cout×cin×k×k, PyTorch's default init) for a convolution built
+/// with `bias=False`; [`Fwd::conv`](super::fwd::Fwd::conv) then adds no bias.
+pub fn conv_decls_nobias(d: &mut Vec<ParamDecl>, name: &str, cin: usize, cout: usize, k: usize) {
+    d.push(ParamDecl::new(
+        format!("{name}.weight"),
+        vec![cout, cin, k, k],
+        Init::UniformFanIn(cin * k * k),
+    ));
+}
+
 /// The weight and bias declarations of every convolution, in order.
 pub fn convs_decls(convs: &[ConvInfo]) -> Vec<ParamDecl> {
     let mut d = Vec::new();

@@ -47,6 +47,16 @@ pub struct CostReport {
 
 /// Cost of `model` under `plan` for an LR input of `w`×`h`.
 pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
+    let decls = model.decls();
+    // Biases of a conv (0 where the backbone declares none, e.g. DDTB's SRResNet).
+    let biases = |c: &crate::models::ConvInfo| {
+        let n = format!("{}.bias", c.name);
+        if decls.iter().any(|d| d.name == n) {
+            c.cout
+        } else {
+            0
+        }
+    };
     let layers: Vec<LayerCost> = model
         .convs()
         .iter()
@@ -67,9 +77,9 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
                 w_bits: wb,
                 a_bits: ab,
                 bitops: macs as u128 * wb as u128 * ab as u128 + offset_macs as u128 * 1024,
-                params: (c.weights() + c.cout) as u64 + offset_params,
+                params: (c.weights() + biases(c)) as u64 + offset_params,
                 storage_bits: c.weights() as u64 * wb as u64
-                    + c.cout as u64 * 32
+                    + biases(c) as u64 * 32
                     + offset_params * 32,
                 offset_macs,
             }
@@ -84,7 +94,7 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
         - model
             .convs()
             .iter()
-            .map(|c| (c.weights() + c.cout) as u64)
+            .map(|c| (c.weights() + biases(c)) as u64)
             .sum::<u64>();
     let fp_storage_bits = (total_params - offset_params) * 32;
     CostReport {

@@ -22,6 +22,9 @@ pub struct Provenance {
     pub patches_per_second: f64,
     /// The weights the run started from, if not random.
     pub init_from: String,
+    /// The initial weights' SHA-256 and what was loaded from them, left at init, or unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<LoadReport>,
     /// True when this run was continued from a checkpoint.
     pub resumed: bool,
     /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
@@ -61,3 +64,40 @@ impl Provenance {
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+/// What a load took from the file and what it left.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// SHA-256 of the weights file.
+    pub sha256: String,
+    /// Our parameter names loaded from the file.
+    pub loaded: Vec<String>,
+    /// Declared trainable parameters the file lacks (left at their initial values).
+    pub left_at_init: Vec<String>,
+    /// Keys of the file (after `key` and `strip_prefix`) that no parameter used.
+    pub unused: Vec<String>,
+}
+
+impl LoadReport {
+    /// One line per list for stderr.
+    pub fn describe(&self) -> String {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        format!(
+            "odm: init weights sha256 {}\nodm: loaded {} tensors: {}\nodm: left at init ({}): {}\nodm: unused keys ({}): {}\n",
+            self.sha256,
+            self.loaded.len(),
+            list(&self.loaded),
+            self.left_at_init.len(),
+            list(&self.left_at_init),
+            self.unused.len(),
+            list(&self.unused)
+        )
+    }
+}
+

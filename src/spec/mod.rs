@@ -65,6 +65,10 @@ pub struct Spec {
     /// Record the training loss every N iterations. Default 10.
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Prefixes of the parameter names that train (e.g. `["upsample", "tail"]`); every other
+    /// parameter is frozen: no gradient, no Adam update. Default: everything trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable: Option<Vec<String>>,
     /// Optional grid: expands this file into several runs (see [`Grid`]). Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<Grid>,
@@ -133,19 +137,40 @@ impl Default for RdnSpec {
     }
 }
 
-/// SRResNet hyper-parameters. Defaults: 16 blocks, 64 features.
+/// SRResNet hyper-parameters. Defaults: 16 blocks, 64 features, DDTB's layout.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SrResNetSpec {
-    /// Residual blocks. Default 16.
+    /// Residual blocks. Default 16 (hard-coded in DDTB's `model/bnsrresnet.py`).
     #[serde(default = "d_resblocks")]
     pub n_resblocks: usize,
-    /// Feature channels. Default 64.
+    /// Feature channels. Default 64 (hard-coded in DDTB's `model/bnsrresnet.py`).
     #[serde(default = "d_feats")]
     pub n_feats: usize,
-    /// Pixel value range. Default 255.
+    /// Pixel value range the network sees (raw pixels in [0, rgb_range]; neither layout applies
+    /// a mean shift). Default 255.
     #[serde(default = "d_rgb_range")]
     pub rgb_range: f64,
+    /// Whose public code the network's structure and state-dict keys follow exactly, so that
+    /// its FP checkpoints load (see [`crate::models::srresnet`]). Default `Ddtb`.
+    #[serde(default)]
+    pub layout: SrResNetLayout,
+}
+
+/// The SRResNet layout: module structure, biases, activations and state-dict keys of one public
+/// implementation of the BatchNorm SRResNet.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SrResNetLayout {
+    /// zysxmu/DDTB `model/bnsrresnet.py` (`DDTB_SRResNet`): no conv biases, one PReLU per block,
+    /// keys `conv_input`, `relu`, `residual.{i}.{conv1,in1,relu,conv2,in2}`, `conv_mid`,
+    /// `bn_mid`, `upscale.{j}`, `conv_output`.
+    #[default]
+    Ddtb,
+    /// Cheeun/DAQ-pytorch `src/model/srresnet.py` with `common_srresnet.py`: a parameter-free
+    /// ReLU in the blocks, biases (zero-initialised) on the two block convs only, EDSR-style
+    /// keys `head.{0,1}`, `body.{i}.{conv1,bn1,conv2,bn2}`, `body.{n}`, `body.{n+1}`,
+    /// `tail.0.{j}`, `tail.1`.
+    Daq,
 }
 
 impl Default for SrResNetSpec {
@@ -154,6 +179,7 @@ impl Default for SrResNetSpec {
             n_resblocks: d_resblocks(),
             n_feats: d_feats(),
             rgb_range: d_rgb_range(),
+            layout: SrResNetLayout::default(),
         }
     }
 }
@@ -174,6 +200,26 @@ pub struct EdsrSpec {
     /// Pixel value range the network sees. Default 255 (EDSR-PyTorch).
     #[serde(default = "d_rgb_range")]
     pub rgb_range: f64,
+    /// How pixels are normalised before the head and restored after the tail. Default
+    /// `MeanShift` (EDSR-PyTorch).
+    #[serde(default, skip_serializing_if = "InputNorm::is_default")]
+    pub input_norm: InputNorm,
+}
+
+/// Pixel normalisation of a network's input (and its inverse at the output).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputNorm {
+    /// EDSR-PyTorch `MeanShift`: x − rgb_range·(0.4488, 0.4371, 0.4040) (the DIV2K mean).
+    #[default]
+    MeanShift,
+    /// LIIF's encoders: (x/rgb_range − 0.5)/0.5, so [0, rgb_range] maps to [−1, 1].
+    Symmetric,
+}
+
+impl InputNorm {
+    pub fn is_default(&self) -> bool {
+        *self == InputNorm::MeanShift
+    }
 }
 
 fn d_resblocks() -> usize {
@@ -196,6 +242,7 @@ impl Default for EdsrSpec {
             n_feats: d_feats(),
             res_scale: d_one(),
             rgb_range: d_rgb_range(),
+            input_norm: InputNorm::MeanShift,
         }
     }
 }

@@ -251,4 +251,21 @@ pub enum InitFrom {
     Checkpoint(PathBuf),
     /// An experiment file: its finished result is used, and it is run first if it has none.
     Experiment(PathBuf),
+    /// A PyTorch checkpoint whose state dict sits under a dotted `key` (e.g. `"model.sd"`), with
+    /// `strip_prefix` removed from its keys (e.g. `"encoder."`), as BasicSR's `param_key` and
+    /// `strict_load` do. With `strict: false` parameters it lacks keep their initial values;
+    /// the run lists loaded, left-at-init and unused keys on stderr and in `provenance.json`.
+    Pretrained {
+        path: PathBuf,
+        #[serde(default)]
+        key: Option<String>,
+        #[serde(default)]
+        strip_prefix: Option<String>,
+        #[serde(default = "d_strict")]
+        strict: bool,
+    },
+}
+
+fn d_strict() -> bool {
+    true
 }

@@ -187,6 +187,18 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             );
         }
     }
+    if let Some(InitFrom::Pretrained { path, .. }) = &s.init_from {
+        let r = resolve_path(path);
+        if !r.is_file() {
+            return fail(
+                "init_from",
+                format!("{} does not exist (a PyTorch .pt/.pth or .safetensors file)", r.display()),
+            );
+        }
+    }
+    if s.trainable.as_ref().is_some_and(|t| t.is_empty()) {
+        return fail("trainable", "names no parameter; leave it out to train everything");
+    }
     let d = &s.data;
     if d.train.is_empty() {
         return fail(

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod gating;
+pub mod init;
 pub mod regularize;
 pub mod skt;
 pub mod state;
@@ -38,7 +39,7 @@ type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 /// How a run starts.
 pub enum Start<'a> {
     /// Fresh, from random init or from these weights.
-    Fresh(Option<&'a Path>),
+    Fresh(Option<&'a init::InitWeights>),
     /// Resume from the run folder's checkpoint, with the metrics recorded so far.
     Resume(Vec<MetricRow>),
 }

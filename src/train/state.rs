@@ -5,7 +5,7 @@
 
 use super::adam::Adam;
 use crate::data::Sampler;
-use crate::error::user;
+use super::init::{InitWeights, LoadReport};
 use crate::models::{Model, Params};
 use crate::quant::calib::RangeAcc;
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
@@ -33,49 +33,9 @@ pub struct State<B: Backend> {
 
 const CKPT: &str = "checkpoint.safetensors";
 
-/// Host tensors of a weights file by name: a run folder, a `.safetensors` file, or an official
-/// PyTorch `.pt` state dict (read with burn-store's PyTorch reader; keys mapped through
-/// [`Model::pytorch_key`]).
+/// Host tensors of a weights file by name (a strict load; see [`super::init::read`]).
 pub fn read_weights(model: &Model, path: &Path) -> anyhow::Result<HashMap<String, NamedTensor>> {
-    let file = if path.is_dir() {
-        path.join(CKPT)
-    } else {
-        path.to_path_buf()
-    };
-    let ext = file
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    if ext == "pt" || ext == "pth" {
-        let reader = burn_store::pytorch::PytorchReader::new(&file)
-            .map_err(|e| user(format!("{}: cannot read PyTorch file: {e}", file.display())))?;
-        let mut out = HashMap::new();
-        for d in model.decls() {
-            let key = model.pytorch_key(&d.name);
-            if let Some(t) = reader.get(&key) {
-                let data = t
-                    .to_data()
-                    .map_err(|e| user(format!("{}: tensor {key}: {e:?}", file.display())))?
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .map_err(|e| user(format!("{}: tensor {key}: {e:?}", file.display())))?;
-                out.insert(
-                    d.name.clone(),
-                    NamedTensor {
-                        name: d.name.clone(),
-                        shape: t.shape.to_vec(),
-                        data,
-                    },
-                );
-            }
-        }
-        return Ok(out);
-    }
-    if !file.is_file() {
-        return Err(user(format!("{}: no checkpoint found", file.display())));
-    }
-    let (ts, _) = record::read_safetensors(&file)?;
-    Ok(ts.into_iter().map(|t| (t.name.clone(), t)).collect())
+    Ok(super::init::read(model, &InitWeights::plain(path.to_path_buf()))?.0)
 }
 
 /// The model's declared parameters taken from `path`; every declared trainable tensor must be
@@ -86,34 +46,36 @@ pub fn load_weights<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<Params<B>> {
-    let found = read_weights(model, path)?;
+    Ok(load_init(model, &InitWeights::plain(path.to_path_buf()), seed, device)?.0)
+}
+
+/// The model's parameters from `init`: what the file holds, the rest at their seeded initial
+/// values (buffers always; trainable parameters only when not strict), with the load report.
+pub fn load_init<B: Backend>(
+    model: &Model,
+    init: &InitWeights,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<(Params<B>, LoadReport)> {
+    let (found, report) = super::init::read(model, init)?;
     let mut params = Params::<B>::init(&model.decls(), seed, device);
-    for d in model.decls() {
-        match found.get(&d.name) {
-            Some(t) if t.data.len() == d.shape.iter().product::<usize>() => {
-                params.set(&d.name, host_tensor(&t.data, device));
-            }
-            Some(t) => {
-                return Err(user(format!(
-                    "{}: tensor {} has shape {:?}, the model needs {:?} (check model and scale)",
-                    path.display(),
-                    d.name,
-                    t.shape,
-                    d.shape
-                )))
-            }
-            None if d.buffer => {}
-            None => {
-                return Err(user(format!(
-                    "{}: tensor {} (PyTorch key {}) is missing (check model and scale)",
-                    path.display(),
-                    d.name,
-                    model.pytorch_key(&d.name)
-                )))
-            }
+    for (name, t) in &found {
+        params.set(name, host_tensor(&t.data, device));
+    }
+    Ok((params, report))
+}
+
+/// Freeze every parameter whose name starts with none of `trainable` (learning-rate multiplier
+/// 0: no gradient is taken, Adam never updates it). Returns the frozen names.
+pub fn freeze<B: Backend>(params: &mut Params<B>, trainable: &[String]) -> Vec<String> {
+    let mut frozen = Vec::new();
+    for (n, m) in params.names.iter().zip(params.lr_mult.iter_mut()) {
+        if *m > 0.0 && !trainable.iter().any(|t| n.starts_with(t.as_str())) {
+            *m = 0.0;
+            frozen.push(n.clone());
         }
     }
-    Ok(params)
+    frozen
 }
 
 fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
@@ -233,14 +195,17 @@ pub fn calibrate<B: Backend>(
 pub fn fresh<B: Backend>(
     spec: &Spec,
     model: &Model,
-    init_path: Option<&Path>,
+    init: Option<&InitWeights>,
     sampler: &mut Sampler,
     device: &B::Device,
 ) -> anyhow::Result<State<B>> {
-    let mut params = match init_path {
-        Some(p) => load_weights(model, p, spec.seed, device)?,
+    let mut params = match init {
+        Some(i) => load_init(model, i, spec.seed, device)?.0,
         None => Params::init(&model.decls(), spec.seed, device),
     };
+    if let Some(t) = &spec.trainable {
+        freeze(&mut params, t);
+    }
     let mut plan = QuantPlan::from_spec(&spec.quant, model);
     let teacher = (spec.quant.skt_weight() > 0.0).then(|| params.clone());
     let offsets = calibrate(spec, model, &mut plan, &mut params, sampler, device);
@@ -286,6 +251,11 @@ pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> any
     meta.insert("adam_t".into(), st.adam.t.to_string());
     meta.insert("lr_mult".into(), serde_json::to_string(&st.params.lr_mult)?);
     meta.insert("sampler".into(), serde_json::to_string(&sampler.state())?);
+    let frozen: Vec<&String> = (st.params.names.iter().zip(&st.params.lr_mult))
+        .filter(|(n, &m)| m == 0.0 && !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
+        .map(|(n, _)| n)
+        .collect();
+    meta.insert("frozen".into(), serde_json::to_string(&frozen)?);
     record::write_safetensors(&run_dir.join(CKPT), &tensors, &meta)
 }
 
