@@ -3,8 +3,10 @@
 //! f32 operation order, so the values are bit-identical (README, "QAT", for each form):
 //! Affine q = round((x_c − l)/(u − l)·n)/n·(u − l) + l; SymZero q = round(x_c·Q/u)·u/Q;
 //! ZeroPoint s = n/(u − l), z = round(s·l) + 2^(b−1), q = (round(s·x_c − z) + z)/s.
-//! Backward: dx = g·c_x, du = Σ g·(c_u + t), dl = Σ g·(c_l − t) with the clip derivatives c and
-//! t = (q − x_c)/(u − l) (`BoundGrad::Full`) or 0 (`ClipOnly`). Sums run over H, W per image and
+//! Backward (from the kept input and output): dx = g·c_x, du = Σ g·(c_u + t), dl = Σ g·(c_l − t)
+//! with the clip derivatives c and t = (q − x_c)·(1/(u − l)) (`BoundGrad::Full`) or 0
+//! (`ClipOnly`); the reciprocal makes the bound gradients differ from the reference's division
+//! in the last bits only. Sums run over H, W per image and
 //! channel in parallel, then over images in index order: deterministic for any thread count.
 //! Bounds have one entry per channel, or a single entry shared by all channels.
 
@@ -20,55 +22,60 @@ use super::flex::{values, AdPrim};
 use crate::quant::{levels, QForm, Quantizer};
 use crate::spec::BoundGrad;
 
-/// One element's value and derivatives.
-struct Elem {
-    q: f32,
-    cx: f32,
-    du: f32,
-    dl: f32,
+/// Round half to even, exactly as `f32::round_ties_even`, in a form that vectorises on any
+/// x86-64 (no SSE4.1 `roundps` needed): for |x| < 2^23, (|x| + 2^23) − 2^23 rounds |x| to the
+/// nearest integer, ties to even, in the default rounding mode; larger |x| are integers already.
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const BIG: f32 = 8_388_608.0; // 2^23
+    let a = x.abs();
+    let r = ((a + BIG) - BIG).copysign(x);
+    if a < BIG {
+        r
+    } else {
+        x
+    }
 }
 
-/// The quantizer on one value with bounds `l`, `u`.
-#[inline]
-fn elem(x: f32, l: f32, u: f32, qz: &Quantizer) -> Elem {
-    let n = levels(qz.bits);
-    let xc = x.max(l).min(u);
-    let (mut cx, mut cu, mut cl) = if x > u {
-        (0.0, 1.0, 0.0)
-    } else if x < l {
-        (0.0, 0.0, 1.0)
-    } else {
-        (1.0, 0.0, 0.0)
-    };
-    if qz.split_ties && (x == u || x == l) {
-        cx = 0.5;
-        if x == u {
-            cu = 0.5;
-        } else {
-            cl = 0.5;
+/// Per-bound constants of the forward.
+#[derive(Clone, Copy)]
+struct Consts {
+    l: f32,
+    u: f32,
+    /// u − l.
+    d: f32,
+    n: f32,
+    /// PAMS's Q = 2^(b−1) − 1.
+    qm: f32,
+    /// DDTB's s = n/(u − l) and rounded zero point z.
+    sf: f32,
+    zp: f32,
+}
+
+impl Consts {
+    fn new(l: f32, u: f32, qz: &Quantizer) -> Self {
+        let n = levels(qz.bits);
+        let sf = n / (u - l);
+        Self {
+            l,
+            u,
+            d: u - l,
+            n,
+            qm: (n - 1.0) / 2.0,
+            sf,
+            zp: round_even(sf * l) + (1u64 << (qz.bits - 1)) as f32,
         }
     }
-    let q = match qz.form {
-        QForm::Affine => ((xc - l) / (u - l) * n).round_ties_even() / n * (u - l) + l,
-        QForm::SymZero => {
-            let qm = (n - 1.0) / 2.0;
-            ((xc * qm) / u).round_ties_even() * u / qm
-        }
-        QForm::ZeroPoint => {
-            let sf = n / (u - l);
-            let zp = (sf * l).round_ties_even() + (1u64 << (qz.bits - 1)) as f32;
-            ((sf * xc - zp).round_ties_even() + zp) / sf
-        }
-    };
-    let t = match qz.grad {
-        BoundGrad::Full => (q - xc) / (u - l),
-        BoundGrad::ClipOnly => 0.0,
-    };
-    Elem {
-        q,
-        cx,
-        du: cu + t,
-        dl: cl - t,
+}
+
+/// q(x) for one value (the op order of `quant::fake_quant`).
+#[inline(always)]
+fn quant(x: f32, c: &Consts, form: QForm) -> f32 {
+    let xc = x.max(c.l).min(c.u);
+    match form {
+        QForm::Affine => round_even((xc - c.l) / c.d * c.n) / c.n * c.d + c.l,
+        QForm::SymZero => round_even((xc * c.qm) / c.u) * c.u / c.qm,
+        QForm::ZeroPoint => (round_even(c.sf * xc - c.zp) + c.zp) / c.sf,
     }
 }
 
@@ -94,29 +101,66 @@ pub fn forward(x: &FlexTensor, l: &FlexTensor, u: &FlexTensor, qz: Quantizer) ->
         l.len() == u.len() && (l.len() == c || l.len() == 1),
         "bound sizes"
     );
+    let consts: Vec<Consts> = l
+        .iter()
+        .zip(u.iter())
+        .map(|(&l, &u)| Consts::new(l, u, &qz))
+        .collect();
     let mut y = values(x).into_owned();
     y.par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
-        let ch = bound_of(p, c, l.len());
-        plane
-            .iter_mut()
-            .for_each(|v| *v = elem(*v, l[ch], u[ch], &qz).q);
+        let c = consts[bound_of(p, c, consts.len())];
+        match qz.form {
+            QForm::Affine => plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::Affine)),
+            QForm::SymZero => plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::SymZero)),
+            QForm::ZeroPoint => {
+                plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::ZeroPoint))
+            }
+        }
     });
     FlexTensor::from_data(TensorData::new(y, x.layout().shape().clone()))
 }
 
-/// Backward of the fused quantizer: keeps its input and bounds.
+/// Backward of the fused quantizer: keeps its input, bounds and output q.
 #[derive(Debug)]
 struct FakeQuant(Quantizer);
 
+/// One plane's backward: writes dx and returns the partial sums of du and dl.
+#[inline(always)]
+fn plane_grads(d: &mut [f32], xs: &[f32], qs: &[f32], gs: &[f32], l: f32, u: f32, qz: &Quantizer) -> (f32, f32) {
+    let inv = match qz.grad {
+        BoundGrad::Full => 1.0 / (u - l),
+        BoundGrad::ClipOnly => 0.0,
+    };
+    let (mut su, mut sl) = (0.0f32, 0.0f32);
+    for (((d, &x), &q), &g) in d.iter_mut().zip(xs).zip(qs).zip(gs) {
+        let xc = x.max(l).min(u);
+        let above = if x > u { 1.0 } else { 0.0 };
+        let below = if x < l { 1.0 } else { 0.0 };
+        let (mut cx, mut cu, mut cl) = (1.0 - above - below, above, below);
+        if qz.split_ties {
+            let tu = if x == u { 0.5 } else { 0.0 };
+            let tl = if x == l { 0.5 } else { 0.0 };
+            cx -= tu + tl;
+            cu += tu;
+            cl += tl;
+        }
+        let t = (q - xc) * inv;
+        *d = g * cx;
+        su += g * (cu + t);
+        sl += g * (cl - t);
+    }
+    (su, sl)
+}
+
 impl Backward<Flex, 3> for FakeQuant {
-    type State = (FlexTensor, FlexTensor, FlexTensor);
+    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_l, node_u] = ops.parents;
         let g = grads.consume::<Flex>(&ops.node);
-        let (x, l, u) = ops.state;
+        let (x, l, u, y) = ops.state;
         let (n, c, hw) = shape(&x);
-        let (xv, gv, lv, uv) = (values(&x), values(&g), values(&l), values(&u));
+        let (xv, gv, lv, uv, yv) = (values(&x), values(&g), values(&l), values(&u), values(&y));
         let qz = self.0;
         let mut dx = vec![0.0f32; xv.len()];
         // Per plane (image, channel): dx and the partial sums of du and dl.
@@ -125,16 +169,8 @@ impl Backward<Flex, 3> for FakeQuant {
             .enumerate()
             .map(|(p, d)| {
                 let b = bound_of(p, c, lv.len());
-                let (lo, hi) = (lv[b], uv[b]);
-                let (xs, gs) = (&xv[p * hw..][..hw], &gv[p * hw..][..hw]);
-                let (mut su, mut sl) = (0.0f32, 0.0f32);
-                for ((d, &x), &g) in d.iter_mut().zip(xs).zip(gs) {
-                    let e = elem(x, lo, hi, &qz);
-                    *d = g * e.cx;
-                    su += g * e.du;
-                    sl += g * e.dl;
-                }
-                (su, sl)
+                let r = p * hw..(p + 1) * hw;
+                plane_grads(d, &xv[r.clone()], &yv[r.clone()], &gv[r], lv[b], uv[b], &qz)
             })
             .collect();
         let nb = lv.len();
@@ -165,7 +201,10 @@ pub fn forward_ad(x: AdPrim, l: AdPrim, u: AdPrim, qz: Quantizer) -> AdPrim {
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, l.primitive, u.primitive), y),
+        OpsKind::Tracked(prep) => {
+            let q = y.clone();
+            prep.finish((x.primitive, l.primitive, u.primitive, q), y)
+        }
         OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
