@@ -99,10 +99,12 @@ fn resolve_run_init(
                 fp.device = s.device;
             }
             let fp = &fp;
+            // A finished result seeds the run only with its checkpoint: results are committed
+            // without checkpoints, so on a fresh clone the experiment runs again.
             if let Some(d) = run_dirs(&opts.out, fp)
                 .into_iter()
                 .rev()
-                .find(|d| is_finished(d))
+                .find(|d| is_finished(d) && d.join("checkpoint.safetensors").is_file())
             {
                 eprintln!("odm: starting from {} ({})", d.display(), p.display());
                 return Ok(Some(d));
