@@ -2,7 +2,8 @@
 //! checkpoint (state dict under `model.sd`, keys prefixed `encoder.`, no upsampler or tail, extra
 //! keys), its report, strict and shape errors naming the key; LIIF's symmetric pixel
 //! normalisation against hand-derived values; frozen parameters bit-identical after training
-//! while the trainable ones change. Fixtures: `tests/fixtures/make_pretrained_fixture.py`.
+//! while the trainable ones change; the run's provenance records the load and a fingerprint of
+//! its data. Fixtures: `tests/fixtures/make_pretrained_fixture.py`.
 
 mod common;
 
@@ -183,4 +184,21 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     assert_eq!(prov["init"]["left_at_init"].as_array().unwrap().len(), 4);
     assert_eq!(prov["init"]["loaded"].as_array().unwrap().len(), 8);
     assert_eq!(prov["init"]["sha256"].as_str().unwrap().len(), 64);
+    // The data fingerprint: every training and evaluation image with its size and SHA-256.
+    let data = prov["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "one training and one evaluation folder");
+    let names: Vec<&str> = data[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["astronaut.png", "coffee.png", "rocket.jpg"]);
+    let chelsea = common::repo().join("assets/cc0/holdout/chelsea.png");
+    let bytes = std::fs::read(&chelsea).unwrap();
+    let f = &data[1]["files"][0];
+    assert_eq!(f["name"], "chelsea.png");
+    assert_eq!(f["bytes"].as_u64().unwrap(), bytes.len() as u64);
+    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(f["sha256"].as_str().unwrap(), hex);
 }

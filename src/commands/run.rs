@@ -232,6 +232,16 @@ fn run_one(
     let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
     check_trainable(origin, source, s, &model)?;
+    let data_fingerprint = s
+        .data
+        .train
+        .iter()
+        .chain(&s.data.eval)
+        .map(|d| {
+            let files = crate::data::images::list_images(d)?;
+            Ok(record::provenance::DataFolder::hash(d, &files)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut sampler = Sampler::new(
         train_sets,
         s.scale,
@@ -275,6 +285,7 @@ fn run_one(
     let result = (|| -> anyhow::Result<bool> {
         let mut prov = Provenance::start(threads, &picked.describe(threads), s.seed, &hash);
         prov.gpu = picked.gpu();
+        prov.data = data_fingerprint.clone();
         let start = if fresh {
             atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
             atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;

@@ -25,6 +25,9 @@ pub struct Provenance {
     /// The initial weights' SHA-256 and what was loaded from them, left at init, or unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<LoadReport>,
+    /// Fingerprint of the training and evaluation data: every image file the run read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataFolder>,
     /// True when this run was continued from a checkpoint.
     pub resumed: bool,
     /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
@@ -101,3 +104,38 @@ impl LoadReport {
     }
 }
 
+/// One data folder of a run: its image files (path relative to the folder), sizes and SHA-256.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct DataFolder {
+    /// The folder as the spec resolves it.
+    pub folder: String,
+    pub files: Vec<DataFile>,
+}
+
+/// One image file of a data folder.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct DataFile {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl DataFolder {
+    /// Hash the files of `folder` (as listed by the data loader).
+    pub fn hash(folder: &std::path::Path, files: &[std::path::PathBuf]) -> std::io::Result<Self> {
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = std::fs::read(f)?;
+            let name = f.strip_prefix(folder).unwrap_or(f).display().to_string();
+            out.push(DataFile {
+                name,
+                bytes: bytes.len() as u64,
+                sha256: super::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            });
+        }
+        Ok(Self {
+            folder: folder.display().to_string(),
+            files: out,
+        })
+    }
+}
