@@ -107,3 +107,37 @@ fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
     eprintln!("held-out chelsea ×4: W8A8 with 8-bit head/tail {q:.3} dB, FP {m:.3} dB");
     assert!(q > m - 0.5, "8-bit head/tail model {q} dB vs FP {m} dB");
 }
+
+/// `$ODM_DATA/...` data paths resolve for training, evaluation and the provenance's data
+/// fingerprint alike (here ODM_DATA points at the committed CC0 photos).
+#[test]
+fn odm_data_paths_resolve_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = r#"(
+    name: "odm-data",
+    scale: 4,
+    model: Edsr(n_resblocks: 1, n_feats: 8),
+    data: (train: ["$ODM_DATA/train"], eval: ["$ODM_DATA/holdout"], patch_size: 96, batch_size: 2),
+    schedule: (iterations: 1),
+)"#;
+    let f = common::write(tmp.path(), "d.ron", spec);
+    let out = Command::new(common::odm_bin())
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(tmp.path().join("results"))
+        .env("ODM_DATA", common::repo().join("assets/cc0"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = std::fs::read_dir(tmp.path().join("results"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let prov: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap()).unwrap();
+    assert_eq!(prov["data"][0]["files"].as_array().unwrap().len(), 3);
+    assert_eq!(prov["data"][1]["files"][0]["name"], "chelsea.png");
+}

@@ -238,8 +238,9 @@ fn run_one(
         .iter()
         .chain(&s.data.eval)
         .map(|d| {
-            let files = crate::data::images::list_images(d)?;
-            Ok(record::provenance::DataFolder::hash(d, &files)?)
+            let d = resolve_path(d);
+            let files = crate::data::images::list_images(&d)?;
+            Ok(record::provenance::DataFolder::hash(&d, &files)?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut sampler = Sampler::new(
