@@ -79,6 +79,14 @@ enum Cmd {
         #[arg(long, default_value = "reports/expected.ron")]
         expected: PathBuf,
     },
+    /// Publish a finished FP run as weights-only safetensors for zoo/ (plus a .json card).
+    Export {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// The weights file to write, e.g. zoo/edsr_baseline_x4.safetensors.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a run's activation statistics (activations.json) and cost (cost.json).
     Inspect {
         /// The run folder.
@@ -254,6 +262,11 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Cmd::Export { run_dir, out } => {
+            commands::export::export(&run_dir, &out).map(|(w, card)| {
+                println!("wrote {} and {}", w.display(), card.display())
+            })
+        }
         Cmd::Inspect {
             run_dir,
             data,

@@ -201,4 +201,23 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     assert_eq!(f["bytes"].as_u64().unwrap(), bytes.len() as u64);
     let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(f["sha256"].as_str().unwrap(), hex);
+
+    // `odm export` publishes the FP run as weights only, with a card holding its SHA-256, and a
+    // run can start from the file; exporting onto an existing file is refused.
+    let zoo = tmp.path().join("zoo/tiny.safetensors");
+    let (w, card) = odm::commands::export::export(&dir, &zoo).unwrap();
+    let bytes = std::fs::read(&w).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(card).unwrap()).unwrap();
+    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(card["sha256"].as_str().unwrap(), hex);
+    assert_eq!(card["scores"][0]["set"], "holdout");
+    let (zt, _) = odm::record::read_safetensors(&w).unwrap();
+    let m = tiny(InputNorm::Symmetric);
+    assert_eq!(zt.len(), m.decls().len(), "weights only");
+    let (found, report) = read(&m, &InitWeights::plain(w.clone())).unwrap();
+    assert!(report.left_at_init.is_empty() && report.unused.is_empty());
+    assert_eq!(found["tail.weight"].data, get("tail.weight"));
+    let e = odm::commands::export::export(&dir, &zoo).unwrap_err().to_string();
+    assert!(e.contains("never overwritten"), "{e}");
 }

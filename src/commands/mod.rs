@@ -12,6 +12,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod export;
 mod run;
 
 pub use run::{is_finished, run, run_dirs, RunOpts};
