@@ -108,3 +108,24 @@ fn patches_are_aligned_and_augmentation_is_consistent() {
     let mut s2 = Sampler::new(vec![set2], 2, 16, 16, true, 255.0, 5).unwrap();
     assert_eq!(s2.next_batch().hr, b.hr);
 }
+
+/// `skip_small`: with 480×480 HR patches at ×4, coffee (600×400) and rocket (640×427) are too
+/// short and are left out, astronaut (512×512) stays; without it the first small image is an
+/// error naming it; with only small images it is still an error.
+#[test]
+fn skip_small_leaves_out_images_smaller_than_a_patch() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/cc0/train");
+    let set = load_set(&dir, 4).unwrap();
+    let s = Sampler::with_small(vec![set.clone()], 4, 480, 2, true, 255.0, 1, true).unwrap();
+    assert_eq!(s.len(), 1);
+    let e = Sampler::new(vec![set.clone()], 4, 480, 2, true, 255.0, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("coffee") && e.contains("smaller"), "{e}");
+    let e = Sampler::with_small(vec![set], 4, 800, 2, true, 255.0, 1, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("every training image"), "{e}");
+}

@@ -243,7 +243,7 @@ fn run_one(
             Ok(record::provenance::DataFolder::hash(&d, &files)?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut sampler = Sampler::new(
+    let mut sampler = Sampler::with_small(
         train_sets,
         s.scale,
         s.data.patch_size,
@@ -251,6 +251,7 @@ fn run_one(
         s.data.augment,
         model.rgb_range(),
         s.seed,
+        s.data.skip_small,
     )?;
     let (canon, hash) = canonical(s);
     let resume_dir = if opts.resume {

@@ -52,11 +52,33 @@ impl Sampler {
         rgb_range: f64,
         seed: u64,
     ) -> anyhow::Result<Self> {
+        Self::with_small(sets, scale, hr_patch, batch, augment, rgb_range, seed, false)
+    }
+
+    /// [`Sampler::new`], where `skip_small` leaves images smaller than one HR patch out (their
+    /// count and names go to stderr) instead of failing; no image left is still an error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_small(
+        sets: Vec<Arc<ImageSet>>,
+        scale: usize,
+        hr_patch: usize,
+        batch: usize,
+        augment: bool,
+        rgb_range: f64,
+        seed: u64,
+        skip_small: bool,
+    ) -> anyhow::Result<Self> {
         let lr_patch = hr_patch / scale;
         let mut index = Vec::new();
+        let mut skipped = Vec::new();
         for (si, s) in sets.iter().enumerate() {
             for (pi, p) in s.pairs.iter().enumerate() {
-                if p.lr.h < lr_patch || p.lr.w < lr_patch {
+                let small = p.lr.h < lr_patch || p.lr.w < lr_patch;
+                if small && skip_small {
+                    skipped.push(format!("{}/{}", s.name, p.name));
+                    continue;
+                }
+                if small {
                     return Err(user(format!(
                         "{}/{}: image is {}×{} after cropping to a multiple of {scale}, smaller than one {hr_patch}×{hr_patch} patch (lower data.patch_size or drop the image)",
                         s.dir.display(),
@@ -67,6 +89,18 @@ impl Sampler {
                 }
                 index.push((si, pi));
             }
+        }
+        if !skipped.is_empty() {
+            eprintln!(
+                "odm: data.skip_small: {} training images smaller than one {hr_patch}×{hr_patch} patch left out: {}",
+                skipped.len(),
+                skipped.join(", ")
+            );
+        }
+        if index.is_empty() {
+            return Err(user(format!(
+                "every training image is smaller than one {hr_patch}×{hr_patch} patch (lower data.patch_size)"
+            )));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(DATA_STREAM);

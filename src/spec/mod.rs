@@ -266,6 +266,10 @@ pub struct DataSpec {
     /// Random horizontal/vertical flips and rot90. Default true.
     #[serde(default = "d_true")]
     pub augment: bool,
+    /// Leave out training images smaller than one patch (listed on stderr) instead of failing,
+    /// e.g. T91's small images with 192 patches. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_small: bool,
 }
 
 fn d_patch() -> usize {
