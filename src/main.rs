@@ -262,11 +262,8 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Cmd::Export { run_dir, out } => {
-            commands::export::export(&run_dir, &out).map(|(w, card)| {
-                println!("wrote {} and {}", w.display(), card.display())
-            })
-        }
+        Cmd::Export { run_dir, out } => commands::export::export(&run_dir, &out)
+            .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display())),
         Cmd::Inspect {
             run_dir,
             data,

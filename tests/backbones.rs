@@ -159,13 +159,7 @@ fn rdn_quant_layers() {
     assert_eq!(q, expect);
     check_quant_layers(&m);
     // SFE, upsampler and tail stay FP.
-    for n in [
-        "sfe1",
-        "sfe2",
-        "upsample.0",
-        "upsample.1",
-        "tail",
-    ] {
+    for n in ["sfe1", "sfe2", "upsample.0", "upsample.1", "tail"] {
         assert!(!q.iter().any(|x| x == n), "{n}");
     }
     let lff = m

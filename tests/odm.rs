@@ -306,7 +306,10 @@ fn wcc_bound_follows_p99_times_gamma_and_gamma_gets_a_gradient() {
         "u_w {u1} vs P99·γ {expected}"
     );
     let abs: Vec<f32> = w1.iter().map(|v| v.abs()).collect();
-    let p99 = host(percentile_rows(t::<Cpu>(&abs).reshape([1, abs.len()]), 99.0))[0] as f64;
+    let p99 = host(percentile_rows(
+        t::<Cpu>(&abs).reshape([1, abs.len()]),
+        99.0,
+    ))[0] as f64;
     assert!((p99 - p99_host(&w1)).abs() < 1e-6);
 }
 
@@ -316,8 +319,11 @@ fn skt_attention_loss_by_hand() {
     // One image, 2 channels, 1×2 pixels. Student: channel values (1, 0) and (1, 2) per pixel →
     // mean_c F² = (1, 2); normalised (1, 2)/√5. Teacher: mean_c F² = (3, 4) → (0.6, 0.8).
     // L = mean((1/√5 − 0.6)², (2/√5 − 0.8)²).
-    let s = Tensor::<Cpu, 1>::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0, 2.0], [4]), &Default::default())
-        .reshape([1, 2, 1, 2]);
+    let s = Tensor::<Cpu, 1>::from_data(
+        TensorData::new(vec![1.0f32, 0.0, 1.0, 2.0], [4]),
+        &Default::default(),
+    )
+    .reshape([1, 2, 1, 2]);
     let tt = Tensor::<Cpu, 1>::from_data(
         TensorData::new(vec![6.0f32.sqrt(), 8.0f32.sqrt(), 0.0, 0.0], [4]),
         &Default::default(),

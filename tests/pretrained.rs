@@ -60,7 +60,12 @@ fn partial_load_reports_loaded_missing_and_unused() {
     );
     assert_eq!(
         report.left_at_init,
-        ["upsample.0.weight", "upsample.0.bias", "tail.weight", "tail.bias"]
+        [
+            "upsample.0.weight",
+            "upsample.0.bias",
+            "tail.weight",
+            "tail.bias"
+        ]
     );
     assert_eq!(
         report.unused,
@@ -79,12 +84,20 @@ fn partial_load_reports_loaded_missing_and_unused() {
 #[test]
 fn strict_load_and_wrong_shape_are_errors_naming_the_key() {
     let m = tiny(InputNorm::Symmetric);
-    let e = read(&m, &liif("pretrained_tiny.pth", true)).unwrap_err().to_string();
-    assert!(e.contains("tail.0.0.weight") && e.contains("missing"), "{e}");
+    let e = read(&m, &liif("pretrained_tiny.pth", true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tail.0.0.weight") && e.contains("missing"),
+        "{e}"
+    );
     let e = read(&m, &liif("pretrained_tiny_wrong.pth", false))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("body.0.body.2.weight") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains("body.0.body.2.weight") && e.contains("shape"),
+        "{e}"
+    );
     let bad_key = InitWeights {
         key: Some("model.state_dict".into()),
         ..liif("pretrained_tiny.pth", false)
@@ -125,7 +138,13 @@ fn symmetric_normalisation_by_hand() {
             body_only: false,
         };
         let y: Vec<f32> = m.forward(&f, x).into_data().to_vec().unwrap();
-        let feat: Vec<f32> = cap.into_inner().feature.unwrap().into_data().to_vec().unwrap();
+        let feat: Vec<f32> = cap
+            .into_inner()
+            .feature
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
         let mean = [0.4488f32, 0.4371, 0.4040];
         for c in 0..3 {
             let want = match norm {
@@ -133,12 +152,20 @@ fn symmetric_normalisation_by_hand() {
                 InputNorm::MeanShift => px[c] - mean[c] * 255.0,
             };
             // Centre pixel of a 2×2 image: the 3×3 centre tap sees the pixel itself.
-            assert!((feat[c * 4] - want).abs() < 1e-5 * want.abs().max(1.0), "{norm:?} c{c}: {} vs {want}", feat[c * 4]);
+            assert!(
+                (feat[c * 4] - want).abs() < 1e-5 * want.abs().max(1.0),
+                "{norm:?} c{c}: {} vs {want}",
+                feat[c * 4]
+            );
             let out = match norm {
                 InputNorm::Symmetric => 127.5,
                 InputNorm::MeanShift => mean[c] * 255.0,
             };
-            assert!((y[c * 16] - out).abs() < 1e-4, "{norm:?} out c{c}: {}", y[c * 16]);
+            assert!(
+                (y[c * 16] - out).abs() < 1e-4,
+                "{norm:?} out c{c}: {}",
+                y[c * 16]
+            );
         }
     }
 }
@@ -151,8 +178,10 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     trainable: ["upsample", "tail"],"#,
         fixture("pretrained_tiny.pth").display()
     );
-    let spec = common::toy_spec("frozen", 2, 4, &extra)
-        .replace("Edsr(n_resblocks: 2, n_feats: 8)", "Edsr(n_resblocks: 1, n_feats: 4, input_norm: Symmetric)");
+    let spec = common::toy_spec("frozen", 2, 4, &extra).replace(
+        "Edsr(n_resblocks: 2, n_feats: 8)",
+        "Edsr(n_resblocks: 1, n_feats: 4, input_norm: Symmetric)",
+    );
     let f = common::write(tmp.path(), "f.ron", &spec);
     let opts = RunOpts {
         out: tmp.path().join("results"),
@@ -163,12 +192,19 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     let dir = run(&f, &opts).unwrap().remove(0);
     let (ts, meta) = odm::record::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
     let get = |n: &str| ts.iter().find(|t| t.name == n).unwrap().data.clone();
-    let (found, _) = read(&tiny(InputNorm::Symmetric), &liif("pretrained_tiny.pth", false)).unwrap();
+    let (found, _) = read(
+        &tiny(InputNorm::Symmetric),
+        &liif("pretrained_tiny.pth", false),
+    )
+    .unwrap();
     for n in ["head.weight", "body.0.conv2.weight", "body_end.bias"] {
         let a: Vec<u32> = get(n).iter().map(|v| v.to_bits()).collect();
         let b: Vec<u32> = found[n].data.iter().map(|v| v.to_bits()).collect();
         assert_eq!(a, b, "{n} is frozen: bit-identical to the file");
-        assert!(get(&format!("adam.m.{n}")).iter().all(|&v| v == 0.0), "{n}: no Adam state");
+        assert!(
+            get(&format!("adam.m.{n}")).iter().all(|&v| v == 0.0),
+            "{n}: no Adam state"
+        );
     }
     // The trainable ones moved away from their seeded initial values.
     let m = tiny(InputNorm::Symmetric);
@@ -180,7 +216,8 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     assert!(frozen.contains(&"head.weight".to_string()));
     assert!(!frozen.iter().any(|n| n.starts_with("tail")));
     let prov: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+            .unwrap();
     assert_eq!(prov["init"]["left_at_init"].as_array().unwrap().len(), 4);
     assert_eq!(prov["init"]["loaded"].as_array().unwrap().len(), 8);
     assert_eq!(prov["init"]["sha256"].as_str().unwrap().len(), 64);
@@ -199,7 +236,10 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     let f = &data[1]["files"][0];
     assert_eq!(f["name"], "chelsea.png");
     assert_eq!(f["bytes"].as_u64().unwrap(), bytes.len() as u64);
-    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(f["sha256"].as_str().unwrap(), hex);
 
     // `odm export` publishes the FP run as weights only, with a card holding its SHA-256, and a
@@ -209,7 +249,10 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     let bytes = std::fs::read(&w).unwrap();
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(card).unwrap()).unwrap();
-    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(card["sha256"].as_str().unwrap(), hex);
     assert_eq!(card["scores"][0]["set"], "holdout");
     let (zt, _) = odm::record::read_safetensors(&w).unwrap();
@@ -218,6 +261,8 @@ fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
     let (found, report) = read(&m, &InitWeights::plain(w.clone())).unwrap();
     assert!(report.left_at_init.is_empty() && report.unused.is_empty());
     assert_eq!(found["tail.weight"].data, get("tail.weight"));
-    let e = odm::commands::export::export(&dir, &zoo).unwrap_err().to_string();
+    let e = odm::commands::export::export(&dir, &zoo)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("never overwritten"), "{e}");
 }

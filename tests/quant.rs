@@ -198,13 +198,19 @@ fn edsr_baseline() -> Model {
 fn edsr_baseline_conv_input_placement_is_the_32_block_convs() {
     // DAQ, AdaBM and ODM: the 32 block convs, weights and inputs.
     let model = edsr_baseline();
-    for spec in [QuantSpec::MinMax(opts(4, false)), QuantSpec::Odm(opts(2, false))] {
+    for spec in [
+        QuantSpec::MinMax(opts(4, false)),
+        QuantSpec::Odm(opts(2, false)),
+    ] {
         let plan = QuantPlan::from_spec(&spec, &model);
         let names: Vec<&str> = plan.layers.iter().map(|(n, _)| n.as_str()).collect();
         let expected: Vec<String> = (0..16)
             .flat_map(|i| [format!("body.{i}.conv1"), format!("body.{i}.conv2")])
             .collect();
-        assert_eq!(names, expected.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert_eq!(
+            names,
+            expected.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+        );
         assert_eq!((plan.act_count(), plan.weight_count()), (32, 32));
         let table = plan.table(&model, &spec);
         assert!(
@@ -235,7 +241,10 @@ fn edsr_baseline_pams_and_ddtb_placement_is_three_activations_per_block() {
     // quant_act2 after the ReLU (the second conv's input), quant_act3 on the block output; the
     // first conv sees the unquantized block input. 16 blocks: 48 activations, 32 weights.
     let model = edsr_baseline();
-    for spec in [QuantSpec::Pams(opts(4, false)), QuantSpec::DdtbStatic(opts(2, false))] {
+    for spec in [
+        QuantSpec::Pams(opts(4, false)),
+        QuantSpec::DdtbStatic(opts(2, false)),
+    ] {
         let plan = QuantPlan::from_spec(&spec, &model);
         assert_eq!((plan.act_count(), plan.weight_count()), (48, 32));
         let first: Vec<(&str, bool, bool)> = plan.layers[..4]
@@ -266,7 +275,14 @@ fn edsr_baseline_pams_and_ddtb_placement_is_three_activations_per_block() {
             .collect();
         assert_eq!(
             rows,
-            vec!["head", "body.0.skip", "body.0.conv1", "body.0.conv2", "body.0.res", "body.1.skip"]
+            vec![
+                "head",
+                "body.0.skip",
+                "body.0.conv1",
+                "body.0.conv2",
+                "body.0.res",
+                "body.1.skip"
+            ]
         );
     }
     let pams = QuantPlan::from_spec(&QuantSpec::Pams(opts(4, false)), &model);
@@ -339,7 +355,10 @@ fn rdn_and_srresnet_placement_maps_follow_their_sources() {
         .collect();
     expected.extend(["gff.0".to_string(), "gff.1".to_string()]);
     assert_eq!(
-        plan.layers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        plan.layers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
         expected
     );
     assert!(plan
@@ -350,9 +369,15 @@ fn rdn_and_srresnet_placement_maps_follow_their_sources() {
     }
     // PAMS/DDTB: per block the input (act1), the dense inputs after the first, the LFF input
     // (9 activations) and 9 weight tensors; GFF 1×1 weights and input, GFF 3×3 weights only.
-    for spec in [QuantSpec::Pams(opts(4, false)), QuantSpec::DdtbStatic(opts(2, false))] {
+    for spec in [
+        QuantSpec::Pams(opts(4, false)),
+        QuantSpec::DdtbStatic(opts(2, false)),
+    ] {
         let plan = QuantPlan::from_spec(&spec, &rdn);
-        assert_eq!((plan.act_count(), plan.weight_count()), (16 * 9 + 1, 16 * 9 + 2));
+        assert_eq!(
+            (plan.act_count(), plan.weight_count()),
+            (16 * 9 + 1, 16 * 9 + 2)
+        );
         let l = |n: &str| plan.layer(n).map(|l| (l.has_weight(), l.has_act()));
         assert_eq!(l("rdb.0.in"), Some((false, true)));
         assert_eq!(l("rdb.0.conv.0"), Some((true, false)));
@@ -363,12 +388,18 @@ fn rdn_and_srresnet_placement_maps_follow_their_sources() {
     let ddtb = QuantPlan::from_spec(&QuantSpec::DdtbStatic(opts(2, false)), &rdn);
     assert_eq!(
         ddtb.layer("rdb.3.lff").unwrap().weights,
-        odm::quant::WeightQ::Percentile { low: 0.0, high: 100.0 }
+        odm::quant::WeightQ::Percentile {
+            low: 0.0,
+            high: 100.0
+        }
     );
     // SRResNet: the two 3×3 convs of each of the 16 blocks, inputs and weights, under every
     // preset (DDTB's `bnsrresnet.py` has no shortcut quantizer); the 9×9 head and tail stay FP.
     let srr = Model::from_spec(&ModelSpec::SrResNet(SrResNetSpec::default()), 4);
-    for spec in [QuantSpec::MinMax(opts(4, false)), QuantSpec::DdtbStatic(opts(4, false))] {
+    for spec in [
+        QuantSpec::MinMax(opts(4, false)),
+        QuantSpec::DdtbStatic(opts(4, false)),
+    ] {
         let plan = QuantPlan::from_spec(&spec, &srr);
         assert_eq!((plan.act_count(), plan.weight_count()), (32, 32));
         assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());

@@ -55,13 +55,23 @@ fn setting(kind: &str) -> (QForm, WeightQ, bool) {
     match kind {
         "adabm_act" | "adabm_act_pc" => (QForm::Affine, WeightQ::Learned, false),
         "pams_act" => (QForm::SymZero, WeightQ::MaxAbs, false),
-        "ddtb_act" => (QForm::ZeroPoint, WeightQ::Percentile { low: 1.0, high: 99.0 }, false),
+        "ddtb_act" => (
+            QForm::ZeroPoint,
+            WeightQ::Percentile {
+                low: 1.0,
+                high: 99.0,
+            },
+            false,
+        ),
         "adabm_weight" => (QForm::Affine, WeightQ::Learned, true),
         "wcc_weight" => (QForm::Affine, WeightQ::Wcc { percentile: 99.0 }, true),
         "pams_weight" => (QForm::SymZero, WeightQ::MaxAbs, true),
         k if k.starts_with("ddtb_weight") => (
             QForm::ZeroPoint,
-            WeightQ::Percentile { low: 1.0, high: 99.0 },
+            WeightQ::Percentile {
+                low: 1.0,
+                high: 99.0,
+            },
             true,
         ),
         k => panic!("unknown fixture kind {k}"),
@@ -125,12 +135,22 @@ fn run(fx: &Value, fused: bool) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
             let (l, u) = act_bounds(&p, "p", &lq);
             let c = l.dims()[0];
             let q = Quantizer::act(&lq);
-            fake_quant(x.clone(), l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), q)
+            fake_quant(
+                x.clone(),
+                l.reshape([1, c, 1, 1]),
+                u.reshape([1, c, 1, 1]),
+                q,
+            )
         }
         (true, false) => {
             let (l, u) = weight_range(&p, "p", &lq, &x);
             let q = Quantizer::weight(&lq);
-            fake_quant(x.clone(), l.reshape([1, 1, 1, 1]), u.reshape([1, 1, 1, 1]), q)
+            fake_quant(
+                x.clone(),
+                l.reshape([1, 1, 1, 1]),
+                u.reshape([1, 1, 1, 1]),
+                q,
+            )
         }
     };
     let g = t1(&list(fx, "g")).reshape(shape);
@@ -181,7 +201,11 @@ fn every_preset_quantizer_matches_its_source() {
         "ddtb_act",
         "ddtb_weight",
     ] {
-        assert!(kinds.contains(k), "no fixture of kind {k} in {}", dir.display());
+        assert!(
+            kinds.contains(k),
+            "no fixture of kind {k} in {}",
+            dir.display()
+        );
     }
     assert!(files.len() >= 25, "{} fixture files", files.len());
 }

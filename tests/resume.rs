@@ -69,7 +69,10 @@ fn resumed_run_is_bit_identical_to_uninterrupted_run() {
     assert!(has("teacher.body.0.conv1.weight"));
     // The checkpoint holds the quantizer bounds.
     assert!(has("body.0.skip.act.lo") && has("body.1.res.act.hi"));
-    assert!(!has("body.0.conv1.act.lo"), "DDTB leaves the first conv input FP");
+    assert!(
+        !has("body.0.conv1.act.lo"),
+        "DDTB leaves the first conv input FP"
+    );
 }
 
 #[test]
@@ -81,5 +84,8 @@ fn resumed_odm_v2_run_is_bit_identical() {
     );
     assert!(names.iter().any(|n| n == "body.1.conv2.wcc.gamma"));
     assert!(names.iter().any(|n| n == "body.0.conv1.act.lo"));
-    assert!(!names.iter().any(|n| n.starts_with("teacher.")), "no SKT in ODM");
+    assert!(
+        !names.iter().any(|n| n.starts_with("teacher.")),
+        "no SKT in ODM"
+    );
 }

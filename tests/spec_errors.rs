@@ -241,7 +241,11 @@ fn bad_device_flag() {
 #[test]
 fn trainable_prefix_that_names_no_parameter() {
     let text = common::toy_spec("bad", 1, 2, r#"trainable: ["upsample", "tail2"],"#);
-    check("trainable.ron", &text, &["trainable", "\"tail2\"", "trainable.ron:"]);
+    check(
+        "trainable.ron",
+        &text,
+        &["trainable", "\"tail2\"", "trainable.ron:"],
+    );
 }
 
 #[test]
@@ -251,11 +255,16 @@ fn pretrained_weights_of_the_wrong_shape() {
         r#"init_from: Pretrained(path: "{}", key: Some("model.sd"), strip_prefix: Some("encoder."), strict: false),"#,
         pth.display()
     );
-    let text = common::toy_spec("bad", 1, 2, &extra)
-        .replace("Edsr(n_resblocks: 2, n_feats: 8)", "Edsr(n_resblocks: 1, n_feats: 4)");
+    let text = common::toy_spec("bad", 1, 2, &extra).replace(
+        "Edsr(n_resblocks: 2, n_feats: 8)",
+        "Edsr(n_resblocks: 1, n_feats: 4)",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let f = common::write(tmp.path(), "wrong.ron", &text);
     let (code, msg) = run_bad(tmp.path(), &f);
     assert_eq!(code, 2, "{msg}");
-    assert!(msg.contains("body.0.body.2.weight") && msg.contains("shape"), "{msg}");
+    assert!(
+        msg.contains("body.0.body.2.weight") && msg.contains("shape"),
+        "{msg}"
+    );
 }

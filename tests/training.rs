@@ -100,7 +100,11 @@ fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
     let f8 = common::write(tmp.path(), "w8a8.ron", &q8);
     let dir8 = run(&f8, &opts).unwrap().remove(0);
     let map = std::fs::read_to_string(dir8.join("quant_map.txt")).unwrap();
-    assert!(map.lines().any(|l| l.starts_with("tail ") && l.contains(" 8 ")), "{map}");
+    assert!(
+        map.lines()
+            .any(|l| l.starts_with("tail ") && l.contains(" 8 ")),
+        "{map}"
+    );
     let s8: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir8.join("summary.json")).unwrap()).unwrap();
     let q = s8["eval"][0]["psnr_y"].as_f64().unwrap();
@@ -129,7 +133,11 @@ fn odm_data_paths_resolve_everywhere() {
         .env("ODM_DATA", common::repo().join("assets/cc0"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = std::fs::read_dir(tmp.path().join("results"))
         .unwrap()
         .next()
@@ -137,7 +145,8 @@ fn odm_data_paths_resolve_everywhere() {
         .unwrap()
         .path();
     let prov: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("provenance.json")).unwrap())
+            .unwrap();
     assert_eq!(prov["data"][0]["files"].as_array().unwrap().len(), 3);
     assert_eq!(prov["data"][1]["files"][0]["name"], "chelsea.png");
 }

@@ -38,7 +38,10 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
         read("spec.effective.ron")?,
         read("summary.json")?,
     );
-    let s = spec::load::parse_str(&run_dir.join("spec.effective.ron").display().to_string(), &effective)?;
+    let s = spec::load::parse_str(
+        &run_dir.join("spec.effective.ron").display().to_string(),
+        &effective,
+    )?;
     if s.quant != QuantSpec::Fp {
         return Err(user(format!(
             "{}: a quantized run; the zoo publishes FP models that QAT starts from",
@@ -51,7 +54,11 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     let mut tensors = Vec::new();
     for d in model.decls() {
         let t = by.get(d.name.as_str()).ok_or_else(|| {
-            user(format!("{}: checkpoint lacks {}", run_dir.display(), d.name))
+            user(format!(
+                "{}: checkpoint lacks {}",
+                run_dir.display(),
+                d.name
+            ))
         })?;
         tensors.push((*t).clone());
     }

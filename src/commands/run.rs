@@ -1,7 +1,6 @@
 //! `odm run`: one spec file's runs, each in its own result folder, resuming or skipping as asked.
 
 use super::{canonical, load_eval_sets, load_sets, pretty};
-use crate::train::init::InitWeights;
 use crate::backend::{pick, with_backend, Picked};
 use crate::data::Sampler;
 use crate::error::user;
@@ -9,6 +8,7 @@ use crate::eval::{bicubic, SetScore};
 use crate::models::Model;
 use crate::record::{self, atomic_write, create_run_dir, Provenance};
 use crate::spec::{self, resolve_path, InitFrom, Spec};
+use crate::train::init::InitWeights;
 use crate::train::Start;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -169,7 +169,10 @@ fn check_trainable(origin: &Path, source: &str, s: &Spec, model: &Model) -> anyh
         .filter(|d| !d.buffer)
         .map(|d| d.name)
         .collect();
-    match t.iter().find(|p| !names.iter().any(|n| n.starts_with(p.as_str()))) {
+    match t
+        .iter()
+        .find(|p| !names.iter().any(|n| n.starts_with(p.as_str())))
+    {
         None => Ok(()),
         Some(p) => {
             let at = spec::load::locate(source, "trainable")

@@ -52,7 +52,9 @@ impl Sampler {
         rgb_range: f64,
         seed: u64,
     ) -> anyhow::Result<Self> {
-        Self::with_small(sets, scale, hr_patch, batch, augment, rgb_range, seed, false)
+        Self::with_small(
+            sets, scale, hr_patch, batch, augment, rgb_range, seed, false,
+        )
     }
 
     /// [`Sampler::new`], where `skip_small` leaves images smaller than one HR patch out (their

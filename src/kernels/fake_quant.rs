@@ -110,11 +110,15 @@ pub fn forward(x: &FlexTensor, l: &FlexTensor, u: &FlexTensor, qz: Quantizer) ->
     y.par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
         let c = consts[bound_of(p, c, consts.len())];
         match qz.form {
-            QForm::Affine => plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::Affine)),
-            QForm::SymZero => plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::SymZero)),
-            QForm::ZeroPoint => {
-                plane.iter_mut().for_each(|v| *v = quant(*v, &c, QForm::ZeroPoint))
-            }
+            QForm::Affine => plane
+                .iter_mut()
+                .for_each(|v| *v = quant(*v, &c, QForm::Affine)),
+            QForm::SymZero => plane
+                .iter_mut()
+                .for_each(|v| *v = quant(*v, &c, QForm::SymZero)),
+            QForm::ZeroPoint => plane
+                .iter_mut()
+                .for_each(|v| *v = quant(*v, &c, QForm::ZeroPoint)),
         }
     });
     FlexTensor::from_data(TensorData::new(y, x.layout().shape().clone()))
@@ -126,7 +130,15 @@ struct FakeQuant(Quantizer);
 
 /// One plane's backward: writes dx and returns the partial sums of du and dl.
 #[inline(always)]
-fn plane_grads(d: &mut [f32], xs: &[f32], qs: &[f32], gs: &[f32], l: f32, u: f32, qz: &Quantizer) -> (f32, f32) {
+fn plane_grads(
+    d: &mut [f32],
+    xs: &[f32],
+    qs: &[f32],
+    gs: &[f32],
+    l: f32,
+    u: f32,
+    qz: &Quantizer,
+) -> (f32, f32) {
     let inv = match qz.grad {
         BoundGrad::Full => 1.0 / (u - l),
         BoundGrad::ClipOnly => 0.0,

@@ -6,8 +6,8 @@
 
 use super::fwd::Fwd;
 use super::layers::{block_points, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
-use crate::quant::{Placement, QPoint};
 use super::params::ParamDecl;
+use crate::quant::{Placement, QPoint};
 use crate::spec::{EdsrSpec, InputNorm};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;

@@ -115,11 +115,7 @@ impl<'a, B: Backend> Fwd<'a, B> {
             Tensor::zeros([w.dims()[0]], &w.device())
         };
         let x = self.act(name, x);
-        if let Some(l) = self
-            .plan
-            .layer(name)
-            .filter(|l| l.active && l.has_weight())
-        {
+        if let Some(l) = self.plan.layer(name).filter(|l| l.active && l.has_weight()) {
             w = fake_quant_weight(self.p, name, l, w);
         }
         let known = self.capture.and_then(|c| c.borrow_mut().replayed(name));

@@ -108,7 +108,12 @@ impl Rdn {
             }
             for k in 0..c {
                 let act = !block || k > 0;
-                v.push(QPoint::new(format!("rdb.{i}.conv.{k}"), true, act, g0 + k * g));
+                v.push(QPoint::new(
+                    format!("rdb.{i}.conv.{k}"),
+                    true,
+                    act,
+                    g0 + k * g,
+                ));
             }
             v.push(QPoint::new(format!("rdb.{i}.lff"), true, true, g0 + c * g));
         }

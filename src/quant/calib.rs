@@ -106,8 +106,16 @@ impl RangeAcc {
                 }
                 RangeInit::Ema { low, high, beta } => {
                     let (l, h) = (percentile(&mut v, low), percentile(&mut v, high));
-                    self.lo[g] = if first { l } else { (1.0 - beta) * l + beta * self.lo[g] };
-                    self.hi[g] = if first { h } else { (1.0 - beta) * h + beta * self.hi[g] };
+                    self.lo[g] = if first {
+                        l
+                    } else {
+                        (1.0 - beta) * l + beta * self.lo[g]
+                    };
+                    self.hi[g] = if first {
+                        h
+                    } else {
+                        (1.0 - beta) * h + beta * self.hi[g]
+                    };
                 }
                 RangeInit::EmaMax { .. } | RangeInit::ImageMax => unreachable!("handled above"),
             }
@@ -119,8 +127,7 @@ impl RangeAcc {
     pub fn bounds(&self) -> (Vec<f32>, Vec<f32>) {
         let k = match self.init {
             RangeInit::Percentile {
-                first_batch: false,
-                ..
+                first_batch: false, ..
             } => 1.0 / self.batches.max(1) as f64,
             _ => 1.0,
         };

@@ -56,7 +56,8 @@ impl Quantizer {
             bits: lq.w_bits,
             form: lq.form,
             grad: lq.bound_grad,
-            split_ties: lq.form != QForm::Affine && matches!(lq.weights, WeightQ::Percentile { .. }),
+            split_ties: lq.form != QForm::Affine
+                && matches!(lq.weights, WeightQ::Percentile { .. }),
         }
     }
 }

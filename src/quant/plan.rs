@@ -226,7 +226,11 @@ impl QuantPlan {
                 bits(l.w_bits),
                 bits(l.a_bits),
                 format!("{:?}", l.form),
-                if l.per_channel { "per-channel" } else { "per-layer" },
+                if l.per_channel {
+                    "per-channel"
+                } else {
+                    "per-layer"
+                },
                 if l.has_weight() {
                     weight_label(&l.weights)
                 } else {

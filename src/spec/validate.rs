@@ -2,8 +2,8 @@
 
 use super::load::FieldError;
 use super::{
-    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec,
-    RangeInit, Regularizer, Select, Spec,
+    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec, RangeInit,
+    Regularizer, Select, Spec,
 };
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
@@ -95,7 +95,10 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
         }
         if !q.skt.is_none_or(|w| w >= 0.0 && w.is_finite()) {
-            return fail("quant.skt", "the SKT weight must be a non-negative number (0 switches it off)");
+            return fail(
+                "quant.skt",
+                "the SKT weight must be a non-negative number (0 switches it off)",
+            );
         }
         if q.calib_batches == 0 {
             return fail("quant.calib_batches", "must be at least 1");
@@ -104,7 +107,9 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             return fail("quant.bound_lr_mult", "must be a non-negative number");
         }
         match s.quant.range_init(&s.model) {
-            RangeInit::Percentile { low, high, .. } if !(0.0 <= low && low < high && high <= 100.0) => {
+            RangeInit::Percentile { low, high, .. }
+                if !(0.0 <= low && low < high && high <= 100.0) =>
+            {
                 return fail(
                     "quant.init",
                     format!("percentiles need 0 <= low < high <= 100 (got {low}, {high})"),
@@ -192,12 +197,18 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
         if !r.is_file() {
             return fail(
                 "init_from",
-                format!("{} does not exist (a PyTorch .pt/.pth or .safetensors file)", r.display()),
+                format!(
+                    "{} does not exist (a PyTorch .pt/.pth or .safetensors file)",
+                    r.display()
+                ),
             );
         }
     }
     if s.trainable.as_ref().is_some_and(|t| t.is_empty()) {
-        return fail("trainable", "names no parameter; leave it out to train everything");
+        return fail(
+            "trainable",
+            "names no parameter; leave it out to train everything",
+        );
     }
     let d = &s.data;
     if d.train.is_empty() {

@@ -6,8 +6,8 @@
 
 use crate::error::user;
 use crate::models::Model;
-use crate::record::{self, NamedTensor};
 pub use crate::record::provenance::LoadReport;
+use crate::record::{self, NamedTensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,11 @@ fn pytorch_tensors(
         Some(t) => burn_store::pytorch::PytorchReader::with_top_level_key(file, t),
         None => burn_store::pytorch::PytorchReader::new(file),
     }
-    .map_err(|e| err(format!("cannot read PyTorch file (init_from key {key:?}): {e}")))?;
+    .map_err(|e| {
+        err(format!(
+            "cannot read PyTorch file (init_from key {key:?}): {e}"
+        ))
+    })?;
     let mut out = BTreeMap::new();
     for (name, t) in reader.tensors() {
         let Some(k) = name.strip_prefix(rest.as_str()) else {

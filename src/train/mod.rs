@@ -270,7 +270,9 @@ fn teacher_feature<B: Backend>(
         body_only: false,
     };
     let _ = model.forward(&f, Tensor::<B, 4>::from_data(lr, device));
-    cap.into_inner().feature.expect("the model marks its feature")
+    cap.into_inner()
+        .feature
+        .expect("the model marks its feature")
 }
 
 /// One optimizer step on a batch: the reconstruction pass (L1), the regularizer's pass and gate
@@ -308,7 +310,11 @@ pub fn step<AB: AutodiffBackend>(
     let mut loss = (sr - hr_t).abs().mean();
     let loss_v: f64 = loss.clone().into_scalar().elem();
     if let Some(teacher) = &st.teacher {
-        let student = cap.borrow_mut().feature.take().expect("the model marks its feature");
+        let student = cap
+            .borrow_mut()
+            .feature
+            .take()
+            .expect("the model marks its feature");
         let t = teacher_feature(model, teacher, lr_data.clone(), device);
         let w = spec.quant.skt_weight();
         loss = loss + skt::at_loss(student, Tensor::from_inner(t)).mul_scalar(w);

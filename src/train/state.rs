@@ -4,8 +4,8 @@
 //! the sampler's RNG position, and the metrics so far).
 
 use super::adam::Adam;
-use crate::data::Sampler;
 use super::init::{InitWeights, LoadReport};
+use crate::data::Sampler;
 use crate::models::{Model, Params};
 use crate::quant::calib::RangeAcc;
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
@@ -300,11 +300,15 @@ pub fn load<B: Backend>(
     } = spec.optim;
     let mut adam = Adam::new(&params, beta1, beta2, eps);
     adam.t = get("adam_t")?.parse()?;
-    let (teach, opt): (Vec<_>, Vec<_>) =
-        opt.into_iter().partition(|t| t.name.starts_with("teacher."));
+    let (teach, opt): (Vec<_>, Vec<_>) = opt
+        .into_iter()
+        .partition(|t| t.name.starts_with("teacher."));
     let teacher = (!teach.is_empty()).then(|| {
         Params::from_host(
-            teach.iter().map(|t| t.name["teacher.".len()..].to_string()).collect(),
+            teach
+                .iter()
+                .map(|t| t.name["teacher.".len()..].to_string())
+                .collect(),
             teach.iter().map(|t| t.shape.clone()).collect(),
             teach.into_iter().map(|t| t.data).collect(),
             device,
