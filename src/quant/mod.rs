@@ -216,8 +216,12 @@ pub fn weight_bound_name(layer: &str) -> String {
 /// The `p`-th percentiles of the rows of a 2-D tensor (linear interpolation between order
 /// statistics, numpy's default: position p/100·(n − 1)); one value per row.
 pub fn percentile_rows<B: Backend>(v: Tensor<B, 2>, p: f64) -> Tensor<B, 1> {
-    let [r, n] = v.dims();
-    let sorted = v.sort(1);
+    percentile_sorted(v.sort(1), p)
+}
+
+/// [`percentile_rows`] of rows that are already sorted ascending.
+fn percentile_sorted<B: Backend>(sorted: Tensor<B, 2>, p: f64) -> Tensor<B, 1> {
+    let [r, n] = sorted.dims();
     let pos = (p / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     let a = sorted.clone().slice([0..r, lo..lo + 1]).reshape([r]);
@@ -243,10 +247,14 @@ pub fn weight_range<B: Backend>(
     let sym = |u: Tensor<B, 1>| (u.clone().neg(), u);
     match &lq.weights {
         WeightQ::MaxAbs => sym(flat.abs().max_dim(1).reshape([rows]).add_scalar(1e-8)),
-        WeightQ::Percentile { low, high } => (
-            percentile_rows(flat.clone(), *low),
-            percentile_rows(flat, *high),
-        ),
+        WeightQ::Percentile { low, high } => {
+            // One sort per step serves both bounds.
+            let sorted = flat.sort(1);
+            (
+                percentile_sorted(sorted.clone(), *low),
+                percentile_sorted(sorted, *high),
+            )
+        }
         WeightQ::Learned => sym(p.get::<1>(&weight_bound_name(layer))),
         WeightQ::Wcc { percentile } => {
             let gamma: Tensor<B, 1> = p.get(&wcc_name(layer));
