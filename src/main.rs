@@ -45,6 +45,13 @@ enum Cmd {
         /// Override the spec's device: cpu, cuda or cuda:N (CUDA needs `--features cuda`).
         #[arg(long, value_name = "cpu|cuda:N")]
         device: Option<String>,
+        /// Run only these grid points (indices as `--list` prints them): e.g. 3, or 0,2,5-7.
+        #[arg(long, value_name = "I,J,K-L")]
+        point: Option<String>,
+        /// Print the expanded grid points (index, run name, spec hash, finished or not) and run
+        /// nothing.
+        #[arg(long)]
+        list: bool,
     },
     /// Timings: conv forward+backward, plain and gated QAT steps, against an sgemm peak.
     Bench {
@@ -132,6 +139,10 @@ enum Cmd {
         /// cpu, cuda or cuda:N (CUDA needs `--features cuda`).
         #[arg(long, default_value = "cpu", value_name = "cpu|cuda:N")]
         device: String,
+        /// Also write every SR image (8-bit PNG, as scored) to DIR/<set>/<image>.png; DIR must
+        /// not exist yet.
+        #[arg(long, value_name = "DIR")]
+        save_sr: Option<PathBuf>,
     },
     /// The bicubic baseline of a folder.
     Bicubic {
@@ -181,26 +192,30 @@ fn main() -> ExitCode {
             stop_after,
             mut overrides,
             device,
+            point,
+            list,
         } => device
             .map(|d| device_override(&d).map(|o| overrides.push(o)))
             .unwrap_or(Ok(()))
-            .and_then(|()| {
-                commands::run(
-                    &file,
-                    &commands::RunOpts {
-                        out,
-                        threads,
-                        progress: !quiet,
-                        resume,
-                        stop_after,
-                        overrides,
-                    },
-                )
-            })
-            .map(|dirs| {
-                for d in dirs {
-                    println!("{}", d.display());
+            .and_then(|()| point.as_deref().map(commands::parse_points).transpose())
+            .and_then(|points| {
+                let opts = commands::RunOpts {
+                    out,
+                    threads,
+                    progress: !quiet,
+                    resume,
+                    stop_after,
+                    overrides,
+                    points,
+                };
+                if list {
+                    return commands::list(&file, &opts).map(|t| print!("{t}"));
                 }
+                commands::run(&file, &opts).map(|dirs| {
+                    for d in dirs {
+                        println!("{}", d.display());
+                    }
+                })
             }),
         Cmd::Cost { file, size, json } => parse_size(&size).and_then(|(w, h)| {
             commands::cost(&file, w, h).map(|reports| {
@@ -293,8 +308,11 @@ fn main() -> ExitCode {
             json,
             threads,
             device,
+            save_sr,
         } => parse_device(&device)
-            .and_then(|device| commands::eval(&checkpoint, &data, threads, device))
+            .and_then(|device| {
+                commands::eval(&checkpoint, &data, threads, device, save_sr.as_deref())
+            })
             .map(|scores| {
                 for s in scores {
                     if json {

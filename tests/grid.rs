@@ -102,3 +102,76 @@ fn seed_table_means_and_sample_stds() {
     );
     assert!(t.contains("| a.y | 1 | 29.000 ± 0.000 /"), "{t}");
 }
+
+#[test]
+fn points_select_grid_runs_and_list_shows_their_state() {
+    use odm::commands::{list, parse_points, run, RunOpts};
+    assert_eq!(parse_points("3").unwrap(), vec![3]);
+    assert_eq!(parse_points("5-7,0, 2,6").unwrap(), vec![0, 2, 5, 6, 7]);
+    for bad in ["", "a", "3-1", "1-", "-2"] {
+        let e = parse_points(bad).unwrap_err().to_string();
+        assert!(e.contains("--point"), "{bad:?}: {e}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"grid: (axes: [(field: "optim.lr", values: [1e-3, 2e-3])], seeds: [1, 2]),"#;
+    let f = common::write(tmp.path(), "g.ron", &common::toy_spec("pts", 0, 1, extra));
+    let opts = RunOpts {
+        out: tmp.path().join("results"),
+        threads: Some(1),
+        ..Default::default()
+    };
+    let loaded = odm::spec::load_file(&f).unwrap();
+    // Run point 2 only (lr 2e-3, seed 1): one folder, named as the grid names it.
+    let dirs = run(
+        &f,
+        &RunOpts {
+            points: Some(vec![2]),
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(dirs.len(), 1);
+    let name = dirs[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with(&format!("{}-", loaded.runs[2].name)),
+        "{name}"
+    );
+    let text = list(&f, &opts).unwrap();
+    let states: Vec<(&str, &str)> = text
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c[1], c[3])
+        })
+        .collect();
+    assert_eq!(states.len(), 4);
+    for (i, (n, st)) in states.iter().enumerate() {
+        assert_eq!(*n, loaded.runs[i].name);
+        assert_eq!(
+            *st,
+            if i == 2 { "finished" } else { "not started" },
+            "{text}"
+        );
+    }
+    // A finished point is skipped, also with --resume; an index past the grid is an error.
+    let again = run(
+        &f,
+        &RunOpts {
+            points: Some(vec![2]),
+            resume: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(again, dirs);
+    let e = run(
+        &f,
+        &RunOpts {
+            points: Some(vec![4]),
+            ..opts.clone()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--point 4") && e.contains("0 to 3"), "{e}");
+}

@@ -3,7 +3,7 @@
 use crate::backend::{pick, with_backend, Cpu};
 use crate::data::{load_set, ImageSet};
 use crate::error::user;
-use crate::eval::{bicubic, evaluate, SetScore};
+use crate::eval::{bicubic, evaluate_with, SetScore};
 use crate::models::{Model, Params};
 use crate::quant::QuantPlan;
 use crate::record;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub mod export;
 mod run;
 
-pub use run::{is_finished, run, run_dirs, RunOpts};
+pub use run::{is_finished, list, parse_points, run, run_dirs, RunOpts};
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 
@@ -147,22 +147,54 @@ pub fn load_run<B: Backend>(
 }
 
 /// `odm eval`: evaluate a run's checkpoint on benchmark folders, on `device` (`--device`).
+///
+/// `save_sr`: also write every SR image (8-bit, as scored) to `<save_sr>/<set>/<image>.png`. The
+/// folder must not exist yet, so earlier outputs are never overwritten; it is written under a
+/// temporary name and renamed when complete.
 pub fn eval(
     run_dir: &Path,
     data: &[PathBuf],
     threads: Option<usize>,
     device: Device,
+    save_sr: Option<&Path>,
 ) -> anyhow::Result<Vec<SetScore>> {
     crate::backend::set_threads(threads);
     let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
-    with_backend!(&picked, |AB, dev| {
+    if let Some(out) = save_sr.filter(|o| o.exists()) {
+        return Err(user(format!(
+            "--save-sr {}: already exists; name a new folder (earlier images are never overwritten)",
+            out.display()
+        )));
+    }
+    let tmp = save_sr.map(|o| {
+        let mut t = o.as_os_str().to_owned();
+        t.push(".partial");
+        PathBuf::from(t)
+    });
+    if let Some(t) = tmp.as_ref().filter(|t| t.exists()) {
+        std::fs::remove_dir_all(t)?;
+    }
+    let scores = with_backend!(&picked, |AB, dev| {
         let (s, model, plan, params) = load_run::<Inner<AB>>(run_dir, &dev)?;
         let sets = load_eval_sets(data, s.scale)?;
-        Ok(sets
-            .iter()
-            .map(|set| evaluate(&model, &params, &plan, set, &dev))
-            .collect())
-    })
+        sets.iter()
+            .map(|set| {
+                let mut sink = |name: &str, sr: &crate::data::RgbImage| -> anyhow::Result<()> {
+                    if let Some(t) = &tmp {
+                        let d = t.join(&set.name);
+                        std::fs::create_dir_all(&d)?;
+                        std::fs::write(d.join(format!("{name}.png")), sr.to_png()?)?;
+                    }
+                    Ok(())
+                };
+                evaluate_with(&model, &params, &plan, set, &dev, &mut sink)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    if let (Some(t), Some(o)) = (tmp, save_sr) {
+        std::fs::rename(&t, o)?;
+    }
+    Ok(scores)
 }
 
 /// `odm bicubic`: the bicubic baseline of a folder.

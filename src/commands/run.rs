@@ -2,7 +2,7 @@
 
 use super::{canonical, load_eval_sets, load_sets, pretty};
 use crate::backend::{pick, with_backend, Picked};
-use crate::data::Sampler;
+use crate::data::{ImageSet, Sampler};
 use crate::error::user;
 use crate::eval::{bicubic, SetScore};
 use crate::models::Model;
@@ -12,6 +12,7 @@ use crate::train::init::InitWeights;
 use crate::train::Start;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options of `odm run`.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,76 @@ pub struct RunOpts {
     pub stop_after: Option<usize>,
     /// `field=value` overrides applied to the spec before its grid is expanded.
     pub overrides: Vec<String>,
+    /// Only these grid points (indices into the expanded grid); `None`: all.
+    pub points: Option<Vec<usize>>,
+}
+
+/// `--point`: comma-separated indices and inclusive ranges, e.g. `0,2,5-7`.
+pub fn parse_points(text: &str) -> anyhow::Result<Vec<usize>> {
+    let bad = || {
+        user(format!(
+            "--point {text:?}: expected indices and ranges such as 3 or 0,2,5-7 (see --list)"
+        ))
+    };
+    let mut v = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b {
+            return Err(bad());
+        }
+        v.extend(a..=b);
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+/// The runs of a loaded file that `opts.points` selects, with their grid indices; an index past
+/// the grid is an error naming the valid range.
+fn selected<'a>(
+    path: &Path,
+    runs: &'a [Spec],
+    opts: &RunOpts,
+) -> anyhow::Result<Vec<(usize, &'a Spec)>> {
+    let Some(points) = &opts.points else {
+        return Ok(runs.iter().enumerate().collect());
+    };
+    if let Some(p) = points.iter().find(|&&p| p >= runs.len()) {
+        return Err(user(format!(
+            "--point {p}: {} has {} run(s), indices 0 to {}",
+            path.display(),
+            runs.len(),
+            runs.len().saturating_sub(1)
+        )));
+    }
+    Ok(points.iter().map(|&i| (i, &runs[i])).collect())
+}
+
+/// `odm run --list`: one line per grid point: index, run name, spec hash and state (finished,
+/// unfinished with a checkpoint, or not started) under `opts.out`.
+pub fn list(path: &Path, opts: &RunOpts) -> anyhow::Result<String> {
+    let loaded = spec::load_file_with(path, &opts.overrides)?;
+    let mut out = String::new();
+    for (i, s) in selected(path, &loaded.runs, opts)? {
+        let (_, hash) = canonical(s);
+        let dirs = run_dirs(&opts.out, s);
+        let state = if dirs.iter().any(|d| is_finished(d)) {
+            "finished"
+        } else if dirs
+            .iter()
+            .any(|d| d.join("checkpoint.safetensors").is_file())
+        {
+            "unfinished (resumable)"
+        } else {
+            "not started"
+        };
+        out.push_str(&format!("{i}\t{}\t{hash}\t{state}\n", s.name));
+    }
+    Ok(out)
 }
 
 /// Run folders of `spec` under `root`: `<name>-<hash>` and its `-k` reruns, oldest first.
@@ -186,36 +257,75 @@ fn check_trainable(origin: &Path, source: &str, s: &Spec, model: &Model) -> anyh
     }
 }
 
+/// `eval_at_start` and `crops` must name sets of `data.eval`, and each crop an image and a box
+/// inside it; the error names the file, the field and what is available.
+fn check_eval_names(
+    origin: &Path,
+    source: &str,
+    s: &Spec,
+    sets: &[Arc<ImageSet>],
+) -> anyhow::Result<()> {
+    let at = |field: &str| {
+        spec::load::locate(source, field)
+            .map(|(l, c)| format!(":{l}:{c}"))
+            .unwrap_or_default()
+    };
+    let names: Vec<&str> = sets.iter().map(|e| e.name.as_str()).collect();
+    if let Some(n) = s
+        .eval_at_start
+        .iter()
+        .find(|n| !names.contains(&n.as_str()))
+    {
+        return Err(user(format!(
+            "{}{}: field `eval_at_start`: {n:?} is not a set of data.eval (sets: {names:?})",
+            origin.display(),
+            at("eval_at_start")
+        )));
+    }
+    for (i, c) in s.crops.iter().enumerate() {
+        if let Err(m) = crate::eval::crops::find(c, sets) {
+            return Err(user(format!(
+                "{}{}: field `crops[{i}]`: {m}",
+                origin.display(),
+                at("crops")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `odm run`: run every point of a spec file; returns the run folders.
 /// A grid skips the points that already have a finished result.
 pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = spec::load_file_with(path, &opts.overrides)?;
+    let chosen = selected(path, &loaded.runs, opts)?;
     // Every run's device is checked before any run starts or writes anything.
-    for s in &loaded.runs {
+    for (_, s) in &chosen {
         pick_device(path, &loaded.source, s, opts)?;
     }
     let threads = crate::backend::set_threads(opts.threads);
     let is_grid = loaded.grid;
     let mut dirs = Vec::new();
-    for (i, s) in loaded.runs.iter().enumerate() {
-        if is_grid && !opts.resume {
+    let n = loaded.runs.len();
+    for (i, s) in chosen {
+        // A grid's finished points are skipped, with or without --resume.
+        if is_grid {
             if let Some(d) = run_dirs(&opts.out, s)
                 .into_iter()
                 .rev()
                 .find(|d| is_finished(d))
             {
                 eprintln!(
-                    "odm: [{}/{}] {} is finished; skipping",
-                    i + 1,
-                    loaded.runs.len(),
+                    "odm: [point {i} of 0–{}] {} is finished; skipping",
+                    n - 1,
                     s.name
                 );
                 dirs.push(d);
                 continue;
             }
         }
-        if loaded.runs.len() > 1 {
-            eprintln!("odm: [{}/{}] {}", i + 1, loaded.runs.len(), s.name);
+        if n > 1 {
+            eprintln!("odm: [point {i} of 0–{}] {}", n - 1, s.name);
         }
         dirs.push(run_one(path, &loaded.source, s, opts, threads)?);
     }
@@ -235,6 +345,7 @@ fn run_one(
     let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
     check_trainable(origin, source, s, &model)?;
+    check_eval_names(origin, source, s, &eval_sets)?;
     let data_fingerprint = s
         .data
         .train

@@ -35,6 +35,19 @@ pub struct RgbImage {
 }
 
 impl RgbImage {
+    /// The image as PNG bytes (8-bit RGB).
+    pub fn to_png(&self) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut out),
+            &self.data,
+            self.w as u32,
+            self.h as u32,
+            image::ExtendedColorType::Rgb8,
+        )?;
+        Ok(out)
+    }
+
     /// Top-left crop to `h` × `w`.
     pub fn crop(&self, h: usize, w: usize) -> RgbImage {
         let mut data = Vec::with_capacity(h * w * 3);

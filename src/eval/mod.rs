@@ -1,6 +1,7 @@
 //! The SR evaluation protocol: HR cropped to a multiple of the scale, LR by MATLAB-compatible
 //! bicubic, SR rounded and clipped to 8 bits, PSNR/SSIM on BT.601 Y with `scale` pixels shaved.
 
+pub mod crops;
 pub mod inspect;
 pub mod metrics;
 
@@ -136,13 +137,25 @@ pub fn evaluate<B: Backend>(
     set: &ImageSet,
     device: &B::Device,
 ) -> SetScore {
-    let per = set
-        .pairs
-        .iter()
-        .map(|p| {
-            let sr = super_resolve(model, params, plan, &p.lr, device);
-            score(&p.name, &sr, &p.hr, set.scale)
-        })
-        .collect();
-    SetScore::from_images(&set.name, set.scale, per)
+    evaluate_with(model, params, plan, set, device, &mut |_, _| Ok(()))
+        .expect("a sink that cannot fail")
+}
+
+/// Evaluate a model on a set, handing each SR image (by its file stem) to `sink`, e.g. to save
+/// it; the first error of the sink stops the evaluation.
+pub fn evaluate_with<B: Backend>(
+    model: &Model,
+    params: &Params<B>,
+    plan: &QuantPlan,
+    set: &ImageSet,
+    device: &B::Device,
+    sink: &mut dyn FnMut(&str, &RgbImage) -> anyhow::Result<()>,
+) -> anyhow::Result<SetScore> {
+    let mut per = Vec::with_capacity(set.pairs.len());
+    for p in &set.pairs {
+        let sr = super_resolve(model, params, plan, &p.lr, device);
+        sink(&p.name, &sr)?;
+        per.push(score(&p.name, &sr, &p.hr, set.scale));
+    }
+    Ok(SetScore::from_images(&set.name, set.scale, per))
 }

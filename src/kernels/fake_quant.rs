@@ -6,8 +6,8 @@
 //! Backward (from the kept input and output): dx = g·c_x, du = Σ g·(c_u + t), dl = Σ g·(c_l − t)
 //! with the clip derivatives c and t = (q − x_c)·(1/(u − l)) (`BoundGrad::Full`) or 0
 //! (`ClipOnly`); the reciprocal makes the bound gradients differ from the reference's division
-//! in the last bits only. Sums run over H, W per image and
-//! channel in parallel, then over images in index order: deterministic for any thread count.
+//! in the last bits only. Sums run over H, W per image and channel in parallel (in 16 fixed
+//! lanes, see [`LANES`]), then over images in index order: deterministic for any thread count.
 //! Bounds have one entry per channel, or a single entry shared by all channels.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -128,8 +128,77 @@ pub fn forward(x: &FlexTensor, l: &FlexTensor, u: &FlexTensor, qz: Quantizer) ->
 #[derive(Debug)]
 struct FakeQuant(Quantizer);
 
-/// One plane's backward: writes dx and returns the partial sums of du and dl.
+/// Lanes of the partial sums of du and dl: element i of a plane adds into lane i mod LANES and
+/// the lanes are summed in a fixed tree at the end, so the reduction vectorises (a single
+/// running sum is a serial dependency chain) and depends on the data layout only, never on the
+/// thread count.
+const LANES: usize = 16;
+
+/// One element's (dx, du, dl) contributions; `SPLIT`: PAMS's half-and-half split at x = bound.
 #[inline(always)]
+fn elem<const SPLIT: bool>(x: f32, q: f32, g: f32, l: f32, u: f32, inv: f32) -> (f32, f32, f32) {
+    let xc = x.max(l).min(u);
+    let above = if x > u { 1.0 } else { 0.0 };
+    let below = if x < l { 1.0 } else { 0.0 };
+    let (mut cx, mut cu, mut cl) = (1.0 - above - below, above, below);
+    if SPLIT {
+        let tu = if x == u { 0.5 } else { 0.0 };
+        let tl = if x == l { 0.5 } else { 0.0 };
+        cx -= tu + tl;
+        cu += tu;
+        cl += tl;
+    }
+    let t = (q - xc) * inv;
+    (g * cx, g * (cu + t), g * (cl - t))
+}
+
+/// Sum of the lanes as a fixed pairwise tree.
+#[inline(always)]
+fn tree_sum(mut v: [f32; LANES]) -> f32 {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for k in 0..w {
+            v[k] += v[k + w];
+        }
+        w /= 2;
+    }
+    v[0]
+}
+
+/// One plane's backward: writes dx and returns the sums of du and dl over the plane.
+#[inline(always)]
+fn plane_grads_impl<const SPLIT: bool>(
+    d: &mut [f32],
+    xs: &[f32],
+    qs: &[f32],
+    gs: &[f32],
+    (l, u, inv): (f32, f32, f32),
+) -> (f32, f32) {
+    let (mut su, mut sl) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let body = d.len() / LANES * LANES;
+    let chunks = d[..body]
+        .chunks_exact_mut(LANES)
+        .zip(xs[..body].chunks_exact(LANES))
+        .zip(qs[..body].chunks_exact(LANES))
+        .zip(gs[..body].chunks_exact(LANES));
+    for (((dc, xc), qc), gc) in chunks {
+        for k in 0..LANES {
+            let (dx, du, dl) = elem::<SPLIT>(xc[k], qc[k], gc[k], l, u, inv);
+            dc[k] = dx;
+            su[k] += du;
+            sl[k] += dl;
+        }
+    }
+    for i in body..d.len() {
+        let (dx, du, dl) = elem::<SPLIT>(xs[i], qs[i], gs[i], l, u, inv);
+        d[i] = dx;
+        su[i - body] += du;
+        sl[i - body] += dl;
+    }
+    (tree_sum(su), tree_sum(sl))
+}
+
+/// One plane's backward for quantizer `qz` (see [`plane_grads_impl`]).
 fn plane_grads(
     d: &mut [f32],
     xs: &[f32],
@@ -143,25 +212,11 @@ fn plane_grads(
         BoundGrad::Full => 1.0 / (u - l),
         BoundGrad::ClipOnly => 0.0,
     };
-    let (mut su, mut sl) = (0.0f32, 0.0f32);
-    for (((d, &x), &q), &g) in d.iter_mut().zip(xs).zip(qs).zip(gs) {
-        let xc = x.max(l).min(u);
-        let above = if x > u { 1.0 } else { 0.0 };
-        let below = if x < l { 1.0 } else { 0.0 };
-        let (mut cx, mut cu, mut cl) = (1.0 - above - below, above, below);
-        if qz.split_ties {
-            let tu = if x == u { 0.5 } else { 0.0 };
-            let tl = if x == l { 0.5 } else { 0.0 };
-            cx -= tu + tl;
-            cu += tu;
-            cl += tl;
-        }
-        let t = (q - xc) * inv;
-        *d = g * cx;
-        su += g * (cu + t);
-        sl += g * (cl - t);
+    if qz.split_ties {
+        plane_grads_impl::<true>(d, xs, qs, gs, (l, u, inv))
+    } else {
+        plane_grads_impl::<false>(d, xs, qs, gs, (l, u, inv))
     }
-    (su, sl)
 }
 
 impl Backward<Flex, 3> for FakeQuant {

@@ -11,10 +11,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 static DEJAVU: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
-fn init_font() {
+pub(super) fn init_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU)
@@ -23,7 +23,7 @@ fn init_font() {
 }
 
 /// Plotters errors carry the backend's error type; turn them into anyhow errors.
-trait Plt<T> {
+pub(super) trait Plt<T> {
     fn p(self) -> anyhow::Result<T>;
 }
 impl<T, E: std::fmt::Debug> Plt<T> for Result<T, E> {
@@ -62,7 +62,7 @@ fn frame<'a, DB: DrawingBackend>(
     top.titled(title, (FONT, 22)).p()
 }
 
-fn wrap(s: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for w in s.split(' ') {
         let last = lines.last_mut().expect("one line");
@@ -605,8 +605,8 @@ pub fn write_all(
 ) -> anyhow::Result<Vec<Item>> {
     let gs = groups(runs);
     let mut items = Vec::new();
-    // Figure 1: the FP run with statistics and the quantized ODM run beside it.
-    let fp = runs.iter().find(|r| r.family == "FP32" && r.acts.is_some());
+    // Figure 1: the quantized run (ODM with offsets preferred) and beside it the best FP run of
+    // the same backbone and scale (highest PSNR on its first set) with statistics.
     let q = runs
         .iter()
         .filter(|r| r.acts.is_some() && r.bits.is_some())
@@ -619,6 +619,13 @@ pub fn write_all(
                 std::cmp::Reverse(r.name.clone()),
             )
         });
+    let fp = q.and_then(|q| {
+        let psnr = |r: &Run| r.scores.first().map_or(f64::NEG_INFINITY, |s| s.psnr);
+        runs.iter()
+            .filter(|r| r.family == "FP32" && r.acts.is_some())
+            .filter(|r| r.backbone == q.backbone && r.spec.scale == q.spec.scale)
+            .max_by(|a, b| psnr(a).total_cmp(&psnr(b)).then(b.name.cmp(&a.name)))
+    });
     if let (Some(fp), Some(q)) = (fp, q) {
         let (fa, qa) = (
             fp.acts.as_ref().expect("acts"),

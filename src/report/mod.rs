@@ -8,6 +8,7 @@
 
 pub mod figures;
 pub mod frame;
+pub mod qualitative;
 pub mod runs;
 pub mod seeds;
 pub mod tables;
@@ -57,6 +58,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
         index.push(tables::write_repro(&v, out, &mut written)?);
     }
     index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
+    index.extend(qualitative::write(&runs, out, &mut written)?);
     let readme = tables::index_md(&runs, &index);
     put(out, "README.md", readme.as_bytes(), &mut written)?;
     Ok(written)

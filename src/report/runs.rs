@@ -52,6 +52,8 @@ pub struct Run {
     pub cost: Option<CostReport>,
     pub acts: Option<ActStats>,
     pub offsets: Option<Vec<Offset>>,
+    /// `crops.json`: the saved crops and their PSNR (the qualitative figure).
+    pub crops: Option<Vec<crate::eval::crops::CropRecord>>,
 }
 
 /// "EDSR-baseline", "EDSR 4×32", "RDN", "RDN D8C4G32", "SRResNet", ...
@@ -163,6 +165,7 @@ pub fn read_run(dir: &Path) -> anyhow::Result<Run> {
         cost: read_json(&dir.join("cost.json"))?,
         acts: read_json(&dir.join("activations.json"))?,
         offsets: read_json(&dir.join("offsets.json"))?,
+        crops: read_json(&dir.join("crops.json"))?,
         name,
         group,
         experiment,

@@ -372,9 +372,42 @@ pub fn main_table(runs: &[Run], aggs: &Aggs) -> (String, String, String) {
 pub fn ablation_experiments(runs: &[Run]) -> Vec<String> {
     let mut v: Vec<String> = runs
         .iter()
-        .filter(|r| r.point == "baseline")
+        .filter(|r| !r.point.is_empty())
         .map(|r| r.experiment.clone())
         .collect();
+    v.dedup();
+    v
+}
+
+/// PSNR-Y on `set` right after calibration (iteration 0, `eval_at_start`) of each run of `g`
+/// that recorded it, as mean ± std over those runs.
+fn start_psnr(g: &Group, set: &str) -> Option<(f64, f64, usize)> {
+    let v: Vec<f64> = g
+        .runs
+        .iter()
+        .filter_map(|r| {
+            r.metrics
+                .iter()
+                .find(|m| m.step == 0 && m.split == "eval" && m.set == set && m.metric == "psnr_y")
+                .map(|m| m.value)
+        })
+        .collect();
+    (!v.is_empty()).then(|| {
+        let (m, s) = super::mean_std(&v);
+        (m, s, v.len())
+    })
+}
+
+/// The sets some run of `gs` scored at iteration 0.
+fn start_sets(gs: &[Group]) -> Vec<String> {
+    let mut v: Vec<String> = gs
+        .iter()
+        .flat_map(|g| g.runs.iter())
+        .flat_map(|r| r.metrics.iter())
+        .filter(|m| m.step == 0 && m.split == "eval" && m.metric == "psnr_y")
+        .map(|m| m.set.clone())
+        .collect();
+    v.sort();
     v.dedup();
     v
 }
@@ -394,7 +427,11 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
     let mut gs = groups(&mine);
     gs.sort_by_key(|g| (g.first().point != "baseline", g.name.clone()));
     let sets = sets(&mine);
-    let base = gs[0].name.clone();
+    let base = gs
+        .iter()
+        .find(|g| g.first().point == "baseline")
+        .map(|g| g.name.clone());
+    let starts = start_sets(&gs);
     let vals: Vec<Vec<Option<&Agg>>> = gs
         .iter()
         .map(|g| sets.iter().map(|s| aggs.get(&g.name, s)).collect())
@@ -411,7 +448,9 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
         .iter()
         .map(|s| s.to_string())
         .collect();
-    head.extend(sets.iter().map(|s| format!("{s} (Δ)")));
+    head.extend(starts.iter().map(|s| format!("{s} at start")));
+    let delta = if base.is_some() { " (Δ)" } else { "" };
+    head.extend(sets.iter().map(|s| format!("{s}{delta}")));
     let body = |f: Fmt| -> Vec<Vec<String>> {
         gs.iter()
             .enumerate()
@@ -422,10 +461,14 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
                     t(&g.first().method),
                     g.runs.len().to_string(),
                 ];
+                for s in &starts {
+                    r.push(start_psnr(g, s).map_or("–".into(), |(m, sd, n)| pm(m, sd, n, 3, f)));
+                }
                 for (k, s) in sets.iter().enumerate() {
                     let c = cell(vals[i][k], flags[i][k], f);
-                    let d = match (vals[i][k], aggs.get(&base, s)) {
-                        (Some(a), Some(b)) if i > 0 => format!(
+                    let b = base.as_ref().filter(|b| **b != g.name);
+                    let d = match (vals[i][k], b.and_then(|b| aggs.get(b, s))) {
+                        (Some(a), Some(b)) => format!(
                             " ({} / {})",
                             signed(a.psnr.0 - b.psnr.0, 3),
                             signed(a.ssim.0 - b.ssim.0, 4)
@@ -438,19 +481,23 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
             })
             .collect()
     };
-    let cap = format!(
-        "Ablation `{exp}`: one row per grid point, Δ to the `baseline` point in parentheses (PSNR dB / SSIM). {PROTOCOL}. Cells: mean ± sample std over {}; bold: best mean per set.",
+    let mut cap = format!(
+        "Grid `{exp}`: one row per grid point{}. {PROTOCOL}. Cells: mean ± sample std over {}; bold: best mean per set.",
+        if base.is_some() { ", Δ to the `baseline` point in parentheses (PSNR dB / SSIM)" } else { "" },
         seeds_phrase(gs.iter().map(|g| g.runs.len()))
     );
-    let md_s = format!(
-        "# Ablation: {exp}\n\n{cap}\n\n{}",
-        md(&head, &body(Fmt::Md))
-    );
+    if !starts.is_empty() {
+        cap.push_str(" `at start`: PSNR-Y right after initialisation and calibration, before the first QAT step.");
+    }
+    let md_s = format!("# Grid: {exp}\n\n{cap}\n\n{}", md(&head, &body(Fmt::Md)));
     let tex_s = latex(&head, &body(Fmt::Tex), &cap, &format!("tab:ablation-{exp}"));
     let mut crow = Vec::new();
     for (i, g) in gs.iter().enumerate() {
         for (k, s) in sets.iter().enumerate() {
-            if let (Some(a), Some(b)) = (vals[i][k], aggs.get(&base, s)) {
+            if let Some(a) = vals[i][k] {
+                let b = base.as_ref().and_then(|b| aggs.get(b, s));
+                let d =
+                    |f: fn(&Agg) -> f64| b.map_or(String::new(), |b| format!("{:.6}", f(a) - f(b)));
                 crow.push(vec![
                     g.first().point.clone(),
                     g.first().method.clone(),
@@ -460,8 +507,9 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
                     format!("{:.6}", a.psnr.1),
                     format!("{:.6}", a.ssim.0),
                     format!("{:.6}", a.ssim.1),
-                    format!("{:.6}", a.psnr.0 - b.psnr.0),
-                    format!("{:.6}", a.ssim.0 - b.ssim.0),
+                    d(|x| x.psnr.0),
+                    d(|x| x.ssim.0),
+                    start_psnr(g, s).map_or(String::new(), |(m, _, _)| format!("{m:.6}")),
                 ]);
             }
         }
@@ -478,6 +526,7 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
             "ssim_std",
             "delta_psnr",
             "delta_ssim",
+            "start_psnr_mean",
         ],
         &crow,
     );
@@ -585,7 +634,7 @@ pub fn write_all(
         let t = ablation_table(runs, aggs, &exp);
         let caption = t.0.lines().nth(2).unwrap_or("").to_string();
         items.push(Item {
-            title: format!("Ablation: {exp}"),
+            title: format!("Grid: {exp}"),
             files: write3(out, &format!("ablation-{exp}"), t, written)?,
             caption,
         });

@@ -69,9 +69,34 @@ pub struct Spec {
     /// parameter is frozen: no gradient, no Adam update. Default: everything trains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trainable: Option<Vec<String>>,
+    /// Evaluation sets (by name, e.g. `["Set5"]`, from `data.eval`) also scored right after
+    /// initialisation and calibration, before the first step: iteration 0 of `metrics.csv`, the
+    /// drop QAT starts from. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eval_at_start: Vec<String>,
+    /// Boxes of evaluation images saved at the end of the run (SR, HR and bicubic PNGs under
+    /// `crops/`, with their PSNR in `crops.json`) for the report's qualitative figure.
+    /// Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crops: Vec<Crop>,
     /// Optional grid: expands this file into several runs (see [`Grid`]). Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<Grid>,
+}
+
+/// A box of one evaluation image in HR pixels (after the HR is cropped to a multiple of the
+/// scale): top-left corner `x`, `y`, size `w` × `h`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Crop {
+    /// The evaluation set's name, e.g. "Urban100".
+    pub set: String,
+    /// The image's file stem, e.g. "img_092".
+    pub image: String,
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
 }
 
 fn default_log_every() -> usize {

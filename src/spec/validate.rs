@@ -260,8 +260,19 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
     if eps.is_nan() || eps <= 0.0 {
         return fail("optim.eps", "must be positive");
     }
-    if s.schedule.iterations == 0 {
-        return fail("schedule.iterations", "must be at least 1 (got 0)");
+    if s.schedule.iterations == 0 && s.init_from.is_none() {
+        return fail(
+            "schedule.iterations",
+            "must be at least 1 (got 0); 0 only evaluates given weights, so it needs `init_from`",
+        );
+    }
+    for (i, c) in s.crops.iter().enumerate() {
+        if !(8..=512).contains(&c.w) || !(8..=512).contains(&c.h) {
+            return fail(
+                &format!("crops[{i}]"),
+                format!("box is {}×{}; each side must be 8 to 512 px", c.w, c.h),
+            );
+        }
     }
     if let LrDecay::Step { every, gamma } = s.schedule.lr_decay {
         if every == 0 {

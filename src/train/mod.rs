@@ -55,6 +55,34 @@ fn update_bn<B: Backend>(st: &mut State<B>, stats: Vec<(String, Tensor<B, 1>, Te
     }
 }
 
+/// Score `sets` at the state's current step: rows for `metrics.csv` and one line each on stderr.
+fn score_sets<B: Backend>(
+    model: &Model,
+    st: &mut State<B>,
+    sets: &[Arc<ImageSet>],
+    device: &B::Device,
+    pb: &ProgressBar,
+) -> Vec<SetScore> {
+    let step = st.step;
+    let scores: Vec<SetScore> = sets
+        .iter()
+        .map(|s| evaluate(model, &st.params, &st.plan, s, device))
+        .collect();
+    for s in &scores {
+        st.rows
+            .push(MetricRow::new(step, "eval", &s.set, "psnr_y", s.psnr_y));
+        st.rows
+            .push(MetricRow::new(step, "eval", &s.set, "ssim_y", s.ssim_y));
+        pb.suspend(|| {
+            eprintln!(
+                "odm: step {step}: {} PSNR-Y {:.3} dB, SSIM-Y {:.4}",
+                s.set, s.psnr_y, s.ssim_y
+            )
+        });
+    }
+    scores
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
@@ -107,6 +135,27 @@ pub fn train<AB: AutodiffBackend>(
     let mut losses = Vec::with_capacity(iters);
     let mut final_scores = Vec::new();
     let mut train_seconds = 0.0;
+    if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
+        let first: Vec<Arc<ImageSet>> = eval_sets
+            .iter()
+            .filter(|s| spec.eval_at_start.contains(&s.name))
+            .cloned()
+            .collect();
+        score_sets(model, &mut st, &first, device, &pb);
+        atomic_write(
+            &run_dir.join("metrics.csv"),
+            metrics_csv(&st.rows).as_bytes(),
+        )?;
+    }
+    if iters == 0 {
+        // An evaluation-only run of the given (and, when quantized, calibrated) weights.
+        final_scores = score_sets(model, &mut st, eval_sets, device, &pb);
+        atomic_write(
+            &run_dir.join("metrics.csv"),
+            metrics_csv(&st.rows).as_bytes(),
+        )?;
+        state::save(run_dir, &st, sampler)?;
+    }
     while st.step < iters {
         let t0 = Instant::now();
         let it = st.step;
@@ -149,22 +198,7 @@ pub fn train<AB: AutodiffBackend>(
         let last = step == iters;
         let eval_now = last || (spec.eval_every > 0 && step % spec.eval_every == 0);
         if !eval_sets.is_empty() && eval_now {
-            let scores: Vec<SetScore> = eval_sets
-                .iter()
-                .map(|s| evaluate(model, &st.params, &st.plan, s, device))
-                .collect();
-            for s in &scores {
-                st.rows
-                    .push(MetricRow::new(step, "eval", &s.set, "psnr_y", s.psnr_y));
-                st.rows
-                    .push(MetricRow::new(step, "eval", &s.set, "ssim_y", s.ssim_y));
-                pb.suspend(|| {
-                    eprintln!(
-                        "odm: step {step}: {} PSNR-Y {:.3} dB, SSIM-Y {:.4}",
-                        s.set, s.psnr_y, s.ssim_y
-                    )
-                });
-            }
+            let scores = score_sets(model, &mut st, eval_sets, device, &pb);
             if last {
                 final_scores = scores;
             }
@@ -190,6 +224,15 @@ pub fn train<AB: AutodiffBackend>(
             }
         }
     }
+    crate::eval::crops::save(
+        &spec.crops,
+        model,
+        &st.params,
+        &st.plan,
+        eval_sets,
+        run_dir,
+        device,
+    )?;
     pb.finish_and_clear();
     Ok(Outcome {
         losses,
