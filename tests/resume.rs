@@ -89,3 +89,48 @@ fn resumed_odm_v2_run_is_bit_identical() {
         "no SKT in ODM"
     );
 }
+
+/// A checkpoint cut short (a full disk, a killed copy) is a one-line user error on --resume that
+/// names the file, never a panic.
+#[test]
+fn truncated_checkpoint_is_a_user_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = common::toy_spec("trunc", 5, 6, "quant: Odm(w_bits: 4, a_bits: 4),");
+    let f = common::write(tmp.path(), "t.ron", &spec);
+    let opts = RunOpts {
+        out: tmp.path().join("results"),
+        threads: Some(1),
+        ..Default::default()
+    };
+    let dir = run(
+        &f,
+        &RunOpts {
+            stop_after: Some(2),
+            ..opts.clone()
+        },
+    )
+    .unwrap()
+    .remove(0);
+    let ck = dir.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&ck).unwrap();
+    for keep in [4, 100, bytes.len() / 2, bytes.len() - 3] {
+        std::fs::write(&ck, &bytes[..keep]).unwrap();
+        let e = run(
+            &f,
+            &RunOpts {
+                resume: true,
+                ..opts.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.downcast_ref::<odm::error::UserError>().is_some(),
+            "{keep}: {e:#}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("checkpoint.safetensors") && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+}

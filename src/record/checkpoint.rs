@@ -55,10 +55,19 @@ pub fn write_safetensors(
     super::atomic_write(path, &to_bytes(tensors, metadata))
 }
 
-/// Read a safetensors file (F32 tensors only), tensors sorted by data offset.
+/// Read a safetensors file (F32 tensors only), tensors sorted by data offset. A missing,
+/// truncated or malformed file is a user error naming the file.
 pub fn read_safetensors(
     path: &Path,
 ) -> anyhow::Result<(Vec<NamedTensor>, BTreeMap<String, String>)> {
+    read_inner(path).map_err(|e| {
+        crate::error::user(format!(
+            "{e:#} (a missing, damaged or foreign file: replace it, or delete the run folder and run again)"
+        ))
+    })
+}
+
+fn read_inner(path: &Path) -> anyhow::Result<(Vec<NamedTensor>, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() < 8 {
         bail!("{}: not a safetensors file (too short)", path.display());

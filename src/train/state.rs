@@ -289,8 +289,12 @@ pub fn load<B: Backend>(
 ) -> anyhow::Result<State<B>> {
     let (mut params, meta, opt) = checkpoint_params::<B>(run_dir, device)?;
     let get = |k: &str| {
-        meta.get(k)
-            .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {k}"))
+        meta.get(k).ok_or_else(|| {
+            crate::error::user(format!(
+                "{}: metadata lacks {k} (a damaged checkpoint); delete the run folder or run without --resume",
+                run_dir.join(CKPT).display()
+            ))
+        })
     };
     params.lr_mult = serde_json::from_str(get("lr_mult")?)?;
     sampler.set_state(&serde_json::from_str(get("sampler")?)?);
@@ -315,9 +319,17 @@ pub fn load<B: Backend>(
         )
     });
     let by: HashMap<_, _> = opt.into_iter().map(|t| (t.name.clone(), t)).collect();
+    let moment = |k: String| {
+        by.get(&k).map(|t| host_tensor(&t.data, device)).ok_or_else(|| {
+            crate::error::user(format!(
+                "{}: lacks {k} (a damaged checkpoint, or one of another spec); delete the run folder or run without --resume",
+                run_dir.join(CKPT).display()
+            ))
+        })
+    };
     for (i, n) in params.names.iter().enumerate() {
-        adam.m[i] = host_tensor(&by[&format!("adam.m.{n}")].data, device);
-        adam.v[i] = host_tensor(&by[&format!("adam.v.{n}")].data, device);
+        adam.m[i] = moment(format!("adam.m.{n}"))?;
+        adam.v[i] = moment(format!("adam.v.{n}"))?;
     }
     let plan = restore_plan(spec, model, &params);
     let rows = rows.into_iter().filter(|r| r.step <= step).collect();
