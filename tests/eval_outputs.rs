@@ -112,8 +112,9 @@ fn evaluation_only_run_start_scores_crops_and_saved_sr_images_agree() {
     assert!((y_psnr(&full, &hr_full, fh, fw, 2) - scores[0].psnr_y).abs() < 1e-9);
     assert!((scores[0].psnr_y - ptq_psnr[0]).abs() < 1e-12);
     let mut cut = Vec::new();
-    for y in r.y..r.y + r.h {
-        cut.extend_from_slice(&full[(y * fw + r.x) * 3..(y * fw + r.x + r.w) * 3]);
+    let c = &r.crop;
+    for y in c.y..c.y + c.h {
+        cut.extend_from_slice(&full[(y * fw + c.x) * 3..(y * fw + c.x + c.w) * 3]);
     }
     assert!(cut == sr, "the saved crop is cut from the scored SR image");
     let again = eval(&ptq, &data, Some(2), Device::Cpu, Some(&out)).unwrap_err();

@@ -19,12 +19,8 @@ use std::sync::Arc;
 /// One saved crop, as `crops.json` lists it (paths relative to the run folder).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CropRecord {
-    pub set: String,
-    pub image: String,
-    pub x: usize,
-    pub y: usize,
-    pub w: usize,
-    pub h: usize,
+    /// The box, as the spec gives it.
+    pub crop: Crop,
     pub sr: String,
     pub hr: String,
     pub bicubic: String,
@@ -115,12 +111,7 @@ pub fn save<B: Backend>(
             atomic_write(&dir.join(rel), &img.to_png()?)?;
         }
         records.push(CropRecord {
-            set: c.set.clone(),
-            image: c.image.clone(),
-            x: c.x,
-            y: c.y,
-            w: c.w,
-            h: c.h,
+            crop: c.clone(),
             sr: files[0].0.clone(),
             hr: files[1].0.clone(),
             bicubic: files[2].0.clone(),

@@ -17,11 +17,6 @@ struct Tile {
     rgb: Vec<u8>,
 }
 
-/// The crop's key: the same box of the same image.
-fn key(c: &CropRecord) -> (String, String, usize, usize, usize, usize) {
-    (c.set.clone(), c.image.clone(), c.x, c.y, c.w, c.h)
-}
-
 fn read_rgb(p: &Path, w: usize, h: usize) -> anyhow::Result<Vec<u8>> {
     let img = image::open(p)
         .map_err(|e| crate::error::user(format!("{}: {e}", p.display())))?
@@ -50,21 +45,22 @@ fn shown<'a>(gs: &'a [Group<'a>]) -> Vec<&'a Group<'a>> {
 
 /// The tiles of one crop row.
 fn row(c: &CropRecord, first: &Run, gs: &[&Group]) -> anyhow::Result<Vec<Tile>> {
+    let (w, h) = (c.crop.w, c.crop.h);
     let mut tiles = vec![
         Tile {
             label: "HR".into(),
             psnr: None,
-            rgb: read_rgb(&first.dir.join(&c.hr), c.w, c.h)?,
+            rgb: read_rgb(&first.dir.join(&c.hr), w, h)?,
         },
         Tile {
             label: "Bicubic".into(),
             psnr: Some(c.bicubic_psnr_y),
-            rgb: read_rgb(&first.dir.join(&c.bicubic), c.w, c.h)?,
+            rgb: read_rgb(&first.dir.join(&c.bicubic), w, h)?,
         },
     ];
     for g in gs {
         let r = g.first();
-        let Some(mine) = r.crops.iter().flatten().find(|m| key(m) == key(c)) else {
+        let Some(mine) = r.crops.iter().flatten().find(|m| m.crop == c.crop) else {
             continue;
         };
         let label = if r.bits.is_none() {
@@ -77,7 +73,7 @@ fn row(c: &CropRecord, first: &Run, gs: &[&Group]) -> anyhow::Result<Vec<Tile>> 
         tiles.push(Tile {
             label,
             psnr: Some(mine.psnr_y),
-            rgb: read_rgb(&r.dir.join(&mine.sr), c.w, c.h)?,
+            rgb: read_rgb(&r.dir.join(&mine.sr), w, h)?,
         });
     }
     Ok(tiles)
@@ -90,7 +86,7 @@ pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Re
     let mut keys: Vec<(CropRecord, &Run)> = Vec::new();
     for g in &show {
         for c in g.first().crops.iter().flatten() {
-            if !keys.iter().any(|(k, _)| key(k) == key(c)) {
+            if !keys.iter().any(|(k, _)| k.crop == c.crop) {
                 keys.push((c.clone(), g.first()));
             }
         }
@@ -100,7 +96,8 @@ pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Re
     }
     let rows: Vec<Row> = keys
         .iter()
-        .map(|(c, first)| {
+        .map(|(r, first)| {
+            let c = &r.crop;
             Ok(Row {
                 title: format!(
                     "{}/{}: box x {} y {}, {}×{} px",
@@ -108,7 +105,7 @@ pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Re
                 ),
                 w: c.w,
                 h: c.h,
-                tiles: row(c, first, &show)?,
+                tiles: row(r, first, &show)?,
             })
         })
         .collect::<anyhow::Result<_>>()?;
