@@ -128,8 +128,7 @@ fn pt_wrong_width_is_a_shape_error() {
         0,
         &Default::default(),
     )
-    .err()
-    .expect("loading an n_feats=8 checkpoint into an n_feats=4 model must fail");
+    .expect_err("loading an n_feats=8 checkpoint into an n_feats=4 model must fail");
     let msg = err.to_string();
     assert!(msg.contains("shape"), "unexpected error: {msg}");
 }

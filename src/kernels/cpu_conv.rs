@@ -133,6 +133,9 @@ pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32
     (0..g.n * bands)
         .into_par_iter()
         .for_each_init(Vec::new, |col, u| {
+            // Capture the whole `SendPtr` (Send), not its raw-pointer field (edition 2021
+            // captures disjoint fields).
+            #[allow(clippy::redundant_locals)]
             let yp = yp;
             let (img, (r0, r1)) = (u / bands, g.band(u % bands));
             let bp = (r1 - r0) * g.w;

@@ -32,7 +32,7 @@ pub fn to_bytes(tensors: &[NamedTensor], metadata: &BTreeMap<String, String>) ->
         header.insert("__metadata__".into(), json!(metadata));
     }
     let mut h = serde_json::to_vec(&Value::Object(header)).expect("header json");
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + off);

@@ -39,8 +39,8 @@ trait Figure {
 }
 
 /// Title on top, caption at the bottom; returns the plotting area.
-fn frame<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
+fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     title: &str,
     caption: &str,
 ) -> anyhow::Result<DrawingArea<DB, Shift>> {
@@ -330,6 +330,14 @@ impl Figure for Dist<'_> {
 
 // ------------------------------------------------------------------ M_σ / M_μ bars (Fig. 3)
 
+/// One bar panel: its area, y label, the value and highlight of each layer, the legend label.
+type Panel<'a, DB> = (
+    &'a DrawingArea<DB, Shift>,
+    &'a str,
+    Box<dyn Fn(&super::runs::Offset) -> (f64, bool)>,
+    &'a str,
+);
+
 struct Spreads<'a> {
     rows: &'a [super::runs::Offset],
     caption: String,
@@ -347,12 +355,7 @@ impl Figure for Spreads<'_> {
         )?;
         let (l, r) = area.split_horizontally(area.dim_in_pixel().0 / 2);
         let n = self.rows.len();
-        let panels: [(
-            &DrawingArea<DB, Shift>,
-            &str,
-            Box<dyn Fn(&super::runs::Offset) -> (f64, bool)>,
-            &str,
-        ); 2] = [
+        let panels: [Panel<'_, DB>; 2] = [
             (
                 &l,
                 "M_σ = std_c(σ_c) / mean_c(σ_c)",

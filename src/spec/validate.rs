@@ -217,7 +217,7 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             "needs at least one folder of HR training images",
         );
     }
-    if d.patch_size == 0 || d.patch_size % s.scale != 0 {
+    if d.patch_size == 0 || !d.patch_size.is_multiple_of(s.scale) {
         return fail(
             "data.patch_size",
             format!(

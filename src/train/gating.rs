@@ -30,7 +30,7 @@ fn tensor_stats<B: Backend>(gr: &[Tensor<B, 1>], gv: &[Tensor<B, 1>]) -> Vec<[f6
         parts.push(prod.clone().lower_elem(0.0).float().sum());
         parts.push(prod.clone().not_equal_elem(0.0).float().sum());
         parts.push(prod.greater_elem(0.0).float().sum());
-        parts.push(r.zeros_like().slice([0..1]).add_scalar(n));
+        parts.push(r.zeros_like().narrow(0, 0, 1).add_scalar(n));
     }
     let all: Vec<f32> = Tensor::cat(parts, 0)
         .to_data()

@@ -164,7 +164,7 @@ pub fn train<AB: AutodiffBackend>(
         let (loss_v, gate) = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
             .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
         if let Some((stats, reg_v)) = gate {
-            if (it + 1) % spec.gating.log_every == 0 || it + 1 == iters {
+            if (it + 1).is_multiple_of(spec.gating.log_every) || it + 1 == iters {
                 let r = &mut st.rows;
                 r.push(MetricRow::new(it + 1, "gate", "-", "reg_loss", reg_v));
                 r.push(MetricRow::new(
@@ -187,7 +187,7 @@ pub fn train<AB: AutodiffBackend>(
         let step = st.step;
         train_seconds += t0.elapsed().as_secs_f64();
         losses.push(loss_v);
-        if step % spec.log_every == 0 || step == iters {
+        if step.is_multiple_of(spec.log_every) || step == iters {
             st.rows
                 .push(MetricRow::new(step, "train", "-", "l1", loss_v));
             st.rows
@@ -196,14 +196,15 @@ pub fn train<AB: AutodiffBackend>(
         pb.set_message(format!("loss {loss_v:.3}"));
         pb.inc(1);
         let last = step == iters;
-        let eval_now = last || (spec.eval_every > 0 && step % spec.eval_every == 0);
+        let eval_now = last || (spec.eval_every > 0 && step.is_multiple_of(spec.eval_every));
         if !eval_sets.is_empty() && eval_now {
             let scores = score_sets(model, &mut st, eval_sets, device, &pb);
             if last {
                 final_scores = scores;
             }
         }
-        let ckpt_now = last || (spec.checkpoint_every > 0 && step % spec.checkpoint_every == 0);
+        let ckpt_now =
+            last || (spec.checkpoint_every > 0 && step.is_multiple_of(spec.checkpoint_every));
         if ckpt_now || eval_now {
             atomic_write(
                 &run_dir.join("metrics.csv"),

@@ -259,12 +259,15 @@ pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> any
     record::write_safetensors(&run_dir.join(CKPT), &tensors, &meta)
 }
 
+/// Parameters, metadata and the other stored tensors (Adam moments, SKT teacher) of a checkpoint.
+pub type StoredCheckpoint<B> = (Params<B>, BTreeMap<String, String>, Vec<NamedTensor>);
+
 /// The parameters stored in a checkpoint (everything but the Adam moments and the SKT teacher,
 /// which come back as the third element), in stored order.
 pub fn checkpoint_params<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
-) -> anyhow::Result<(Params<B>, BTreeMap<String, String>, Vec<NamedTensor>)> {
+) -> anyhow::Result<StoredCheckpoint<B>> {
     let (ts, meta) = record::read_safetensors(&run_dir.join(CKPT))?;
     let (opt, ps): (Vec<_>, Vec<_>) = ts
         .into_iter()
