@@ -18,9 +18,3 @@ impl std::error::Error for UserError {}
 pub fn user(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(msg.into()))
 }
-
-/// Return early with a [`UserError`].
-#[macro_export]
-macro_rules! bail_user {
-    ($($arg:tt)*) => { return Err($crate::error::user(format!($($arg)*))) };
-}

@@ -2,8 +2,12 @@
 //! "Overcoming Distribution Mismatch in Quantizing Image Super-Resolution Networks" (Hong & Lee).
 //!
 //! One folder per concept: [`spec`] (declarative RON experiments), [`data`] (images, bicubic LR,
-//! patch sampling), [`models`] (EDSR and its parameters), [`train`] (loop, Adam, schedule),
-//! [`eval`] (Y-channel PSNR/SSIM protocol), [`record`] (result folders, checkpoints, provenance).
+//! patch sampling), [`models`] (EDSR, RDN and SRResNet, their parameters and quantization
+//! points), [`quant`] (fake quantizers, the per-layer plan, cost), [`kernels`] (our CPU
+//! convolution and fused fake-quant kernels), [`train`] (loop, Adam, calibration, regularizers,
+//! gating, SKT), [`eval`] (Y-channel PSNR/SSIM protocol, activation statistics, crops),
+//! [`record`] (result folders, checkpoints, provenance), [`report`] (tables, figures, verify),
+//! [`commands`] (the CLI's subcommands), [`bench`] (timings).
 
 pub mod backend;
 pub mod bench;

@@ -57,7 +57,8 @@ pub struct Fwd<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Fwd<'a, B> {
-    /// A plain forward: no quantization, no capture.
+    /// An evaluation forward: quantized as `plan` says (an FP plan quantizes nothing), no
+    /// capture, BatchNorm on its running statistics.
     pub fn plain(p: &'a Params<B>, plan: &'a QuantPlan) -> Self {
         Self {
             p,

@@ -151,27 +151,6 @@ impl<B: Backend> Params<B> {
         self.tensors[i].clone().reshape(s)
     }
 
-    /// Total number of scalars.
-    pub fn count(&self) -> usize {
-        self.shapes
-            .iter()
-            .map(|s| s.iter().product::<usize>())
-            .sum()
-    }
-
-    /// Host copies of every parameter (f32).
-    pub fn to_host(&self) -> Vec<Vec<f32>> {
-        self.tensors
-            .iter()
-            .map(|t| {
-                t.to_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .expect("f32 data")
-            })
-            .collect()
-    }
-
     /// Copy to another device / backend of the same kind.
     pub fn from_host(
         names: Vec<String>,
