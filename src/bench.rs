@@ -225,6 +225,7 @@ fn synthetic_set(scale: usize) -> Arc<ImageSet> {
         scale,
         pairs: vec![Pair {
             name: "synthetic".into(),
+            file: "synthetic.png".into(),
             hr,
             lr,
         }],

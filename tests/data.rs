@@ -129,3 +129,18 @@ fn skip_small_leaves_out_images_smaller_than_a_patch() {
         .to_string();
     assert!(e.contains("every training image"), "{e}");
 }
+
+/// An evaluation image too small for SSIM once shaved is named by its file name.
+#[test]
+fn too_small_evaluation_image_is_named_by_its_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    image::RgbImage::from_pixel(16, 16, image::Rgb([9, 99, 199]))
+        .save(tmp.path().join("tiny.png"))
+        .unwrap();
+    let set = odm::data::load_set(tmp.path(), 4).unwrap();
+    let e = odm::eval::check_evaluable(&set).unwrap_err().to_string();
+    assert!(
+        e.contains("tiny.png") && e.contains("at least 19 px"),
+        "{e}"
+    );
+}

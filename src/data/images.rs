@@ -72,7 +72,10 @@ impl RgbImage {
 /// An HR image (mod-cropped) and its bicubic LR.
 #[derive(Debug)]
 pub struct Pair {
+    /// The file stem (what per-image scores and crops name).
     pub name: String,
+    /// The file name, extension included (what errors name).
+    pub file: String,
     pub hr: RgbImage,
     pub lr: RgbImage,
 }
@@ -202,7 +205,11 @@ pub fn load_set(dir: &Path, scale: usize) -> anyhow::Result<Arc<ImageSet>> {
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        pairs.push(Pair { name, hr, lr });
+        let file = f
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        pairs.push(Pair { name, file, hr, lr });
     }
     let set = Arc::new(ImageSet {
         name: set_name(dir),

@@ -67,7 +67,7 @@ pub fn check_evaluable(set: &ImageSet) -> anyhow::Result<()> {
             return Err(crate::error::user(format!(
                 "{}/{}: image is {}×{} after cropping to ×{}; evaluation needs at least {} px per side (11 for SSIM plus the shaved border)",
                 set.dir.display(),
-                p.name,
+                p.file,
                 p.hr.w,
                 p.hr.h,
                 set.scale,
