@@ -153,6 +153,17 @@ fn fused_fake_quant_matches_composed() {
                 };
                 let (want, got) = (run(false), run(true));
                 let case = format!("{qz:?} bounds {nb}");
+                let pool = |t| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(t)
+                        .build()
+                        .unwrap()
+                };
+                let (one, three) = (pool(1).install(|| run(true)), pool(3).install(|| run(true)));
+                assert!(
+                    one == three && one == got,
+                    "{case}: 1 vs 3 threads vs default"
+                );
                 assert_eq!(got[0], want[0], "{case}: forward bit-identical");
                 assert_eq!(got[1], want[1], "{case}: grad x");
                 close(&got[2], &want[2], &format!("{case} grad lo"));
