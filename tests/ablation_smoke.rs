@@ -21,7 +21,7 @@ fn overrides() -> Vec<String> {
 
 #[test]
 fn reduced_ablation_writes_every_grid_point() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let opts = RunOpts {
         out: tmp.path().join("results"),
         threads: Some(2),

@@ -22,7 +22,7 @@ fn save_png(path: &Path, w: u32, h: u32, gray: bool) {
 
 #[test]
 fn edsr_pytorch_and_basicsr_layouts_are_found() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     // EDSR-PyTorch: benchmark/Set5/HR + LR_bicubic (ignored).
     let set = tmp.path().join("benchmark/Set5");
     save_png(&set.join("HR/baby.png"), 40, 40, false);
@@ -52,7 +52,7 @@ fn edsr_pytorch_and_basicsr_layouts_are_found() {
 
 #[test]
 fn grayscale_is_replicated_and_hr_is_mod_cropped() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let p = tmp.path().join("g/gray.png");
     save_png(&p, 31, 22, true);
     let img = decode(&p).unwrap();
@@ -70,7 +70,7 @@ fn grayscale_is_replicated_and_hr_is_mod_cropped() {
 fn patches_are_aligned_and_augmentation_is_consistent() {
     // A flat-per-block image: every 2×2 HR block holds one value, so its bicubic ×2 LR (away from
     // borders) is close to the block value and an aligned HR patch, pooled 2×2, matches the LR.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let p = tmp.path().join("b/blocks.png");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     let img = image::RgbImage::from_fn(64, 64, |x, y| {
@@ -133,7 +133,7 @@ fn skip_small_leaves_out_images_smaller_than_a_patch() {
 /// An evaluation image too small for SSIM once shaved is named by its file name.
 #[test]
 fn too_small_evaluation_image_is_named_by_its_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     image::RgbImage::from_pixel(16, 16, image::Rgb([9, 99, 199]))
         .save(tmp.path().join("tiny.png"))
         .unwrap();

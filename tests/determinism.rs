@@ -7,7 +7,7 @@ use odm::commands::{run, RunOpts};
 
 #[test]
 fn same_seed_is_bit_identical_and_other_seed_differs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let opts = RunOpts {
         out: tmp.path().join("results"),
         threads: Some(2),

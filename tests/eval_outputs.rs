@@ -58,7 +58,7 @@ const CROP: &str = r#"crops: [(set: "holdout", image: "chelsea", x: 100, y: 40, 
 
 #[test]
 fn evaluation_only_run_start_scores_crops_and_saved_sr_images_agree() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let o = opts(tmp.path());
     let fp = common::write(tmp.path(), "fp.ron", &common::toy_spec("fp", 3, 2, CROP));
     let fp_dir = run(&fp, &o).unwrap().remove(0);
@@ -148,7 +148,7 @@ fn crop_rgb(raw: &[u8], src_w: usize, h: usize, w: usize) -> Vec<u8> {
 
 #[test]
 fn bad_crops_and_evaluation_only_without_weights_are_errors_before_any_folder() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let o = opts(tmp.path());
     let bad = r#"crops: [(set: "holdout", image: "nope", x: 0, y: 0, w: 16, h: 16)],"#;
     let f = common::write(tmp.path(), "bad.ron", &common::toy_spec("bad", 1, 1, bad));

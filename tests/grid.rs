@@ -4,7 +4,7 @@ mod common;
 
 #[test]
 fn grid_expands_into_named_runs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let extra = r#"grid: (
         axes: [
             (field: "optim.lr", values: [1e-3, 2e-3]),
@@ -31,7 +31,7 @@ fn grid_expands_into_named_runs() {
 
 #[test]
 fn grid_with_bad_field_names_the_axis() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let extra = r#"grid: (axes: [(field: "optim.lrr", values: [1e-3])]),"#;
     let f = common::write(tmp.path(), "g.ron", &common::toy_spec("sweep", 0, 2, extra));
     let e = odm::spec::load_file(&f).unwrap_err().to_string();
@@ -43,7 +43,7 @@ fn grid_with_bad_field_names_the_axis() {
 
 #[test]
 fn default_late_fields_do_not_change_the_run_hash() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let plain = common::write(tmp.path(), "a.ron", &common::toy_spec("h", 1, 2, ""));
     let explicit = common::write(
         tmp.path(),
@@ -112,7 +112,7 @@ fn points_select_grid_runs_and_list_shows_their_state() {
         let e = parse_points(bad).unwrap_err().to_string();
         assert!(e.contains("--point"), "{bad:?}: {e}");
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let extra = r#"grid: (axes: [(field: "optim.lr", values: [1e-3, 2e-3])], seeds: [1, 2]),"#;
     let f = common::write(tmp.path(), "g.ron", &common::toy_spec("pts", 0, 1, extra));
     let opts = RunOpts {

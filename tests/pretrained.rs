@@ -172,7 +172,7 @@ fn symmetric_normalisation_by_hand() {
 
 #[test]
 fn frozen_parameters_stay_bit_identical_and_the_run_records_the_load() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let extra = format!(
         r#"init_from: Pretrained(path: "{}", key: Some("model.sd"), strip_prefix: Some("encoder."), strict: false),
     trainable: ["upsample", "tail"],"#,

@@ -140,7 +140,7 @@ fn rows(p: &Path) -> Vec<String> {
 
 #[test]
 fn main_and_ablation_tables_match_hand_written_text() {
-    let t = tempfile::tempdir().unwrap();
+    let t = common::tempdir();
     let (res, out) = (t.path().join("results"), t.path().join("reports"));
     fixture(&res);
     report(&res, &out, &t.path().join("none.ron"));
@@ -191,7 +191,7 @@ fn expected(dir: &Path, odm_set5: f64, required_claim: bool) -> std::path::PathB
 
 #[test]
 fn verify_passes_good_fixture_and_fails_planted_regressions() {
-    let t = tempfile::tempdir().unwrap();
+    let t = common::tempdir();
     let res = t.path().join("results");
     fixture(&res);
     let r = res.to_str().unwrap();
@@ -291,7 +291,7 @@ fn png_colours(p: &Path) -> usize {
 
 #[test]
 fn toy_runs_give_every_figure_and_identical_reruns() {
-    let t = tempfile::tempdir().unwrap();
+    let t = common::tempdir();
     let res = t.path().join("results");
     let fp = write(t.path(), "fp.ron", &toy_spec("fp", 1, 6, ""));
     let q = toy_spec(

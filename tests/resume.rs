@@ -7,7 +7,7 @@ use odm::commands::{run, RunOpts};
 
 /// Runs `quant` uninterrupted and interrupted + resumed; returns the checkpoint's tensor names.
 fn resume_case(quant: &str) -> Vec<String> {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let spec = common::toy_spec("resume", 5, 6, quant);
     let f = common::write(tmp.path(), "r.ron", &spec);
     let opts = RunOpts {
@@ -94,7 +94,7 @@ fn resumed_odm_v2_run_is_bit_identical() {
 /// names the file, never a panic.
 #[test]
 fn truncated_checkpoint_is_a_user_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let spec = common::toy_spec("trunc", 5, 6, "quant: Odm(w_bits: 4, a_bits: 4),");
     let f = common::write(tmp.path(), "t.ron", &spec);
     let opts = RunOpts {

@@ -38,7 +38,7 @@ fn run_bad_with(dir: &Path, file: &Path, args: &[&str]) -> (i32, String) {
 }
 
 fn check(name: &str, text: &str, must: &[&str]) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), name, text);
     let (code, msg) = run_bad(tmp.path(), &f);
     assert_eq!(code, 2, "exit code for {name}: {msg}");
@@ -87,7 +87,7 @@ fn missing_data_folder() {
 
 #[test]
 fn empty_data_folder() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let text = common::toy_spec("bad", 1, 2, "").replace(
@@ -105,7 +105,7 @@ fn empty_data_folder() {
 
 #[test]
 fn corrupt_image_is_an_error_naming_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let d = tmp.path().join("imgs");
     std::fs::create_dir(&d).unwrap();
     std::fs::copy(
@@ -133,7 +133,7 @@ fn corrupt_image_is_an_error_naming_the_file() {
 #[test]
 fn image_smaller_than_a_patch() {
     let text = common::toy_spec("bad", 1, 2, "").replace("patch_size: 32", "patch_size: 1000");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), "bigpatch.ron", &text);
     let (code, msg) = run_bad(tmp.path(), &f);
     assert_eq!(code, 2, "{msg}");
@@ -142,7 +142,7 @@ fn image_smaller_than_a_patch() {
 
 #[test]
 fn check_prints_effective_spec_with_defaults() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 3, 2, ""));
     let out = Command::new(common::odm_bin())
         .arg("check")
@@ -162,7 +162,7 @@ fn check_prints_effective_spec_with_defaults() {
 
 #[test]
 fn eval_image_too_small_for_ssim_is_an_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let d = tmp.path().join("tiny");
     std::fs::create_dir(&d).unwrap();
     image::RgbImage::from_pixel(14, 14, image::Rgb([9, 9, 9]))
@@ -179,7 +179,7 @@ fn eval_image_too_small_for_ssim_is_an_error() {
     let (code, msg) = run_bad(tmp.path(), &f);
     assert_eq!(code, 2, "{msg}");
     assert!(
-        msg.contains("t: image is 14×14") && msg.contains("SSIM"),
+        msg.contains("tiny/t.png: image is 14×14") && msg.contains("SSIM"),
         "{msg}"
     );
 }
@@ -195,7 +195,7 @@ fn cuda_device_needs_the_cuda_feature() {
         &text,
         &["cuda.ron:11:5:", "field `device`", "--features cuda", "Cpu"],
     );
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), "flag.ron", &common::toy_spec("bad", 1, 2, ""));
     let (code, msg) = run_bad_with(tmp.path(), &f, &["--device", "cuda:0"]);
     assert_eq!(code, 2, "{msg}");
@@ -231,7 +231,7 @@ fn cuda_device_without_a_gpu() {
 
 #[test]
 fn bad_device_flag() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 1, 2, ""));
     let (code, msg) = run_bad_with(tmp.path(), &f, &["--device", "tpu"]);
     assert_eq!(code, 2, "{msg}");
@@ -259,7 +259,7 @@ fn pretrained_weights_of_the_wrong_shape() {
         "Edsr(n_resblocks: 2, n_feats: 8)",
         "Edsr(n_resblocks: 1, n_feats: 4)",
     );
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let f = common::write(tmp.path(), "wrong.ron", &text);
     let (code, msg) = run_bad(tmp.path(), &f);
     assert_eq!(code, 2, "{msg}");

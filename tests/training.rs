@@ -9,7 +9,7 @@ use std::process::Command;
 
 #[test]
 fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let train = common::repo().join("assets/cc0/train");
     let eval = common::repo().join("assets/cc0/holdout");
     let spec = format!(
@@ -116,7 +116,7 @@ fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
 /// fingerprint alike (here ODM_DATA points at the committed CC0 photos).
 #[test]
 fn odm_data_paths_resolve_everywhere() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::tempdir();
     let spec = r#"(
     name: "odm-data",
     scale: 4,

@@ -2,6 +2,39 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh folder under the system's temporary directory, removed when dropped. (Our own, not
+/// the `tempfile` crate: as a dev-dependency it switched on features of `fastrand` and `rustix`
+/// that burn and polars also use, so `cargo test` after `cargo run` rebuilt the whole tree.)
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new empty [`TempDir`], unique per process, test thread and call.
+pub fn tempdir() -> TempDir {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let thread = format!("{:?}", std::thread::current().id());
+    let id: String = thread.chars().filter(char::is_ascii_digit).collect();
+    let dir = std::env::temp_dir().join(format!(
+        "odm-test-{}-{id}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
 
 /// The shared data root (`ODM_DATA`, else `../shared/data`), or `None` with a printed reason.
 pub fn data_root() -> Option<PathBuf> {
