@@ -83,6 +83,66 @@ fn score_sets<B: Backend>(
     scores
 }
 
+/// Write `quant_map.{txt,json}` (fresh QAT runs) and `offsets.json` (runs with offsets).
+fn write_plan<B: Backend>(
+    spec: &Spec,
+    model: &Model,
+    st: &State<B>,
+    run_dir: &Path,
+) -> anyhow::Result<()> {
+    if !st.plan.is_fp() && st.step == 0 {
+        let map = st.plan.table(model, &spec.quant);
+        eprint!("{map}");
+        atomic_write(&run_dir.join("quant_map.txt"), map.as_bytes())?;
+        atomic_write(
+            &run_dir.join("quant_map.json"),
+            serde_json::to_string_pretty(&st.plan.to_json())?.as_bytes(),
+        )?;
+    }
+    if !st.offsets.is_empty() {
+        atomic_write(
+            &run_dir.join("offsets.json"),
+            serde_json::to_string_pretty(&st.offsets)?.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, iters: usize, at: usize) -> ProgressBar {
+    let pb = if show {
+        ProgressBar::new(iters as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("template"),
+    );
+    pb.set_position(at as u64);
+    pb
+}
+
+/// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`.
+fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, reg: f64) {
+    for (metric, v) in [
+        ("reg_loss", reg),
+        ("conflict_ratio", stats.conflict_ratio),
+        ("cosine", stats.cosine),
+        ("gated_fraction", stats.gated_fraction),
+    ] {
+        rows.push(MetricRow::new(it, "gate", "-", metric, v));
+    }
+}
+
+fn write_metrics<B: Backend>(run_dir: &Path, st: &State<B>) -> anyhow::Result<()> {
+    atomic_write(
+        &run_dir.join("metrics.csv"),
+        metrics_csv(&st.rows).as_bytes(),
+    )
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
@@ -101,40 +161,19 @@ pub fn train<AB: AutodiffBackend>(
         Start::Fresh(init) => state::fresh(spec, model, init, sampler, device)?,
         Start::Resume(rows) => state::load(run_dir, spec, model, sampler, rows, device)?,
     };
-    if !st.plan.is_fp() && st.step == 0 {
-        let map = st.plan.table(model, &spec.quant);
-        eprint!("{map}");
-        atomic_write(&run_dir.join("quant_map.txt"), map.as_bytes())?;
-        atomic_write(
-            &run_dir.join("quant_map.json"),
-            serde_json::to_string_pretty(&st.plan.to_json())?.as_bytes(),
-        )?;
-    }
-    if !st.offsets.is_empty() {
-        atomic_write(
-            &run_dir.join("offsets.json"),
-            serde_json::to_string_pretty(&st.offsets)?.as_bytes(),
-        )?;
-    }
+    write_plan(spec, model, &st, run_dir)?;
     let reg_on = !st.plan.is_fp()
         && spec.regularizer != Regularizer::None
         && spec.gating.rule != GateRule::Never;
     let iters = spec.schedule.iterations;
-    let pb = if progress {
-        ProgressBar::new(iters as u64)
-    } else {
-        ProgressBar::hidden()
+    let pb = progress_bar(progress, iters, st.step);
+    let mut out = Outcome {
+        losses: Vec::with_capacity(iters),
+        final_scores: Vec::new(),
+        wall_seconds: 0.0,
+        train_seconds: 0.0,
+        finished: false,
     };
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}",
-        )
-        .expect("template"),
-    );
-    pb.set_position(st.step as u64);
-    let mut losses = Vec::with_capacity(iters);
-    let mut final_scores = Vec::new();
-    let mut train_seconds = 0.0;
     if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
         let first: Vec<Arc<ImageSet>> = eval_sets
             .iter()
@@ -142,18 +181,12 @@ pub fn train<AB: AutodiffBackend>(
             .cloned()
             .collect();
         score_sets(model, &mut st, &first, device, &pb);
-        atomic_write(
-            &run_dir.join("metrics.csv"),
-            metrics_csv(&st.rows).as_bytes(),
-        )?;
+        write_metrics(run_dir, &st)?;
     }
     if iters == 0 {
         // An evaluation-only run of the given (and, when quantized, calibrated) weights.
-        final_scores = score_sets(model, &mut st, eval_sets, device, &pb);
-        atomic_write(
-            &run_dir.join("metrics.csv"),
-            metrics_csv(&st.rows).as_bytes(),
-        )?;
+        out.final_scores = score_sets(model, &mut st, eval_sets, device, &pb);
+        write_metrics(run_dir, &st)?;
         state::save(run_dir, &st, sampler)?;
     }
     while st.step < iters {
@@ -163,30 +196,14 @@ pub fn train<AB: AutodiffBackend>(
         let b = sampler.next_batch();
         let (loss_v, gate) = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
             .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
+        let step = st.step;
         if let Some((stats, reg_v)) = gate {
-            if (it + 1).is_multiple_of(spec.gating.log_every) || it + 1 == iters {
-                let r = &mut st.rows;
-                r.push(MetricRow::new(it + 1, "gate", "-", "reg_loss", reg_v));
-                r.push(MetricRow::new(
-                    it + 1,
-                    "gate",
-                    "-",
-                    "conflict_ratio",
-                    stats.conflict_ratio,
-                ));
-                r.push(MetricRow::new(it + 1, "gate", "-", "cosine", stats.cosine));
-                r.push(MetricRow::new(
-                    it + 1,
-                    "gate",
-                    "-",
-                    "gated_fraction",
-                    stats.gated_fraction,
-                ));
+            if step.is_multiple_of(spec.gating.log_every) || step == iters {
+                gate_rows(&mut st.rows, step, &stats, reg_v);
             }
         }
-        let step = st.step;
-        train_seconds += t0.elapsed().as_secs_f64();
-        losses.push(loss_v);
+        out.train_seconds += t0.elapsed().as_secs_f64();
+        out.losses.push(loss_v);
         if step.is_multiple_of(spec.log_every) || step == iters {
             st.rows
                 .push(MetricRow::new(step, "train", "-", "l1", loss_v));
@@ -196,52 +213,33 @@ pub fn train<AB: AutodiffBackend>(
         pb.set_message(format!("loss {loss_v:.3}"));
         pb.inc(1);
         let last = step == iters;
-        let eval_now = last || (spec.eval_every > 0 && step.is_multiple_of(spec.eval_every));
+        let every = |n: usize| n > 0 && step.is_multiple_of(n);
+        let eval_now = last || every(spec.eval_every);
         if !eval_sets.is_empty() && eval_now {
             let scores = score_sets(model, &mut st, eval_sets, device, &pb);
             if last {
-                final_scores = scores;
+                out.final_scores = scores;
             }
         }
-        let ckpt_now =
-            last || (spec.checkpoint_every > 0 && step.is_multiple_of(spec.checkpoint_every));
+        let ckpt_now = last || every(spec.checkpoint_every);
         if ckpt_now || eval_now {
-            atomic_write(
-                &run_dir.join("metrics.csv"),
-                metrics_csv(&st.rows).as_bytes(),
-            )?;
+            write_metrics(run_dir, &st)?;
         }
         if ckpt_now {
             state::save(run_dir, &st, sampler)?;
             if stop_after.is_some_and(|s| step >= s) && !last {
                 pb.abandon();
-                return Ok(Outcome {
-                    losses,
-                    final_scores,
-                    wall_seconds: started.elapsed().as_secs_f64(),
-                    train_seconds,
-                    finished: false,
-                });
+                out.wall_seconds = started.elapsed().as_secs_f64();
+                return Ok(out);
             }
         }
     }
-    crate::eval::crops::save(
-        &spec.crops,
-        model,
-        &st.params,
-        &st.plan,
-        eval_sets,
-        run_dir,
-        device,
-    )?;
+    let (params, plan) = (&st.params, &st.plan);
+    crate::eval::crops::save(&spec.crops, model, params, plan, eval_sets, run_dir, device)?;
     pb.finish_and_clear();
-    Ok(Outcome {
-        losses,
-        final_scores,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        train_seconds,
-        finished: true,
-    })
+    out.wall_seconds = started.elapsed().as_secs_f64();
+    out.finished = true;
+    Ok(out)
 }
 
 /// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
