@@ -332,6 +332,51 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// Every training and evaluation image file with its size and SHA-256, per folder.
+fn data_fingerprint(s: &Spec) -> anyhow::Result<Vec<record::provenance::DataFolder>> {
+    s.data
+        .train
+        .iter()
+        .chain(&s.data.eval)
+        .map(|d| {
+            let d = resolve_path(d);
+            let files = crate::data::images::list_images(&d)?;
+            Ok(record::provenance::DataFolder::hash(&d, &files)?)
+        })
+        .collect()
+}
+
+/// The newest unfinished run folder of `s` that holds a checkpoint (said on stderr when none).
+fn resumable(s: &Spec, opts: &RunOpts) -> Option<PathBuf> {
+    let d = run_dirs(&opts.out, s)
+        .into_iter()
+        .rev()
+        .find(|d| !is_finished(d) && d.join("checkpoint.safetensors").is_file());
+    if d.is_none() {
+        eprintln!(
+            "odm: no unfinished run of {} to resume; starting a new one",
+            s.name
+        );
+    }
+    d
+}
+
+/// The closing lines: each set's PSNR against bicubic.
+fn say_scores(s: &Spec, scores: &[SetScore], bic: &[SetScore]) {
+    for (m, b) in scores.iter().zip(bic) {
+        let d = m.psnr_y - b.psnr_y;
+        let verdict = if d > 0.0 {
+            "beats bicubic"
+        } else {
+            "does NOT beat bicubic"
+        };
+        eprintln!(
+            "odm: {} ×{}: PSNR-Y {:.3} dB vs bicubic {:.3} dB ({d:+.3} dB): {verdict}",
+            m.set, s.scale, m.psnr_y, b.psnr_y
+        );
+    }
+}
+
 fn run_one(
     origin: &Path,
     source: &str,
@@ -346,17 +391,7 @@ fn run_one(
     let model = Model::from_spec(&s.model, s.scale);
     check_trainable(origin, source, s, &model)?;
     check_eval_names(origin, source, s, &eval_sets)?;
-    let data_fingerprint = s
-        .data
-        .train
-        .iter()
-        .chain(&s.data.eval)
-        .map(|d| {
-            let d = resolve_path(d);
-            let files = crate::data::images::list_images(&d)?;
-            Ok(record::provenance::DataFolder::hash(&d, &files)?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let data_fingerprint = data_fingerprint(s)?;
     let mut sampler = Sampler::with_small(
         train_sets,
         s.scale,
@@ -369,17 +404,7 @@ fn run_one(
     )?;
     let (canon, hash) = canonical(s);
     let resume_dir = if opts.resume {
-        let d = run_dirs(&opts.out, s)
-            .into_iter()
-            .rev()
-            .find(|d| !is_finished(d) && d.join("checkpoint.safetensors").is_file());
-        if d.is_none() {
-            eprintln!(
-                "odm: no unfinished run of {} to resume; starting a new one",
-                s.name
-            );
-        }
-        d
+        resumable(s, opts)
     } else {
         None
     };
@@ -477,22 +502,7 @@ fn run_one(
             "odm: finished {} in {:.1} s ({:.2} it/s)",
             s.name, out.wall_seconds, prov.iterations_per_second
         );
-        for (m, b) in out.final_scores.iter().zip(&bic) {
-            let d = m.psnr_y - b.psnr_y;
-            eprintln!(
-                "odm: {} ×{}: PSNR-Y {:.3} dB vs bicubic {:.3} dB ({:+.3} dB): {}",
-                m.set,
-                s.scale,
-                m.psnr_y,
-                b.psnr_y,
-                d,
-                if d > 0.0 {
-                    "beats bicubic"
-                } else {
-                    "does NOT beat bicubic"
-                }
-            );
-        }
+        say_scores(s, &out.final_scores, &bic);
         Ok(true)
     })();
     if let Err(e) = result {
