@@ -15,6 +15,19 @@ fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
 
 /// Validate one (expanded) spec. Data folders must exist; their contents are checked on load.
 pub fn validate(s: &Spec) -> Result<(), FieldError> {
+    check_header(s)?;
+    check_model(s)?;
+    check_quant(s)?;
+    check_odm(s)?;
+    check_weight_clip(s)?;
+    check_init(s)?;
+    check_data(s)?;
+    check_optim(s)?;
+    Ok(())
+}
+
+/// Name, scale and device.
+fn check_header(s: &Spec) -> Result<(), FieldError> {
     if s.name.is_empty()
         || !s
             .name
@@ -43,6 +56,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             );
         }
     }
+    Ok(())
+}
+
+/// The backbone's sizes.
+fn check_model(s: &Spec) -> Result<(), FieldError> {
     match &s.model {
         ModelSpec::Edsr(m) => {
             if m.n_resblocks == 0 {
@@ -85,6 +103,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Quantizer bits and options.
+fn check_quant(s: &Spec) -> Result<(), FieldError> {
     if let Some((q, _)) = s.quant.opts_form() {
         for (f, b) in [("quant.w_bits", q.w_bits), ("quant.a_bits", q.a_bits)] {
             if ![2, 3, 4, 8].contains(&b) {
@@ -129,6 +152,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Regularizer, gating and offsets (they need a quantized model).
+fn check_odm(s: &Spec) -> Result<(), FieldError> {
     let quantized = s.quant.opts_form().is_some();
     let lambda = s.regularizer.lambda();
     if s.regularizer != Regularizer::None {
@@ -164,6 +192,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Weight-clipping correction: its percentile and the presets it applies to.
+fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
     if let Some((q, _)) = s.quant.opts_form() {
         if let crate::spec::WeightClip::Wcc { percentile } = q.weight_clip {
             if !(percentile > 0.0 && percentile <= 100.0) {
@@ -180,6 +213,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Initial weights and what trains.
+fn check_init(s: &Spec) -> Result<(), FieldError> {
     if let Some(InitFrom::Checkpoint(p) | InitFrom::Experiment(p)) = &s.init_from {
         let r = resolve_path(p);
         if !r.exists() {
@@ -210,6 +248,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             "names no parameter; leave it out to train everything",
         );
     }
+    Ok(())
+}
+
+/// Data folders, patch and batch.
+fn check_data(s: &Spec) -> Result<(), FieldError> {
     let d = &s.data;
     if d.train.is_empty() {
         return fail(
@@ -243,6 +286,11 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Optimizer, schedule, crops and logging.
+fn check_optim(s: &Spec) -> Result<(), FieldError> {
     let Optim::Adam {
         lr,
         beta1,
