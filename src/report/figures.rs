@@ -599,15 +599,14 @@ fn seeds_note(gs: &[&super::tables::Group]) -> String {
     )
 }
 
-/// Draw every figure the results allow; returns their index entries.
-pub fn write_all(
+/// The Figure 1 (distribution mismatch): pushes its index entry onto `items`.
+fn distribution_fig(
     runs: &[Run],
-    aggs: &Aggs,
+    _aggs: &Aggs,
     out: &Path,
     written: &mut Vec<PathBuf>,
-) -> anyhow::Result<Vec<Item>> {
-    let gs = groups(runs);
-    let mut items = Vec::new();
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
     // Figure 1: the quantized run (ODM with offsets preferred) and beside it the best FP run of
     // the same backbone and scale (highest PSNR on its first set) with statistics.
     let q = runs
@@ -661,6 +660,17 @@ pub fn write_all(
             });
         }
     }
+    Ok(())
+}
+
+/// The Figure 3 (M_σ / M_μ and the selected offsets): pushes its index entry onto `items`.
+fn offsets_fig(
+    runs: &[Run],
+    _aggs: &Aggs,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
     // Figure 3: M_σ / M_μ with the selected layers.
     if let Some(r) = runs.iter().find(|r| {
         r.offsets
@@ -682,6 +692,18 @@ pub fn write_all(
             caption,
         });
     }
+    Ok(())
+}
+
+/// The gradient conflict per gating rule: pushes its index entry onto `items`.
+fn conflict_fig(
+    runs: &[Run],
+    _aggs: &Aggs,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
+    let gs = groups(runs);
     // Gradient conflict per gating rule.
     let gated: Vec<&super::tables::Group> = gs
         .iter()
@@ -727,6 +749,18 @@ pub fn write_all(
             caption,
         });
     }
+    Ok(())
+}
+
+/// The PSNR against BitOPs on the first set: pushes its index entry onto `items`.
+fn bitops_fig(
+    runs: &[Run],
+    aggs: &Aggs,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
+    let gs = groups(runs);
     // PSNR vs BitOPs on the first set.
     let sets = super::tables::sets(runs);
     if let Some(set) = sets.first() {
@@ -768,6 +802,18 @@ pub fn write_all(
             });
         }
     }
+    Ok(())
+}
+
+/// The training curves per experiment: pushes its index entry onto `items`.
+fn curves_fig(
+    runs: &[Run],
+    _aggs: &Aggs,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
+    let gs = groups(runs);
     // Training curves per experiment.
     let mut exps: Vec<String> = runs.iter().map(|r| r.experiment.clone()).collect();
     exps.dedup();
@@ -823,5 +869,21 @@ pub fn write_all(
             caption,
         });
     }
+    Ok(())
+}
+
+/// Draw every figure the results allow; returns their index entries.
+pub fn write_all(
+    runs: &[Run],
+    aggs: &Aggs,
+    out: &Path,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    distribution_fig(runs, aggs, out, written, &mut items)?;
+    offsets_fig(runs, aggs, out, written, &mut items)?;
+    conflict_fig(runs, aggs, out, written, &mut items)?;
+    bitops_fig(runs, aggs, out, written, &mut items)?;
+    curves_fig(runs, aggs, out, written, &mut items)?;
     Ok(items)
 }
