@@ -180,43 +180,112 @@ fn device_override(s: &str) -> anyhow::Result<String> {
     })
 }
 
+/// One set's score: a JSON object or a sentence, on one line.
+fn print_score(s: &odm::eval::SetScore, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(s).expect("json"));
+    } else {
+        println!("{}", commands::describe(s));
+    }
+}
+
+/// `odm run`: every run of a file (or `--list` its points).
+fn cmd_run(c: Cmd) -> anyhow::Result<()> {
+    let Cmd::Run {
+        file,
+        out,
+        threads,
+        quiet,
+        resume,
+        stop_after,
+        mut overrides,
+        device,
+        point,
+        list,
+    } = c
+    else {
+        unreachable!("called with Cmd::Run")
+    };
+    if let Some(d) = device {
+        overrides.push(device_override(&d)?);
+    }
+    let points = point.as_deref().map(commands::parse_points).transpose()?;
+    let opts = commands::RunOpts {
+        out,
+        threads,
+        progress: !quiet,
+        resume,
+        stop_after,
+        overrides,
+        points,
+    };
+    if list {
+        print!("{}", commands::list(&file, &opts)?);
+        return Ok(());
+    }
+    for d in commands::run(&file, &opts)? {
+        println!("{}", d.display());
+    }
+    Ok(())
+}
+
+/// `odm bench`.
+fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
+    let Cmd::Bench {
+        size,
+        reps,
+        threads,
+        json,
+        device,
+    } = c
+    else {
+        unreachable!("called with Cmd::Bench")
+    };
+    let size = match size.as_str() {
+        "full" => odm::bench::Size::Full,
+        "small" => odm::bench::Size::Small,
+        other => return Err(odm::user(format!("--size {other:?}: use full or small"))),
+    };
+    let device = parse_device(&device)?;
+    let t = odm::backend::set_threads(threads);
+    let r = odm::bench::run(size, reps, t, device)?;
+    if json {
+        println!("{}", serde_json::to_string(&r).expect("json"));
+    } else {
+        print!("{}", r.describe());
+    }
+    Ok(())
+}
+
+/// `odm inspect`.
+fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
+    let Cmd::Inspect {
+        run_dir,
+        data,
+        threads,
+    } = c
+    else {
+        unreachable!("called with Cmd::Inspect")
+    };
+    odm::backend::set_threads(threads);
+    let s = commands::inspect(&run_dir, data.as_deref())?;
+    for l in &s.layers {
+        let clip = l
+            .bounds
+            .map_or(String::new(), |(a, b)| format!(", clip [{a:.2}, {b:.2}]"));
+        println!(
+            "{}: M_σ {:.3}, M_μ {:.3}, range [{:.2}, {:.2}]{clip}",
+            l.layer, l.m_sigma, l.m_mu, l.hist_lo, l.hist_hi
+        );
+    }
+    println!("wrote {}/activations.json and cost.json", run_dir.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run {
-            file,
-            out,
-            threads,
-            quiet,
-            resume,
-            stop_after,
-            mut overrides,
-            device,
-            point,
-            list,
-        } => device
-            .map(|d| device_override(&d).map(|o| overrides.push(o)))
-            .unwrap_or(Ok(()))
-            .and_then(|()| point.as_deref().map(commands::parse_points).transpose())
-            .and_then(|points| {
-                let opts = commands::RunOpts {
-                    out,
-                    threads,
-                    progress: !quiet,
-                    resume,
-                    stop_after,
-                    overrides,
-                    points,
-                };
-                if list {
-                    return commands::list(&file, &opts).map(|t| print!("{t}"));
-                }
-                commands::run(&file, &opts).map(|dirs| {
-                    for d in dirs {
-                        println!("{}", d.display());
-                    }
-                })
-            }),
+        c @ Cmd::Run { .. } => cmd_run(c),
         Cmd::Cost { file, size, json } => parse_size(&size).and_then(|(w, h)| {
             commands::cost(&file, w, h).map(|reports| {
                 for (name, r) in reports {
@@ -233,30 +302,7 @@ fn main() -> ExitCode {
             out,
             overrides,
         } => commands::table(&file, &out, &overrides).map(|t| print!("{t}")),
-        Cmd::Bench {
-            size,
-            reps,
-            threads,
-            json,
-            device,
-        } => {
-            let size = match size.as_str() {
-                "full" => Ok(odm::bench::Size::Full),
-                "small" => Ok(odm::bench::Size::Small),
-                other => Err(odm::user(format!("--size {other:?}: use full or small"))),
-            };
-            size.and_then(|size| {
-                let device = parse_device(&device)?;
-                let t = odm::backend::set_threads(threads);
-                odm::bench::run(size, reps, t, device).map(|r| {
-                    if json {
-                        println!("{}", serde_json::to_string(&r).expect("json"));
-                    } else {
-                        print!("{}", r.describe());
-                    }
-                })
-            })
-        }
+        c @ Cmd::Bench { .. } => cmd_bench(c),
         Cmd::Report {
             results,
             out,
@@ -279,28 +325,7 @@ fn main() -> ExitCode {
         },
         Cmd::Export { run_dir, out } => commands::export::export(&run_dir, &out)
             .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display())),
-        Cmd::Inspect {
-            run_dir,
-            data,
-            threads,
-        } => {
-            odm::backend::set_threads(threads);
-            commands::inspect(&run_dir, data.as_deref()).map(|s| {
-                for l in &s.layers {
-                    println!(
-                        "{}: M_σ {:.3}, M_μ {:.3}, range [{:.2}, {:.2}]{}",
-                        l.layer,
-                        l.m_sigma,
-                        l.m_mu,
-                        l.hist_lo,
-                        l.hist_hi,
-                        l.bounds
-                            .map_or(String::new(), |(a, b)| format!(", clip [{a:.2}, {b:.2}]"))
-                    );
-                }
-                println!("wrote {}/activations.json and cost.json", run_dir.display());
-            })
-        }
+        c @ Cmd::Inspect { .. } => cmd_inspect(c),
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {
             checkpoint,
@@ -313,22 +338,10 @@ fn main() -> ExitCode {
             .and_then(|device| {
                 commands::eval(&checkpoint, &data, threads, device, save_sr.as_deref())
             })
-            .map(|scores| {
-                for s in scores {
-                    if json {
-                        println!("{}", serde_json::to_string(&s).expect("json"));
-                    } else {
-                        println!("{}", commands::describe(&s));
-                    }
-                }
-            }),
-        Cmd::Bicubic { data, scale, json } => commands::bicubic_cmd(&data, scale).map(|s| {
-            if json {
-                println!("{}", serde_json::to_string(&s).expect("json"));
-            } else {
-                println!("{}", commands::describe(&s));
-            }
-        }),
+            .map(|scores| scores.iter().for_each(|s| print_score(s, json))),
+        Cmd::Bicubic { data, scale, json } => {
+            commands::bicubic_cmd(&data, scale).map(|s| print_score(&s, json))
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
