@@ -377,6 +377,39 @@ fn say_scores(s: &Spec, scores: &[SetScore], bic: &[SetScore]) {
     }
 }
 
+/// After the last step: bicubic scores, activation statistics and cost, the result files,
+/// the final provenance and the closing lines.
+fn finish(
+    dir: &Path,
+    s: &Spec,
+    out: &crate::train::Outcome,
+    eval_sets: &[Arc<ImageSet>],
+    prov: &mut Provenance,
+) -> anyhow::Result<()> {
+    let bic: Vec<SetScore> = eval_sets.iter().map(|e| bicubic(e)).collect();
+    // Activation statistics and cost for `odm report` (the report never runs a model); they
+    // are taken on the first evaluation set, so a spec without one has none.
+    if !s.data.eval.is_empty() {
+        super::inspect(dir, None)?;
+    }
+    write_results(dir, s, out, &bic)?;
+    prov.finished = record::provenance::now();
+    prov.wall_seconds = out.wall_seconds;
+    prov.iterations = s.schedule.iterations;
+    prov.iterations_per_second = s.schedule.iterations as f64 / out.train_seconds.max(1e-9);
+    prov.patches_per_second = prov.iterations_per_second * s.data.batch_size as f64;
+    atomic_write(
+        &dir.join("provenance.json"),
+        serde_json::to_string_pretty(prov)?.as_bytes(),
+    )?;
+    eprintln!(
+        "odm: finished {} in {:.1} s ({:.2} it/s)",
+        s.name, out.wall_seconds, prov.iterations_per_second
+    );
+    say_scores(s, &out.final_scores, &bic);
+    Ok(())
+}
+
 fn run_one(
     origin: &Path,
     source: &str,
@@ -482,27 +515,7 @@ fn run_one(
             );
             return Ok(false);
         }
-        let bic: Vec<SetScore> = eval_sets.iter().map(|e| bicubic(e)).collect();
-        // Activation statistics and cost for `odm report` (the report never runs a model); they
-        // are taken on the first evaluation set, so a spec without one has none.
-        if !s.data.eval.is_empty() {
-            super::inspect(&dir, None)?;
-        }
-        write_results(&dir, s, &out, &bic)?;
-        prov.finished = record::provenance::now();
-        prov.wall_seconds = out.wall_seconds;
-        prov.iterations = s.schedule.iterations;
-        prov.iterations_per_second = s.schedule.iterations as f64 / out.train_seconds.max(1e-9);
-        prov.patches_per_second = prov.iterations_per_second * s.data.batch_size as f64;
-        atomic_write(
-            &dir.join("provenance.json"),
-            serde_json::to_string_pretty(&prov)?.as_bytes(),
-        )?;
-        eprintln!(
-            "odm: finished {} in {:.1} s ({:.2} it/s)",
-            s.name, out.wall_seconds, prov.iterations_per_second
-        );
-        say_scores(s, &out.final_scores, &bic);
+        finish(&dir, s, &out, &eval_sets, &mut prov)?;
         Ok(true)
     })();
     if let Err(e) = result {

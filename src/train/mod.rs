@@ -143,6 +143,35 @@ fn write_metrics<B: Backend>(run_dir: &Path, st: &State<B>) -> anyhow::Result<()
     )
 }
 
+/// Before the first step of a fresh run: the `eval_at_start` sets, or, for an evaluation-only
+/// run (`iterations: 0`), every set (returned as the final scores).
+fn score_first<B: Backend>(
+    spec: &Spec,
+    model: &Model,
+    st: &mut State<B>,
+    eval_sets: &[Arc<ImageSet>],
+    run_dir: &Path,
+    device: &B::Device,
+    pb: &ProgressBar,
+) -> anyhow::Result<Vec<SetScore>> {
+    let iters = spec.schedule.iterations;
+    if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
+        let first: Vec<Arc<ImageSet>> = eval_sets
+            .iter()
+            .filter(|s| spec.eval_at_start.contains(&s.name))
+            .cloned()
+            .collect();
+        score_sets(model, st, &first, device, pb);
+        write_metrics(run_dir, st)?;
+    }
+    if iters > 0 {
+        return Ok(Vec::new());
+    }
+    let scores = score_sets(model, st, eval_sets, device, pb);
+    write_metrics(run_dir, st)?;
+    Ok(scores)
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
@@ -174,19 +203,8 @@ pub fn train<AB: AutodiffBackend>(
         train_seconds: 0.0,
         finished: false,
     };
-    if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
-        let first: Vec<Arc<ImageSet>> = eval_sets
-            .iter()
-            .filter(|s| spec.eval_at_start.contains(&s.name))
-            .cloned()
-            .collect();
-        score_sets(model, &mut st, &first, device, &pb);
-        write_metrics(run_dir, &st)?;
-    }
+    out.final_scores = score_first(spec, model, &mut st, eval_sets, run_dir, device, &pb)?;
     if iters == 0 {
-        // An evaluation-only run of the given (and, when quantized, calibrated) weights.
-        out.final_scores = score_sets(model, &mut st, eval_sets, device, &pb);
-        write_metrics(run_dir, &st)?;
         state::save(run_dir, &st, sampler)?;
     }
     while st.step < iters {
