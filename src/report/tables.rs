@@ -281,25 +281,7 @@ pub fn main_table(runs: &[Run], aggs: &Aggs) -> (String, String, String) {
                 .collect()
         })
         .collect();
-    // Bold within (block, bits) groups of quantized-or-FP rows; bicubic rows never bold.
-    let mut flags = vec![vec![(false, false); sets.len()]; rows.len()];
-    for (i, (block, bits, g, _)) in rows.iter().enumerate() {
-        if g.is_none() || flags[i].iter().any(|f| f.0 || f.1) {
-            continue;
-        }
-        let members: Vec<usize> = (0..rows.len())
-            .filter(|&j| rows[j].2.is_some() && rows[j].0 == *block && rows[j].1 == *bits)
-            .collect();
-        if members.first() != Some(&i) {
-            continue;
-        }
-        for k in 0..sets.len() {
-            let col: Vec<Option<&Agg>> = members.iter().map(|&j| vals[j][k].as_ref()).collect();
-            for (m, f) in members.iter().zip(best_flags(&col)) {
-                flags[*m][k] = f;
-            }
-        }
-    }
+    let flags = main_flags(&rows, &vals, sets.len());
     let mut head: Vec<String> = ["Backbone", "Scale", "W/A", "Method", "Seeds"]
         .iter()
         .map(|s| s.to_string())
@@ -347,25 +329,52 @@ pub fn main_table(runs: &[Run], aggs: &Aggs) -> (String, String, String) {
             }
         }
     }
-    let csv_s = csv(
-        &[
-            "backbone",
-            "scale",
-            "bits",
-            "method",
-            "group",
-            "seeds",
-            "set",
-            "psnr_mean",
-            "psnr_std",
-            "ssim_mean",
-            "ssim_std",
-            "best_psnr",
-            "best_ssim",
-        ],
-        &crow,
-    );
-    (md_s, tex_s, csv_s)
+    (md_s, tex_s, csv(&MAIN_CSV, &crow))
+}
+
+/// Columns of `main.csv`.
+const MAIN_CSV: [&str; 13] = [
+    "backbone",
+    "scale",
+    "bits",
+    "method",
+    "group",
+    "seeds",
+    "set",
+    "psnr_mean",
+    "psnr_std",
+    "ssim_mean",
+    "ssim_std",
+    "best_psnr",
+    "best_ssim",
+];
+
+/// Bold flags of the main table: the best within each (block, bits) group of FP or quantized
+/// rows, per set; bicubic rows are never bold.
+fn main_flags(
+    rows: &[(Block, String, Option<&Group>, String)],
+    vals: &[Vec<Option<Agg>>],
+    nsets: usize,
+) -> Vec<Vec<(bool, bool)>> {
+    let mut flags = vec![vec![(false, false); nsets]; rows.len()];
+    for (i, (block, bits, g, _)) in rows.iter().enumerate() {
+        if g.is_none() || flags[i].iter().any(|f| f.0 || f.1) {
+            continue;
+        }
+        let members: Vec<usize> = (0..rows.len())
+            .filter(|&j| rows[j].2.is_some() && rows[j].0 == *block && rows[j].1 == *bits)
+            .collect();
+        if members.first() != Some(&i) {
+            continue;
+        }
+        for k in 0..nsets {
+            let col: Vec<Option<&Agg>> = members.iter().map(|&j| vals[j][k].as_ref()).collect();
+            for (m, f) in members.iter().zip(best_flags(&col)) {
+                flags[*m][k] = f;
+            }
+        }
+    }
+    flags
 }
 
 /// Experiments with a grid point named `baseline`: each gets an ablation table.
@@ -416,6 +425,16 @@ fn signed(x: f64, d: usize) -> String {
     format!("{}{:.d$}", if x >= 0.0 { "+" } else { "-" }, x.abs())
 }
 
+/// Bold flags per row and set: the best of each column.
+fn column_flags(vals: &[Vec<Option<&Agg>>], nsets: usize) -> Vec<Vec<(bool, bool)>> {
+    let cols: Vec<Vec<(bool, bool)>> = (0..nsets)
+        .map(|k| best_flags(&vals.iter().map(|v| v[k]).collect::<Vec<_>>()))
+        .collect();
+    (0..vals.len())
+        .map(|i| cols.iter().map(|c| c[i]).collect())
+        .collect()
+}
+
 /// One experiment's ablation table as (Markdown, LaTeX, CSV): one row per grid point (baseline
 /// first, then by name), cells `PSNR / SSIM (ΔPSNR / ΔSSIM vs baseline)`, best per set in bold.
 pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, String) {
@@ -436,14 +455,7 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
         .iter()
         .map(|g| sets.iter().map(|s| aggs.get(&g.name, s)).collect())
         .collect();
-    let flags: Vec<Vec<(bool, bool)>> = {
-        let cols: Vec<Vec<(bool, bool)>> = (0..sets.len())
-            .map(|k| best_flags(&vals.iter().map(|v| v[k]).collect::<Vec<_>>()))
-            .collect();
-        (0..gs.len())
-            .map(|i| cols.iter().map(|c| c[i]).collect())
-            .collect()
-    };
+    let flags = column_flags(&vals, sets.len());
     let mut head: Vec<String> = ["Point", "Method", "Seeds"]
         .iter()
         .map(|s| s.to_string())
@@ -514,24 +526,23 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
             }
         }
     }
-    let csv_s = csv(
-        &[
-            "point",
-            "method",
-            "seeds",
-            "set",
-            "psnr_mean",
-            "psnr_std",
-            "ssim_mean",
-            "ssim_std",
-            "delta_psnr",
-            "delta_ssim",
-            "start_psnr_mean",
-        ],
-        &crow,
-    );
-    (md_s, tex_s, csv_s)
+    (md_s, tex_s, csv(&GRID_CSV, &crow))
 }
+
+/// Columns of `ablation-<experiment>.csv`.
+const GRID_CSV: [&str; 11] = [
+    "point",
+    "method",
+    "seeds",
+    "set",
+    "psnr_mean",
+    "psnr_std",
+    "ssim_mean",
+    "ssim_std",
+    "delta_psnr",
+    "delta_ssim",
+    "start_psnr_mean",
+];
 
 /// The cost table as (Markdown, LaTeX, CSV), one row per group that has `cost.json`.
 pub fn cost_table(runs: &[Run]) -> Option<(String, String, String)> {
