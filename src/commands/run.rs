@@ -410,6 +410,24 @@ fn finish(
     Ok(())
 }
 
+/// `spec.ron` as given, the effective spec and its canonical form.
+fn write_specs(dir: &Path, source: &str, s: &Spec, canon: &str) -> anyhow::Result<()> {
+    atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
+    atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
+    atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())
+}
+
+/// How a resumed run starts: with the metrics recorded so far.
+fn resume_start(dir: &Path) -> anyhow::Result<Start<'static>> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+    eprintln!("odm: resuming {}", dir.display());
+    Ok(Start::Resume(if text.is_empty() {
+        vec![]
+    } else {
+        record::parse_metrics(&text)?
+    }))
+}
+
 fn run_one(
     origin: &Path,
     source: &str,
@@ -436,21 +454,16 @@ fn run_one(
         s.data.skip_small,
     )?;
     let (canon, hash) = canonical(s);
-    let resume_dir = if opts.resume {
-        resumable(s, opts)
-    } else {
-        None
-    };
-    let init = if resume_dir.is_none() {
-        resolve_init(s, opts)?
-    } else {
-        None
+    let resume_dir = opts.resume.then(|| resumable(s, opts)).flatten();
+    let init = match resume_dir {
+        None => resolve_init(s, opts)?,
+        Some(_) => None,
     };
     // The initial weights are read (and checked) before the run folder exists.
-    let init_report = match &init {
-        Some(i) => Some(crate::train::init::read(&model, i)?.1),
-        None => None,
-    };
+    let init_report = init
+        .as_ref()
+        .map(|i| crate::train::init::read(&model, i).map(|r| r.1))
+        .transpose()?;
     let fresh = resume_dir.is_none();
     let dir = match resume_dir {
         Some(d) => d,
@@ -461,9 +474,7 @@ fn run_one(
         prov.gpu = picked.gpu();
         prov.data = data_fingerprint.clone();
         let start = if fresh {
-            atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
-            atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
-            atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())?;
+            write_specs(&dir, source, s, &canon)?;
             if let Some(i) = &init {
                 prov.init_from = i.path.display().to_string();
                 if let Some(r) = &init_report {
@@ -473,14 +484,8 @@ fn run_one(
             }
             Start::Fresh(init.as_ref())
         } else {
-            let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
-            eprintln!("odm: resuming {}", dir.display());
             prov.resumed = true;
-            Start::Resume(if text.is_empty() {
-                vec![]
-            } else {
-                record::parse_metrics(&text)?
-            })
+            resume_start(&dir)?
         };
         atomic_write(
             &dir.join("provenance.json"),
