@@ -50,54 +50,13 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     let base_json = serde_json::to_value(&base).expect("spec serializes");
     let mut points: Vec<(Value, Vec<String>)> = vec![(base_json, vec![])];
     for (ai, axis) in grid.axes.iter().enumerate() {
-        if axis.values.is_empty() {
-            return Err(FieldError {
-                field: format!("grid.axes[{ai}].values"),
-                msg: "an axis needs at least one value".into(),
-            });
-        }
+        check_axis(ai, axis)?;
         let mut next = Vec::new();
         for (json, labels) in &points {
-            if let Some(ls) = &axis.labels {
-                if ls.len() != axis.values.len() {
-                    return Err(FieldError {
-                        field: format!("grid.axes[{ai}].labels"),
-                        msg: format!(
-                            "{} labels for {} values; give one label per value",
-                            ls.len(),
-                            axis.values.len()
-                        ),
-                    });
-                }
-            }
             for (vi, v) in axis.values.iter().enumerate() {
-                let jv = serde_json::to_value(v).map_err(|e| FieldError {
-                    field: format!("grid.axes[{ai}].values"),
-                    msg: e.to_string(),
-                })?;
-                let mut j = json.clone();
-                let ok = if axis.field.is_empty() {
-                    patch(&mut j, &jv)
-                } else {
-                    set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone())
-                };
-                ok.ok_or_else(|| FieldError {
-                    field: format!("grid.axes[{ai}].field"),
-                    msg: format!(
-                        "`{}` is not a field of the spec; use a dotted path such as \"optim.lr\" (with an empty field, each value maps dotted fields to values)",
-                        axis.field
-                    ),
-                })?;
-                let name = match &axis.labels {
-                    Some(ls) => ls[vi].clone(),
-                    None => label(&jv),
-                };
+                let (j, name) = apply(json, ai, axis, vi, v)?;
                 let mut l = labels.clone();
-                l.push(if axis.field.is_empty() {
-                    name
-                } else {
-                    format!("{}={}", last_segment(&axis.field), name)
-                });
+                l.push(name);
                 next.push((j, l));
             }
         }
@@ -137,6 +96,64 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
         });
     }
     Ok(out)
+}
+
+/// An axis has values, and one label per value when it has labels.
+fn check_axis(ai: usize, axis: &Axis) -> Result<(), FieldError> {
+    if axis.values.is_empty() {
+        return Err(FieldError {
+            field: format!("grid.axes[{ai}].values"),
+            msg: "an axis needs at least one value".into(),
+        });
+    }
+    match &axis.labels {
+        Some(ls) if ls.len() != axis.values.len() => Err(FieldError {
+            field: format!("grid.axes[{ai}].labels"),
+            msg: format!(
+                "{} labels for {} values; give one label per value",
+                ls.len(),
+                axis.values.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Value `vi` of axis `ai` applied to a point's JSON: the new JSON and the point's label part.
+fn apply(
+    json: &Value,
+    ai: usize,
+    axis: &Axis,
+    vi: usize,
+    v: &ron::Value,
+) -> Result<(Value, String), FieldError> {
+    let jv = serde_json::to_value(v).map_err(|e| FieldError {
+        field: format!("grid.axes[{ai}].values"),
+        msg: e.to_string(),
+    })?;
+    let mut j = json.clone();
+    let ok = if axis.field.is_empty() {
+        patch(&mut j, &jv)
+    } else {
+        set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone())
+    };
+    ok.ok_or_else(|| FieldError {
+        field: format!("grid.axes[{ai}].field"),
+        msg: format!(
+            "`{}` is not a field of the spec; use a dotted path such as \"optim.lr\" (with an empty field, each value maps dotted fields to values)",
+            axis.field
+        ),
+    })?;
+    let name = match &axis.labels {
+        Some(ls) => ls[vi].clone(),
+        None => label(&jv),
+    };
+    let name = if axis.field.is_empty() {
+        name
+    } else {
+        format!("{}={}", last_segment(&axis.field), name)
+    };
+    Ok((j, name))
 }
 
 fn last_segment(path: &str) -> &str {

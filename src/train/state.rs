@@ -173,6 +173,19 @@ pub fn calibrate<B: Backend>(
             params.push(&hn, vec![l.channels], host_tensor(&zeros, device), 1.0);
         }
     }
+    push_weight_bounds(plan, params, mult, device);
+    plan.set_active(true);
+    rows
+}
+
+/// The learned weight bounds (AdaBM's u_w, at the bounds' learning-rate multiplier) and WCC's γ
+/// (at the base learning rate, ODM ECCV 2024) of the planned weight quantizers.
+fn push_weight_bounds<B: Backend>(
+    plan: &QuantPlan,
+    params: &mut Params<B>,
+    mult: f64,
+    device: &B::Device,
+) {
     for (name, l) in plan.layers.iter().filter(|(_, l)| l.has_weight()) {
         match l.weights {
             WeightQ::Learned => {
@@ -180,15 +193,12 @@ pub fn calibrate<B: Backend>(
                 let n = weight_bound_name(name);
                 params.push(&n, vec![u.len()], host_tensor(&u, device), mult);
             }
-            // WCC's γ learns at the base learning rate (ODM, ECCV 2024).
             WeightQ::Wcc { .. } => {
                 params.push(&wcc_name(name), vec![1], host_tensor(&[1.0], device), 1.0)
             }
             WeightQ::MaxAbs | WeightQ::Percentile { .. } => {}
         }
     }
-    plan.set_active(true);
-    rows
 }
 
 /// A fresh state: initial weights, then calibration when the spec quantizes.
