@@ -9,7 +9,6 @@ mod cuda;
 pub use cuda::{gpu_device, Gpu, GpuTrain};
 
 use crate::spec::Device;
-use serde::{Deserialize, Serialize};
 
 /// CPU inference backend.
 pub type Cpu = burn_flex::Flex;
@@ -39,32 +38,7 @@ pub fn cpu_device_string(threads: usize) -> String {
     )
 }
 
-/// A CUDA device as the driver reports it (recorded in `provenance.json`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct GpuFacts {
-    /// The ordinal `n` of `Cuda(n)`.
-    pub index: usize,
-    pub name: String,
-    /// `major.minor`, e.g. `9.0` for an H100.
-    pub compute_capability: String,
-    pub total_memory_bytes: u64,
-    /// The driver's CUDA version, `major.minor` (cuDriverGetVersion).
-    pub driver_version: String,
-}
-
-impl GpuFacts {
-    /// One line: ordinal, name, compute capability, memory, driver.
-    pub fn describe(&self) -> String {
-        format!(
-            "cuda:{} ({}, compute capability {}, {:.1} GiB, driver CUDA {}; burn-cuda)",
-            self.index,
-            self.name,
-            self.compute_capability,
-            self.total_memory_bytes as f64 / (1u64 << 30) as f64,
-            self.driver_version
-        )
-    }
-}
+pub use crate::record::GpuFacts;
 
 /// A device that was checked to exist on this machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,7 +97,7 @@ pub fn parse_device(s: &str) -> Option<Device> {
 
 /// `with_backend!(picked, |AB, dev| body)`: evaluates `body` with the type `AB` bound to the
 /// autodiff training backend of a [`Picked`] device and `dev` to its burn device (the inner
-/// backend's, as `crate::train::train` takes it).
+/// backend's, as the trainer takes it).
 macro_rules! with_backend {
     ($picked:expr, |$ab:ident, $dev:ident| $body:expr) => {
         match $picked {

@@ -3,8 +3,10 @@
 
 use burn::tensor::{Distribution, Tensor};
 use odm::backend::Cpu;
-use odm::models::srresnet::{batch_norm, bn_decls, BN_EPS};
-use odm::models::{Capture, Fwd, Model, Params};
+use odm::forward::{Capture, Fwd};
+use odm::models::layers::{batch_norm, BN_EPS};
+use odm::models::Builder;
+use odm::models::{Model, Params};
 use odm::quant::QuantPlan;
 use odm::spec::{ModelSpec, RdnSpec, SrResNetLayout, SrResNetSpec};
 use std::cell::RefCell;
@@ -366,14 +368,14 @@ fn channel_stats(x: &Tensor<Cpu, 4>) -> Vec<(f64, f64)> {
 #[test]
 fn batch_norm_eval_and_train() {
     let device = Default::default();
-    let mut decls = Vec::new();
-    bn_decls(&mut decls, "bn", 4);
-    let params = Params::<Cpu>::init(&decls, 1, &device);
+    let mut b = Builder::new();
+    let bn = b.bn("bn", "bn", 4);
+    let params = Params::<Cpu>::init(&b.finish().decls, 1, &device);
     let plan = QuantPlan::fp();
     let x = Tensor::<Cpu, 4>::random([3, 4, 5, 6], Distribution::Normal(2.0, 3.0), &device);
 
     // Eval, default buffers: x / sqrt(1 + eps).
-    let y = batch_norm(&Fwd::plain(&params, &plan), "bn", x.clone());
+    let y = batch_norm(&Fwd::plain(&params, &plan), &bn, x.clone());
     let k = 1.0 / (1.0 + BN_EPS).sqrt();
     for (a, b) in values(x.clone()).iter().zip(values(y)) {
         assert!((*a as f64 * k - b as f64).abs() < 1e-5 * (1.0 + a.abs() as f64));
@@ -389,7 +391,7 @@ fn batch_norm_eval_and_train() {
         train: true,
         body_only: false,
     };
-    let y = batch_norm(&f, "bn", x.clone());
+    let y = batch_norm(&f, &bn, x.clone());
     for (m, v) in channel_stats(&y) {
         assert!(m.abs() < 1e-4, "mean {m}");
         assert!((v - 1.0).abs() < 1e-3, "var {v}");

@@ -2,9 +2,13 @@
 
 use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
-use odm::models::edsr::Edsr;
 use odm::models::layers::pixel_shuffle;
-use odm::spec::EdsrSpec;
+use odm::models::Model;
+use odm::spec::{EdsrSpec, ModelSpec};
+
+fn edsr(scale: usize) -> Model {
+    Model::from_spec(&ModelSpec::Edsr(EdsrSpec::default()), scale)
+}
 
 /// EDSR-baseline (16 blocks, 64 features), counted by hand:
 /// head 3·64·9 + 64 = 1 792; each block 2·(64·64·9 + 64) = 73 856, ×16 = 1 181 696;
@@ -16,7 +20,7 @@ use odm::spec::EdsrSpec;
 #[test]
 fn edsr_baseline_parameter_counts() {
     let count = |s| {
-        Edsr::new(EdsrSpec::default(), s)
+        edsr(s)
             .decls()
             .iter()
             .map(|d| d.shape.iter().product::<usize>())
@@ -44,7 +48,7 @@ fn pixel_shuffle_matches_pytorch_order() {
 
 #[test]
 fn names_map_to_edsr_pytorch_keys() {
-    let m = Edsr::new(EdsrSpec::default(), 4);
+    let m = edsr(4);
     let pairs = [
         ("head.weight", "head.0.weight"),
         ("body.0.conv1.weight", "body.0.body.0.weight"),

@@ -19,7 +19,8 @@
 
 use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
-use odm::models::{Fwd, Model};
+use odm::forward::Fwd;
+use odm::models::Model;
 use odm::quant::QuantPlan;
 use odm::spec::{EdsrSpec, ModelSpec};
 use odm::train::state::{load_weights, read_weights};

@@ -98,8 +98,7 @@ fn capture_image<B: Backend>(
     device: &B::Device,
 ) -> Vec<(String, Vec<f32>, [usize; 4])> {
     let x = super::lr_tensor::<B>(model, lr, device);
-    model
-        .planned_inputs(params, plan, x, false)
+    crate::forward::planned_inputs(model, params, plan, x, false)
         .into_iter()
         .map(|(name, t)| {
             let d = t.dims();

@@ -7,7 +7,8 @@ pub mod metrics;
 
 use crate::data::imresize::imresize_u8;
 use crate::data::{ImageSet, RgbImage};
-use crate::models::{Fwd, Model, Params};
+use crate::forward::Fwd;
+use crate::models::{Model, Params};
 use crate::quant::QuantPlan;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};

@@ -19,8 +19,9 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::flex::{values, AdPrim};
-use crate::quant::{levels, QForm, Quantizer};
+use super::quantizer::{levels, Quantizer};
 use crate::spec::BoundGrad;
+use crate::spec::QForm;
 
 /// Round half to even, exactly as `f32::round_ties_even`, in a form that vectorises on any
 /// x86-64 (no SSE4.1 `roundps` needed): for |x| < 2^23, (|x| + 2^23) − 2^23 rounds |x| to the

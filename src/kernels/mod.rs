@@ -6,6 +6,7 @@
 pub mod cpu_conv;
 mod fake_quant;
 mod flex;
+pub mod quantizer;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
@@ -80,7 +81,7 @@ pub fn fake_quant_channels<B: Backend>(
     x: Tensor<B, 4>,
     l: Tensor<B, 1>,
     u: Tensor<B, 1>,
-    qz: crate::quant::Quantizer,
+    qz: quantizer::Quantizer,
 ) -> Tensor<B, 4> {
     let t = TypeId::of::<B>();
     if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
@@ -102,5 +103,5 @@ pub fn fake_quant_channels<B: Backend>(
         return same(wrap::<Flex, 4>(y));
     }
     let c = l.dims()[0];
-    crate::quant::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), qz)
+    quantizer::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), qz)
 }

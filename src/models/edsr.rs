@@ -2,12 +2,10 @@
 //! CVPRW 2017), structured as EDSR-PyTorch: mean shift, head conv, `n_resblocks` residual blocks
 //! (conv–ReLU–conv, scaled by `res_scale`), a last body conv, a global skip, a pixel-shuffle
 //! upsampler and a tail conv. The quantized weights are the two convs of every residual block
-//! (PAMS, DAQ, DDTB, AdaBM); the last body conv stays FP. Activations: see [`block_points`].
+//! (PAMS, DAQ, DDTB, AdaBM); the last body conv stays FP. Activations: see [`res_block`].
 
-use super::fwd::Fwd;
-use super::layers::{block_points, convs_decls, pixel_shuffle, resnet_convs, ConvInfo};
-use super::params::ParamDecl;
-use crate::quant::{Placement, QPoint};
+use super::build::{Bias, Builder, Conv, Point, Q};
+use super::layers::{pixel_shuffle, Ops};
 use crate::spec::{EdsrSpec, InputNorm};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -30,73 +28,91 @@ pub fn up_stages(scale: usize) -> Vec<usize> {
     }
 }
 
-/// An EDSR of a given configuration and scale.
+/// One residual block: PAMS/DDTB's shortcut point, conv–ReLU–conv, and the block-output point.
+#[derive(Clone, Debug)]
+struct ResBlock {
+    skip: Point,
+    conv1: Conv,
+    conv2: Conv,
+    res: Point,
+}
+
+/// An EDSR of a given configuration and scale, with its layer handles.
 #[derive(Clone, Debug)]
 pub struct Edsr {
     pub cfg: EdsrSpec,
     pub scale: usize,
+    head: Conv,
+    blocks: Vec<ResBlock>,
+    body_end: Conv,
+    upsample: Vec<(Conv, usize)>,
+    tail: Conv,
 }
 
 impl Edsr {
-    pub fn new(cfg: EdsrSpec, scale: usize) -> Self {
-        Self { cfg, scale }
-    }
-
-    /// Every convolution, in forward order.
-    pub fn convs(&self) -> Vec<ConvInfo> {
-        resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 3)
-    }
-
-    /// The quantization points of a placement (see [`block_points`]).
-    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
-        block_points(self.cfg.n_resblocks, self.cfg.n_feats, placement)
-    }
-
-    /// Parameter declarations in a fixed order (the order of initialisation).
-    pub fn decls(&self) -> Vec<ParamDecl> {
-        convs_decls(&self.convs())
-    }
-
-    /// The EDSR-PyTorch state-dict key of one of our parameter names.
-    pub fn pytorch_key(&self, name: &str) -> String {
-        let (layer, kind) = name.rsplit_once('.').unwrap_or((name, ""));
-        let parts: Vec<&str> = layer.split('.').collect();
-        let mapped = match parts.as_slice() {
-            ["head"] => "head.0".to_string(),
-            ["body", i, "conv1"] => format!("body.{i}.body.0"),
-            ["body", i, "conv2"] => format!("body.{i}.body.2"),
-            ["body_end"] => format!("body.{}", self.cfg.n_resblocks),
-            ["upsample", k] => format!("tail.0.{}", k.parse::<usize>().unwrap_or(0) * 2),
-            ["tail"] => "tail.1".to_string(),
-            _ => layer.to_string(),
-        };
-        format!("{mapped}.{kind}")
+    /// Declare every layer in forward order. EDSR-PyTorch keys: `head.0`, `body.{i}.body.0` /
+    /// `body.{i}.body.2` (the block convs), `body.{n}` (last body conv), `tail.0.{2k}` (upsampler
+    /// stage k) and `tail.1`. Quantization points: see [`res_block`].
+    pub fn build(cfg: EdsrSpec, scale: usize, b: &mut Builder) -> Self {
+        let f = cfg.n_feats;
+        let head = b.conv("head", "head.0", [3, f, 3], Bias::Default);
+        let blocks = (0..cfg.n_resblocks).map(|i| res_block(b, i, f)).collect();
+        let body_end = b.conv(
+            "body_end",
+            &format!("body.{}", cfg.n_resblocks),
+            [f, f, 3],
+            Bias::Default,
+        );
+        let upsample = up_stages(scale)
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let c = b.conv(
+                    &format!("upsample.{k}"),
+                    &format!("tail.0.{}", 2 * k),
+                    [f, r * r * f, 3],
+                    Bias::Default,
+                );
+                b.upscale(r);
+                (c, r)
+            })
+            .collect();
+        let tail = b.conv("tail", "tail.1", [f, 3, 3], Bias::Default);
+        Self {
+            cfg,
+            scale,
+            head,
+            blocks,
+            body_end,
+            upsample,
+            tail,
+        }
     }
 
     /// LR (N×3×h×w, values in [0, rgb_range]) → SR (N×3×sh×sw).
-    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward<B: Backend>(&self, f: &impl Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.normalise(x);
-        let x = f.conv("head", x);
+        let x = f.conv(&self.head, x);
         let mut h = x.clone();
-        for i in 0..self.cfg.n_resblocks {
-            let skip = f.act(&format!("body.{i}.skip"), h.clone());
-            let r = f.conv(&format!("body.{i}.conv1"), h);
-            let r = f.conv(&format!("body.{i}.conv2"), relu(r));
+        for blk in &self.blocks {
+            let skip = f.act(&blk.skip, h.clone());
+            let r = f.conv(&blk.conv1, h);
+            let r = f.conv(&blk.conv2, relu(r));
             let r = if self.cfg.res_scale == 1.0 {
                 r
             } else {
                 r.mul_scalar(self.cfg.res_scale)
             };
-            h = skip + f.act(&format!("body.{i}.res"), r);
+            h = skip + f.act(&blk.res, r);
         }
-        if f.body_only {
+        if f.body_only() {
             return h;
         }
-        let mut y = f.feature(f.conv("body_end", h) + x);
-        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
-            y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
+        let mut y = f.feature(f.conv(&self.body_end, h) + x);
+        for (c, r) in &self.upsample {
+            y = pixel_shuffle(f.conv(c, y), *r);
         }
-        self.restore(f.conv("tail", y))
+        self.restore(f.conv(&self.tail, y))
     }
 
     /// The input normalisation of [`InputNorm`]: mean shift, or LIIF's (x/r − 0.5)/0.5.
@@ -115,5 +131,29 @@ impl Edsr {
             InputNorm::MeanShift => y.clone() + mean_shift::<B>(r, &y.device()),
             InputNorm::Symmetric => y.mul_scalar(0.5).add_scalar(0.5).mul_scalar(r),
         }
+    }
+}
+
+/// Residual block `i` of `f` features and its quantization points in forward order: both convs,
+/// weights and inputs (conv-input placement: DAQ, AdaBM, ODM), or PAMS/DDTB's shortcut
+/// `body.{i}.skip`, the first conv's weights, the second conv's weights and (post-activation)
+/// input, and the block output `body.{i}.res` (block placement; colorjam/PAMS and zysxmu/DDTB
+/// `model/edsr.py`, `*_ResBlock`).
+fn res_block(b: &mut Builder, i: usize, f: usize) -> ResBlock {
+    let conv = |b: &mut Builder, k: usize| {
+        let key = format!("body.{i}.body.{}", 2 * (k - 1));
+        b.conv(&format!("body.{i}.conv{k}"), &key, [f, f, 3], Bias::Default)
+    };
+    let skip = b.point(&format!("body.{i}.skip"), f, Q::NONE, Q::ACT);
+    let conv1 = conv(b, 1);
+    b.quantize(&conv1, Q::BOTH, Q::WEIGHT);
+    let conv2 = conv(b, 2);
+    b.quantize(&conv2, Q::BOTH, Q::BOTH);
+    let res = b.point(&format!("body.{i}.res"), f, Q::NONE, Q::ACT);
+    ResBlock {
+        skip,
+        conv1,
+        conv2,
+        res,
     }
 }

@@ -1,114 +1,113 @@
-//! Backbones and their parameters. Each backbone declares its parameters, its convolutions (for
-//! cost accounting) and which of them form the quantizable body.
+//! Backbones and their parameters. Each backbone declares its layers once, through a
+//! [`Builder`] (parameters, PyTorch keys, convolutions for cost accounting, quantization points),
+//! keeps the typed handles, and runs `forward` against an [`Ops`] context. Adding a backbone:
+//! one module with `build` and `forward`, one arm in [`Arch`] (and in `spec::ModelSpec`); see
+//! ARCHITECTURE.md.
 
+pub mod build;
 pub mod edsr;
-pub mod fwd;
 pub mod layers;
 pub mod params;
 pub mod rdn;
 pub mod srresnet;
 
-pub use fwd::{Capture, Fwd};
-pub use layers::ConvInfo;
-pub use params::{Init, ParamDecl, Params};
+pub use build::{Bias, Bn, Builder, Conv, ConvInfo, Layers, PRelu, Point, QPoint, Q};
+pub use layers::Ops;
+pub use params::{Init, ParamDecl, ParamId, Params};
 
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Placement};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// A backbone built from its spec.
+/// The backbones, each with its layer handles.
 #[derive(Clone, Debug)]
-pub enum Model {
+pub enum Arch {
     Edsr(edsr::Edsr),
     Rdn(rdn::Rdn),
     SrResNet(srresnet::SrResNet),
 }
 
-macro_rules! each {
-    ($self:ident, $m:ident => $e:expr) => {
-        match $self {
-            Model::Edsr($m) => $e,
-            Model::Rdn($m) => $e,
-            Model::SrResNet($m) => $e,
-        }
-    };
+/// A backbone built from its spec: its handles and everything it declared.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub arch: Arch,
+    layers: Layers,
 }
 
 impl Model {
     pub fn from_spec(m: &ModelSpec, scale: usize) -> Self {
-        match m {
-            ModelSpec::Edsr(c) => Model::Edsr(edsr::Edsr::new(c.clone(), scale)),
-            ModelSpec::Rdn(c) => Model::Rdn(rdn::Rdn::new(c.clone(), scale)),
-            ModelSpec::SrResNet(c) => Model::SrResNet(srresnet::SrResNet::new(c.clone(), scale)),
+        let mut b = Builder::new();
+        let arch = match m {
+            ModelSpec::Edsr(c) => Arch::Edsr(edsr::Edsr::build(c.clone(), scale, &mut b)),
+            ModelSpec::Rdn(c) => Arch::Rdn(rdn::Rdn::build(c.clone(), scale, &mut b)),
+            ModelSpec::SrResNet(c) => {
+                Arch::SrResNet(srresnet::SrResNet::build(c.clone(), scale, &mut b))
+            }
+        };
+        Self {
+            arch,
+            layers: b.finish(),
         }
     }
 
     /// The spec the backbone was built from.
     pub fn spec(&self) -> ModelSpec {
-        match self {
-            Model::Edsr(m) => ModelSpec::Edsr(m.cfg.clone()),
-            Model::Rdn(m) => ModelSpec::Rdn(m.cfg.clone()),
-            Model::SrResNet(m) => ModelSpec::SrResNet(m.cfg.clone()),
+        match &self.arch {
+            Arch::Edsr(m) => ModelSpec::Edsr(m.cfg.clone()),
+            Arch::Rdn(m) => ModelSpec::Rdn(m.cfg.clone()),
+            Arch::SrResNet(m) => ModelSpec::SrResNet(m.cfg.clone()),
         }
+    }
+
+    /// Everything the backbone declared.
+    pub fn layers(&self) -> &Layers {
+        &self.layers
     }
 
     /// Parameter (and buffer) declarations, in initialisation order.
     pub fn decls(&self) -> Vec<ParamDecl> {
-        each!(self, m => m.decls())
+        self.layers.decls.clone()
     }
 
     /// Every convolution in forward order.
     pub fn convs(&self) -> Vec<ConvInfo> {
-        each!(self, m => m.convs())
+        self.layers.convs.clone()
     }
 
     /// The quantization points of a placement, in forward order.
-    pub fn quant_points(&self, placement: crate::quant::Placement) -> Vec<crate::quant::QPoint> {
-        each!(self, m => m.quant_points(placement))
+    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
+        self.layers.quant_points(placement)
     }
 
     /// The official PyTorch checkpoint key of one of our parameter names.
     pub fn pytorch_key(&self, name: &str) -> String {
-        each!(self, m => m.pytorch_key(name))
+        self.layers.pytorch_key(name)
     }
 
-    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        each!(self, m => m.forward(f, x))
-    }
-
-    /// Run a full forward and return every planned point's activation-quantizer input, in
-    /// forward order (also in FP mode: `Capture::all_planned`). Used by range calibration and
-    /// `inspect`; a full pass, so that head/tail points see their real inputs.
-    pub fn planned_inputs<B: Backend>(
-        &self,
-        p: &Params<B>,
-        plan: &crate::quant::QuantPlan,
-        x: Tensor<B, 4>,
-        train: bool,
-    ) -> Vec<(String, Tensor<B, 4>)> {
-        let cap = std::cell::RefCell::new(Capture {
-            all_planned: true,
-            ..Default::default()
-        });
-        let f = Fwd {
-            p,
-            plan,
-            capture: Some(&cap),
-            train,
-            body_only: false,
-        };
-        let _ = self.forward(&f, x);
-        cap.into_inner().act_inputs
+    /// LR (N×3×h×w, values in [0, rgb_range]) → SR. The context's parameters must start with
+    /// this model's declarations (checked in debug builds).
+    pub fn forward<B: Backend>(&self, f: &impl Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        debug_assert!(f.params().starts_with(&self.layers.decls));
+        match &self.arch {
+            Arch::Edsr(m) => m.forward(f, x),
+            Arch::Rdn(m) => m.forward(f, x),
+            Arch::SrResNet(m) => m.forward(f, x),
+        }
     }
 
     /// Value range of the network's input and output.
     pub fn rgb_range(&self) -> f64 {
-        each!(self, m => m.cfg.rgb_range)
+        match &self.arch {
+            Arch::Edsr(m) => m.cfg.rgb_range,
+            Arch::Rdn(m) => m.cfg.rgb_range,
+            Arch::SrResNet(m) => m.cfg.rgb_range,
+        }
     }
 
     /// Number of trainable parameters (buffers excluded).
     pub fn param_count(&self) -> usize {
-        self.decls()
+        self.layers
+            .decls
             .iter()
             .filter(|d| !d.buffer)
             .map(|d| d.shape.iter().product::<usize>())

@@ -20,6 +20,11 @@ pub enum Init {
     Const(f32),
 }
 
+/// A parameter's position in [`Params`]. A model's parameters come first, in declaration order
+/// (the order of [`super::Layers::decls`]); quantizer parameters are appended after them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamId(pub usize);
+
 /// Declaration of one parameter.
 #[derive(Clone, Debug)]
 pub struct ParamDecl {
@@ -149,6 +154,21 @@ impl<B: Backend> Params<B> {
         let i = self.idx(name);
         let s: [usize; D] = self.shapes[i].clone().try_into().expect("parameter rank");
         self.tensors[i].clone().reshape(s)
+    }
+
+    /// A model parameter by handle, reshaped to its declared `D`-dimensional shape.
+    pub fn at<const D: usize>(&self, id: ParamId) -> Tensor<B, D> {
+        let s: [usize; D] = self.shapes[id.0]
+            .clone()
+            .try_into()
+            .expect("parameter rank");
+        self.tensors[id.0].clone().reshape(s)
+    }
+
+    /// Whether the first parameters are the model's declarations, in order (what handles
+    /// index).
+    pub fn starts_with(&self, decls: &[ParamDecl]) -> bool {
+        decls.len() <= self.names.len() && decls.iter().zip(&self.names).all(|(d, n)| &d.name == n)
     }
 
     /// Copy to another device / backend of the same kind.

@@ -14,162 +14,160 @@
 //! quantization papers' RDN code (DAQ, Hong et al., WACV 2022; DDTB, Zhong et al., ECCV 2022)
 //! adds none either, so the network sees raw values in [0, `rgb_range`].
 //!
-//! Quantization: see [`Rdn::quant_points`]. The sources differ: AdaBM (conv-input placement)
+//! Quantization: see [`Rdn::build`]. The sources differ: AdaBM (conv-input placement)
 //! quantizes the dense convs, LFF and GFF; PAMS and DDTB (block placement) the same weights with
 //! activation quantizers on the block input, the dense and LFF inputs and the GFF 1×1 input;
 //! DAQ only the dense convs (its LFF and GFF stay FP; DAQ is not a preset here). Shallow feature
 //! extraction, upsampler and tail stay FP in all of them.
 
-use super::fwd::Fwd;
-use super::layers::{convs_decls, pixel_shuffle, ConvInfo};
-use super::params::ParamDecl;
-use crate::quant::{Placement, QPoint};
+use super::build::{Bias, Builder, Conv, Point, Q};
+use super::layers::{pixel_shuffle, Ops};
 use crate::spec::RdnSpec;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// An RDN of a given configuration and scale.
+/// One residual dense block: its input point, dense convs and local feature fusion.
+#[derive(Clone, Debug)]
+struct Rdb {
+    input: Point,
+    dense: Vec<Conv>,
+    lff: Conv,
+}
+
+/// An RDN of a given configuration and scale, with its layer handles.
 #[derive(Clone, Debug)]
 pub struct Rdn {
     pub cfg: RdnSpec,
     pub scale: usize,
+    sfe1: Conv,
+    sfe2: Conv,
+    blocks: Vec<Rdb>,
+    gff: [Conv; 2],
+    upsample: Vec<(Conv, usize)>,
+    tail: Conv,
+}
+
+/// Upsampling-net stages as EDSR-PyTorch's RDN builds them: ×2 → [2], ×3 → [3], ×4 → [2, 2].
+/// Other scales are not defined by the reference (the spec check refuses them).
+fn stages(scale: usize) -> Vec<usize> {
+    match scale {
+        2 => vec![2],
+        3 => vec![3],
+        4 => vec![2, 2],
+        s => panic!("RDN supports scales 2, 3 and 4 (got {s})"),
+    }
 }
 
 impl Rdn {
-    pub fn new(cfg: RdnSpec, scale: usize) -> Self {
-        Self { cfg, scale }
-    }
-
-    /// Upsampling-net stages as EDSR-PyTorch's RDN builds them: ×2 → [2], ×3 → [3],
-    /// ×4 → [2, 2]. Other scales are not defined by the reference.
-    fn stages(&self) -> Vec<usize> {
-        match self.scale {
-            2 => vec![2],
-            3 => vec![3],
-            4 => vec![2, 2],
-            s => panic!("RDN supports scales 2, 3 and 4 (got {s})"),
-        }
-    }
-
-    /// Every convolution, in forward order.
-    pub fn convs(&self) -> Vec<ConvInfo> {
-        let RdnSpec { d, c, g, g0, .. } = self.cfg;
-        let mut v = vec![
-            ConvInfo::new("sfe1", 3, g0, 3, 1),
-            ConvInfo::new("sfe2", g0, g0, 3, 1),
-        ];
-        for i in 0..d {
-            for k in 0..c {
-                v.push(ConvInfo::new(
-                    format!("rdb.{i}.conv.{k}"),
-                    g0 + k * g,
-                    g,
-                    3,
-                    1,
-                ));
-            }
-            v.push(ConvInfo::new(format!("rdb.{i}.lff"), g0 + c * g, g0, 1, 1));
-        }
-        v.push(ConvInfo::new("gff.0", d * g0, g0, 1, 1));
-        v.push(ConvInfo::new("gff.1", g0, g0, 3, 1));
-        let mut res = 1;
+    /// Declare every layer in forward order, with its EDSR-PyTorch (`rdn.py`) key: `SFENet1`,
+    /// `SFENet2`, `RDBs.{i}.convs.{c}.conv.0`, `RDBs.{i}.LFF`, `GFF.{0,1}`; `UPNet` is one
+    /// `nn.Sequential` with convs at even indices and pixel shuffles at odd ones, so ×2/×3 is
+    /// `UPNet.0` (upsampler), `UPNet.2` (tail) and ×4 is `UPNet.0`, `UPNet.2`, `UPNet.4`.
+    ///
+    /// Quantization points, in forward order:
+    /// - conv-input placement (Cheeun/AdaBM `src/model/rdn.py`): every dense conv, every LFF and
+    ///   both GFF convs, weights and inputs;
+    /// - block placement (colorjam/PAMS and zysxmu/DDTB `model/rdn.py`): the block input
+    ///   `rdb.{i}.in` (`x = act1(x)`, which the local residual also adds), the inputs of the dense
+    ///   convs after the first (the first reads the quantized block input), the LFF input and the
+    ///   GFF 1×1 input; weights of every dense conv, LFF and both GFF convs (the GFF 3×3 reads the
+    ///   1×1's output unquantized).
+    pub fn build(cfg: RdnSpec, scale: usize, b: &mut Builder) -> Self {
+        let RdnSpec { d, g0, g, .. } = cfg;
+        let sfe1 = b.conv("sfe1", "SFENet1", [3, g0, 3], Bias::Default);
+        let sfe2 = b.conv("sfe2", "SFENet2", [g0, g0, 3], Bias::Default);
+        let blocks = (0..d).map(|i| rdb(b, &cfg, i)).collect();
+        let gff0 = b.conv("gff.0", "GFF.0", [d * g0, g0, 1], Bias::Default);
+        b.quantize(&gff0, Q::BOTH, Q::BOTH);
+        let gff1 = b.conv("gff.1", "GFF.1", [g0, g0, 3], Bias::Default);
+        b.quantize(&gff1, Q::BOTH, Q::WEIGHT);
         let mut cin = g0;
-        for (k, r) in self.stages().into_iter().enumerate() {
-            v.push(ConvInfo::new(
-                format!("upsample.{k}"),
-                cin,
-                g * r * r,
-                3,
-                res,
-            ));
-            res *= r;
-            cin = g;
+        let st = stages(scale);
+        let upsample = st
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| {
+                let key = format!("UPNet.{}", 2 * k);
+                let c = b.conv(
+                    &format!("upsample.{k}"),
+                    &key,
+                    [cin, g * r * r, 3],
+                    Bias::Default,
+                );
+                b.upscale(r);
+                cin = g;
+                (c, r)
+            })
+            .collect();
+        let tail = b.conv(
+            "tail",
+            &format!("UPNet.{}", 2 * st.len()),
+            [g, 3, 3],
+            Bias::Default,
+        );
+        Self {
+            cfg,
+            scale,
+            sfe1,
+            sfe2,
+            blocks,
+            gff: [gff0, gff1],
+            upsample,
+            tail,
         }
-        v.push(ConvInfo::new("tail", g, 3, 3, res));
-        v
-    }
-
-    /// The quantization points of a placement, in forward order.
-    /// - `ConvInput` (Cheeun/AdaBM `src/model/rdn.py`): every dense conv, every LFF and both GFF
-    ///   convs, weights and inputs.
-    /// - `Block` (colorjam/PAMS and zysxmu/DDTB `model/rdn.py`): the block input `rdb.{i}.in`
-    ///   (`x = act1(x)`, which the local residual also adds), the inputs of the dense convs after
-    ///   the first (the first reads the quantized block input), the LFF input and the GFF 1×1
-    ///   input; weights of every dense conv, LFF and both GFF convs (the GFF 3×3 reads the 1×1's
-    ///   output unquantized).
-    pub fn quant_points(&self, placement: Placement) -> Vec<QPoint> {
-        let RdnSpec { d, c, g, g0, .. } = self.cfg;
-        let block = placement == Placement::Block;
-        let mut v = Vec::new();
-        for i in 0..d {
-            if block {
-                v.push(QPoint::new(format!("rdb.{i}.in"), false, true, g0));
-            }
-            for k in 0..c {
-                let act = !block || k > 0;
-                v.push(QPoint::new(
-                    format!("rdb.{i}.conv.{k}"),
-                    true,
-                    act,
-                    g0 + k * g,
-                ));
-            }
-            v.push(QPoint::new(format!("rdb.{i}.lff"), true, true, g0 + c * g));
-        }
-        v.push(QPoint::new("gff.0", true, true, d * g0));
-        v.push(QPoint::new("gff.1", true, !block, g0));
-        v
-    }
-
-    /// Parameter declarations in a fixed order (the order of initialisation).
-    pub fn decls(&self) -> Vec<ParamDecl> {
-        convs_decls(&self.convs())
-    }
-
-    /// The EDSR-PyTorch (`rdn.py`) state-dict key of one of our parameter names.
-    /// `UPNet` is one `nn.Sequential`: convs at even indices, pixel shuffles at odd ones, so
-    /// ×2/×3 is `UPNet.0` (upsampler), `UPNet.2` (tail) and ×4 is `UPNet.0`, `UPNet.2`, `UPNet.4`.
-    pub fn pytorch_key(&self, name: &str) -> String {
-        let (layer, kind) = name.rsplit_once('.').unwrap_or((name, ""));
-        let parts: Vec<&str> = layer.split('.').collect();
-        let mapped = match parts.as_slice() {
-            ["sfe1"] => "SFENet1".to_string(),
-            ["sfe2"] => "SFENet2".to_string(),
-            ["rdb", i, "conv", c] => format!("RDBs.{i}.convs.{c}.conv.0"),
-            ["rdb", i, "lff"] => format!("RDBs.{i}.LFF"),
-            ["gff", j] => format!("GFF.{j}"),
-            ["upsample", k] => format!("UPNet.{}", k.parse::<usize>().unwrap_or(0) * 2),
-            ["tail"] => format!("UPNet.{}", self.stages().len() * 2),
-            _ => layer.to_string(),
-        };
-        format!("{mapped}.{kind}")
     }
 
     /// LR (N×3×h×w, values in [0, rgb_range]) → SR (N×3×sh×sw).
-    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let RdnSpec { d, c, .. } = self.cfg;
-        let f1 = f.conv("sfe1", x);
-        let mut h = f.conv("sfe2", f1.clone());
-        let mut outs = Vec::with_capacity(d);
-        for i in 0..d {
-            let x = f.act(&format!("rdb.{i}.in"), h);
+    pub fn forward<B: Backend>(&self, f: &impl Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let f1 = f.conv(&self.sfe1, x);
+        let mut h = f.conv(&self.sfe2, f1.clone());
+        let mut outs = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let x = f.act(&blk.input, h);
             let mut cat = x.clone();
-            for k in 0..c {
-                let y = relu(f.conv(&format!("rdb.{i}.conv.{k}"), cat.clone()));
+            for c in &blk.dense {
+                let y = relu(f.conv(c, cat.clone()));
                 cat = Tensor::cat(vec![cat, y], 1);
             }
-            h = f.conv(&format!("rdb.{i}.lff"), cat) + x;
+            h = f.conv(&blk.lff, cat) + x;
             outs.push(h.clone());
         }
-        let g = f.conv("gff.0", Tensor::cat(outs, 1));
-        let mut y = f.feature(f.conv("gff.1", g) + f1);
-        if f.body_only {
+        let g = f.conv(&self.gff[0], Tensor::cat(outs, 1));
+        let mut y = f.feature(f.conv(&self.gff[1], g) + f1);
+        if f.body_only() {
             return y;
         }
-        for (k, r) in self.stages().into_iter().enumerate() {
-            y = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
+        for (c, r) in &self.upsample {
+            y = pixel_shuffle(f.conv(c, y), *r);
         }
-        f.conv("tail", y)
+        f.conv(&self.tail, y)
     }
+}
+
+/// Residual dense block `i` (see [`Rdn::build`] for its quantization points).
+fn rdb(b: &mut Builder, cfg: &RdnSpec, i: usize) -> Rdb {
+    let RdnSpec { c, g, g0, .. } = *cfg;
+    let input = b.point(&format!("rdb.{i}.in"), g0, Q::NONE, Q::ACT);
+    let dense = (0..c)
+        .map(|k| {
+            let key = format!("RDBs.{i}.convs.{k}.conv.0");
+            let conv = b.conv(
+                &format!("rdb.{i}.conv.{k}"),
+                &key,
+                [g0 + k * g, g, 3],
+                Bias::Default,
+            );
+            b.quantize(&conv, Q::BOTH, Q::new(true, k > 0));
+            conv
+        })
+        .collect();
+    let lff = b.conv(
+        &format!("rdb.{i}.lff"),
+        &format!("RDBs.{i}.LFF"),
+        [g0 + c * g, g0, 1],
+        Bias::Default,
+    );
+    b.quantize(&lff, Q::BOTH, Q::BOTH);
+    Rdb { input, dense, lff }
 }

@@ -47,7 +47,7 @@
 //! `<name>.running_var` (1), the same keys there; ε = 1e-5 (PyTorch defaults). The checkpoint's
 //! `num_batches_tracked` is not used (momentum is fixed, as PyTorch's default). In training mode
 //! it normalises with the batch mean and biased batch variance over N, H, W and reports (mean,
-//! unbiased variance) through [`Capture::bn_batch`](super::fwd::Capture) for the trainer to fold
+//! unbiased variance) through [`Ops::bn_batch`] for the trainer to fold
 //! into the running buffers; in evaluation mode it uses the running buffers.
 //!
 //! Initialisation, documented choice: conv weights use PyTorch's default fan-in uniform (both
@@ -58,234 +58,183 @@
 //! weights and inputs, as in DAQ/DDTB (for every preset: DDTB's SRResNet has no shortcut or
 //! block-output quantizer); the 9×9 head, `body_end`, the upsampler and the tail stay FP.
 
+use super::build::{Bias, Bn, Builder, Conv, PRelu, Q};
 use super::edsr::up_stages;
-use super::fwd::Fwd;
-use super::layers::{block_points, conv_decls_nobias, pixel_shuffle, resnet_convs, ConvInfo};
-use super::params::{Init, ParamDecl};
-use crate::quant::{Placement, QPoint};
+use super::layers::{batch_norm, pixel_shuffle, prelu, Ops};
 use crate::spec::{SrResNetLayout, SrResNetSpec};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// BatchNorm ε (PyTorch default).
-pub const BN_EPS: f64 = 1e-5;
-
-/// Initial PReLU slope (PyTorch default).
-pub const PRELU_INIT: f32 = 0.25;
-
-/// Declare BatchNorm `<name>`: `gamma`, `beta` (trainable) and `running_mean`, `running_var`
-/// (buffers), all of shape `[c]`.
-pub fn bn_decls(d: &mut Vec<ParamDecl>, name: &str, c: usize) {
-    d.push(ParamDecl::new(
-        format!("{name}.gamma"),
-        vec![c],
-        Init::Const(1.0),
-    ));
-    d.push(ParamDecl::new(
-        format!("{name}.beta"),
-        vec![c],
-        Init::Const(0.0),
-    ));
-    d.push(ParamDecl::buffer(
-        format!("{name}.running_mean"),
-        vec![c],
-        Init::Const(0.0),
-    ));
-    d.push(ParamDecl::buffer(
-        format!("{name}.running_var"),
-        vec![c],
-        Init::Const(1.0),
-    ));
+/// One residual block: conv → BN → activation → conv → BN.
+#[derive(Clone, Debug)]
+struct Block {
+    conv1: Conv,
+    bn1: Bn,
+    /// The block's PReLU (DDTB layout); `None`: the shared parameter-free ReLU (DAQ layout).
+    act: Option<PRelu>,
+    conv2: Conv,
+    bn2: Bn,
 }
 
-/// BatchNorm2d `<name>` (Ioffe & Szegedy, ICML 2015) over N×C×H×W. Training mode (`f.train`):
-/// batch mean and biased batch variance over N, H, W (gradients flow through both), and the
-/// detached (mean, unbiased variance) are pushed into `capture.bn_batch` when capturing.
-/// Evaluation mode: the running buffers.
-pub fn batch_norm<B: Backend>(f: &Fwd<B>, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let gamma = f.get::<1>(&format!("{name}.gamma")).reshape([1, c, 1, 1]);
-    let beta = f.get::<1>(&format!("{name}.beta")).reshape([1, c, 1, 1]);
-    if f.train {
-        let mean = x.clone().mean_dims(&[0, 2, 3]);
-        let xc = x - mean.clone();
-        let var = xc.clone().square().mean_dims(&[0, 2, 3]);
-        if let Some(cap) = f.capture {
-            let m = n * h * w;
-            let unbiased = m as f64 / (m.max(2) - 1) as f64;
-            cap.borrow_mut().bn_batch.push((
-                name.to_string(),
-                mean.detach().reshape([c]),
-                var.clone().detach().mul_scalar(unbiased).reshape([c]),
-            ));
-        }
-        xc / var.add_scalar(BN_EPS).sqrt() * gamma + beta
-    } else {
-        let rm = f
-            .get::<1>(&format!("{name}.running_mean"))
-            .reshape([1, c, 1, 1]);
-        let rv = f
-            .get::<1>(&format!("{name}.running_var"))
-            .reshape([1, c, 1, 1]);
-        let scale = gamma / rv.add_scalar(BN_EPS).sqrt();
-        let shift = beta - rm * scale.clone();
-        x * scale + shift
-    }
-}
-
-/// PReLU with one shared slope `<name>` (shape [1]): `relu(x) − a·relu(−x)`.
-pub fn prelu<B: Backend>(f: &Fwd<B>, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let a = f.get::<1>(name).reshape([1, 1, 1, 1]);
-    relu(x.clone()) - relu(x.neg()) * a
-}
-
-/// An SRResNet of a given configuration and scale.
+/// An SRResNet of a given configuration and scale, with its layer handles.
 #[derive(Clone, Debug)]
 pub struct SrResNet {
     pub cfg: SrResNetSpec,
     pub scale: usize,
+    head: Conv,
+    head_act: PRelu,
+    blocks: Vec<Block>,
+    body_end: Conv,
+    body_end_bn: Bn,
+    upsample: Vec<(Conv, PRelu, usize)>,
+    tail: Conv,
+}
+
+/// The state-dict keys of one layout (listed in the module documentation).
+struct Keys {
+    daq: bool,
+    n: usize,
+}
+
+impl Keys {
+    fn head(&self) -> (&'static str, &'static str) {
+        if self.daq {
+            ("head.0", "head.1.weight")
+        } else {
+            ("conv_input", "relu.weight")
+        }
+    }
+
+    /// Block `i`'s conv `k` (1 or 2) and its BN.
+    fn block(&self, i: usize, k: usize) -> (String, String) {
+        if self.daq {
+            (format!("body.{i}.conv{k}"), format!("body.{i}.bn{k}"))
+        } else {
+            (
+                format!("residual.{i}.conv{k}"),
+                format!("residual.{i}.in{k}"),
+            )
+        }
+    }
+
+    fn body_end(&self) -> (String, String) {
+        if self.daq {
+            (format!("body.{}", self.n), format!("body.{}", self.n + 1))
+        } else {
+            ("conv_mid".into(), "bn_mid".into())
+        }
+    }
+
+    /// Upsampler stage k: the Sequential's entries 3k (conv) and 3k+2 (PReLU).
+    fn upsample(&self, k: usize) -> (String, String) {
+        let p = if self.daq { "tail.0" } else { "upscale" };
+        (
+            format!("{p}.{}", 3 * k),
+            format!("{p}.{}.weight", 3 * k + 2),
+        )
+    }
+
+    fn tail(&self) -> &'static str {
+        if self.daq {
+            "tail.1"
+        } else {
+            "conv_output"
+        }
+    }
 }
 
 impl SrResNet {
-    pub fn new(cfg: SrResNetSpec, scale: usize) -> Self {
-        Self { cfg, scale }
-    }
-
-    /// Every convolution, in forward order.
-    pub fn convs(&self) -> Vec<ConvInfo> {
-        resnet_convs(self.cfg.n_resblocks, self.cfg.n_feats, self.scale, 9)
-    }
-
-    /// The quantization points: the inputs and weights of both convs of every block, for every
-    /// placement (DDTB's `model/bnsrresnet.py` quantizes `conv1(act1(x))` and `conv2(act2(·))`
-    /// with the shortcut and block output FP, as DAQ's `common_srresnet.py` does).
-    pub fn quant_points(&self, _placement: Placement) -> Vec<QPoint> {
-        block_points(self.cfg.n_resblocks, self.cfg.n_feats, Placement::ConvInput)
-    }
-
-    /// Parameter (and buffer) declarations in forward order (the order of initialisation).
-    /// Convs are declared without a bias, except DAQ's two block convs (bias initialised to 0).
-    pub fn decls(&self) -> Vec<ParamDecl> {
-        let f = self.cfg.n_feats;
-        let daq = self.cfg.layout == SrResNetLayout::Daq;
-        let prelu = |d: &mut Vec<ParamDecl>, name: String| {
-            d.push(ParamDecl::new(name, vec![1], Init::Const(PRELU_INIT)))
+    /// Declare every layer in forward order (the order of initialisation) with its key in the
+    /// checkpoint layout of [`SrResNetSpec::layout`]. Convs have no bias, except DAQ's two block
+    /// convs (bias initialised to 0). Quantization points: the inputs and weights of both convs
+    /// of every block, for every placement (DDTB's `model/bnsrresnet.py` quantizes
+    /// `conv1(act1(x))` and `conv2(act2(·))` with the shortcut and block output FP, as DAQ's
+    /// `common_srresnet.py` does).
+    pub fn build(cfg: SrResNetSpec, scale: usize, b: &mut Builder) -> Self {
+        let (f, n) = (cfg.n_feats, cfg.n_resblocks);
+        let keys = Keys {
+            daq: cfg.layout == SrResNetLayout::Daq,
+            n,
         };
-        let convs = self.convs();
-        let conv = |d: &mut Vec<ParamDecl>, name: &str, bias: bool| {
-            let c = convs
-                .iter()
-                .find(|c| c.name == name)
-                .expect("declared conv");
-            conv_decls_nobias(d, &c.name, c.cin, c.cout, c.k);
-            if bias {
-                d.push(ParamDecl::new(
-                    format!("{name}.bias"),
-                    vec![c.cout],
-                    Init::Const(0.0),
-                ));
-            }
-        };
-        let mut d = Vec::new();
-        conv(&mut d, "head", false);
-        prelu(&mut d, "head.prelu".into());
-        for i in 0..self.cfg.n_resblocks {
-            conv(&mut d, &format!("body.{i}.conv1"), daq);
-            bn_decls(&mut d, &format!("body.{i}.bn1"), f);
-            if !daq {
-                prelu(&mut d, format!("body.{i}.prelu"));
-            }
-            conv(&mut d, &format!("body.{i}.conv2"), daq);
-            bn_decls(&mut d, &format!("body.{i}.bn2"), f);
-        }
-        conv(&mut d, "body_end", false);
-        bn_decls(&mut d, "body_end_bn", f);
-        for k in 0..up_stages(self.scale).len() {
-            conv(&mut d, &format!("upsample.{k}"), false);
-            prelu(&mut d, format!("upsample.{k}.prelu"));
-        }
-        conv(&mut d, "tail", false);
-        d
-    }
-
-    /// State-dict key of one of our parameter names in the checkpoint layout of
-    /// [`SrResNetSpec::layout`] (listed in the module documentation): BN `gamma`/`beta` become
-    /// `weight`/`bias` and the running statistics keep their names; a PReLU slope is
-    /// `<module>.weight`; upsampler stage k is the Sequential's entries 3k (conv), 3k+1
-    /// (shuffle), 3k+2 (PReLU). Names outside the model are returned unchanged.
-    pub fn pytorch_key(&self, name: &str) -> String {
-        let n = self.cfg.n_resblocks;
-        let parts: Vec<&str> = name.split('.').collect();
-        let bn_kind = |k: &str| match k {
-            "gamma" => "weight".to_string(),
-            "beta" => "bias".to_string(),
-            k => k.to_string(),
-        };
-        let up = |k: &str, off: usize| k.parse::<usize>().ok().map(|k| 3 * k + off);
-        match self.cfg.layout {
-            SrResNetLayout::Ddtb => match parts.as_slice() {
-                ["head", "prelu"] => "relu.weight".to_string(),
-                ["head", kind] => format!("conv_input.{kind}"),
-                ["body", i, "conv1", kind] => format!("residual.{i}.conv1.{kind}"),
-                ["body", i, "bn1", kind] => format!("residual.{i}.in1.{}", bn_kind(kind)),
-                ["body", i, "prelu"] => format!("residual.{i}.relu.weight"),
-                ["body", i, "conv2", kind] => format!("residual.{i}.conv2.{kind}"),
-                ["body", i, "bn2", kind] => format!("residual.{i}.in2.{}", bn_kind(kind)),
-                ["body_end", kind] => format!("conv_mid.{kind}"),
-                ["body_end_bn", kind] => format!("bn_mid.{}", bn_kind(kind)),
-                ["upsample", k, "prelu"] if up(k, 2).is_some() => {
-                    format!("upscale.{}.weight", up(k, 2).unwrap())
-                }
-                ["upsample", k, kind] if up(k, 0).is_some() => {
-                    format!("upscale.{}.{kind}", up(k, 0).unwrap())
-                }
-                ["tail", kind] => format!("conv_output.{kind}"),
-                _ => name.to_string(),
-            },
-            SrResNetLayout::Daq => match parts.as_slice() {
-                ["head", "prelu"] => "head.1.weight".to_string(),
-                ["head", kind] => format!("head.0.{kind}"),
-                ["body", i, conv @ ("conv1" | "conv2"), kind] => format!("body.{i}.{conv}.{kind}"),
-                ["body", i, bn @ ("bn1" | "bn2"), kind] => {
-                    format!("body.{i}.{bn}.{}", bn_kind(kind))
-                }
-                ["body_end", kind] => format!("body.{n}.{kind}"),
-                ["body_end_bn", kind] => format!("body.{}.{}", n + 1, bn_kind(kind)),
-                ["upsample", k, "prelu"] if up(k, 2).is_some() => {
-                    format!("tail.0.{}.weight", up(k, 2).unwrap())
-                }
-                ["upsample", k, kind] if up(k, 0).is_some() => {
-                    format!("tail.0.{}.{kind}", up(k, 0).unwrap())
-                }
-                ["tail", kind] => format!("tail.1.{kind}"),
-                _ => name.to_string(),
-            },
+        let (hk, hp) = keys.head();
+        let head = b.conv("head", hk, [3, f, 9], Bias::None);
+        let head_act = b.prelu("head.prelu", hp);
+        let blocks = (0..n).map(|i| block(b, &keys, i, f)).collect();
+        let (ek, ebk) = keys.body_end();
+        let body_end = b.conv("body_end", &ek, [f, f, 3], Bias::None);
+        let body_end_bn = b.bn("body_end_bn", &ebk, f);
+        let upsample = up_stages(scale)
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let (ck, pk) = keys.upsample(k);
+                let c = b.conv(&format!("upsample.{k}"), &ck, [f, r * r * f, 3], Bias::None);
+                let p = b.prelu(&format!("upsample.{k}.prelu"), &pk);
+                b.upscale(r);
+                (c, p, r)
+            })
+            .collect();
+        let tail = b.conv("tail", keys.tail(), [f, 3, 9], Bias::None);
+        Self {
+            cfg,
+            scale,
+            head,
+            head_act,
+            blocks,
+            body_end,
+            body_end_bn,
+            upsample,
+            tail,
         }
     }
 
     /// LR (N×3×h×w, raw pixels in [0, rgb_range]) → SR (N×3×sh×sw), no mean shift.
-    pub fn forward<B: Backend>(&self, f: &Fwd<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = prelu(f, "head.prelu", f.conv("head", x));
+    pub fn forward<B: Backend>(&self, f: &impl Ops<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = prelu(f, &self.head_act, f.conv(&self.head, x));
         let mut h = x.clone();
-        for i in 0..self.cfg.n_resblocks {
-            let r = f.conv(&format!("body.{i}.conv1"), h.clone());
-            let r = batch_norm(f, &format!("body.{i}.bn1"), r);
-            let r = match self.cfg.layout {
-                SrResNetLayout::Ddtb => prelu(f, &format!("body.{i}.prelu"), r),
-                SrResNetLayout::Daq => relu(r),
+        for blk in &self.blocks {
+            let r = batch_norm(f, &blk.bn1, f.conv(&blk.conv1, h.clone()));
+            let r = match &blk.act {
+                Some(p) => prelu(f, p, r),
+                None => relu(r),
             };
-            let r = f.conv(&format!("body.{i}.conv2"), r);
-            h = h + batch_norm(f, &format!("body.{i}.bn2"), r);
+            h = h + batch_norm(f, &blk.bn2, f.conv(&blk.conv2, r));
         }
-        if f.body_only {
+        if f.body_only() {
             return h;
         }
-        let mut y = f.feature(batch_norm(f, "body_end_bn", f.conv("body_end", h)) + x);
-        for (k, r) in up_stages(self.scale).into_iter().enumerate() {
-            let u = pixel_shuffle(f.conv(&format!("upsample.{k}"), y), r);
-            y = prelu(f, &format!("upsample.{k}.prelu"), u);
+        let e = batch_norm(f, &self.body_end_bn, f.conv(&self.body_end, h));
+        let mut y = f.feature(e + x);
+        for (c, p, r) in &self.upsample {
+            y = prelu(f, p, pixel_shuffle(f.conv(c, y), *r));
         }
-        f.conv("tail", y)
+        f.conv(&self.tail, y)
+    }
+}
+
+/// Residual block `i` of `f` features in the layout of `keys`.
+fn block(b: &mut Builder, keys: &Keys, i: usize, f: usize) -> Block {
+    let bias = if keys.daq { Bias::Zero } else { Bias::None };
+    let (c1, n1) = keys.block(i, 1);
+    let conv1 = b.conv(&format!("body.{i}.conv1"), &c1, [f, f, 3], bias);
+    b.quantize(&conv1, Q::BOTH, Q::BOTH);
+    let bn1 = b.bn(&format!("body.{i}.bn1"), &n1, f);
+    let act = (!keys.daq).then(|| {
+        b.prelu(
+            &format!("body.{i}.prelu"),
+            &format!("residual.{i}.relu.weight"),
+        )
+    });
+    let (c2, n2) = keys.block(i, 2);
+    let conv2 = b.conv(&format!("body.{i}.conv2"), &c2, [f, f, 3], bias);
+    b.quantize(&conv2, Q::BOTH, Q::BOTH);
+    let bn2 = b.bn(&format!("body.{i}.bn2"), &n2, f);
+    Block {
+        conv1,
+        bn1,
+        act,
+        conv2,
+        bn2,
     }
 }

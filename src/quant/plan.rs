@@ -5,60 +5,10 @@
 //! is not a conv input (PAMS/DDTB's residual shortcut `body.{i}.skip` and block output
 //! `body.{i}.res`). 32 bits means "not quantized" on that side, as in the sources' `k_bits = 32`.
 
+pub use crate::models::QPoint;
 use crate::spec::{BoundGrad, QuantSpec, RangeInit, WeightClip};
+pub use crate::spec::{Placement, QForm};
 use serde::Serialize;
-
-/// The quantizer function, each as its source writes it (README, "QAT"); n = 2^b − 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum QForm {
-    /// AdaBM/DAQ: q = round((clamp(x, l, u) − l)/(u − l)·n)/n·(u − l) + l (2^b levels).
-    Affine,
-    /// PAMS: [−α, α], q = round(clip(x)·Q/α)·α/Q with Q = 2^(b−1) − 1 (2^b − 1 levels, one at 0).
-    SymZero,
-    /// DDTB: s = n/(u − l), z = round(s·l) + 2^(b−1), q = (round(s·clip(x) − z) + z)/s, so that
-    /// 0 is exactly representable.
-    ZeroPoint,
-}
-
-impl QForm {
-    /// One learned bound (α) instead of two.
-    pub fn symmetric(self) -> bool {
-        self == QForm::SymZero
-    }
-}
-
-/// Where a preset's sources quantize activations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Placement {
-    /// The input of every quantized conv (DAQ, AdaBM, ODM).
-    ConvInput,
-    /// PAMS/DDTB's residual block: the shortcut (block input), the post-ReLU feature (the second
-    /// conv's input) and the block output before the add; the first conv's input stays FP.
-    Block,
-}
-
-/// One quantization point a backbone offers for a placement.
-#[derive(Clone, Debug, PartialEq)]
-pub struct QPoint {
-    pub name: String,
-    /// A convolution whose weights are quantized.
-    pub weight: bool,
-    /// An activation quantizer at this point (for a conv: on its input).
-    pub act: bool,
-    /// Channels of the quantized activation.
-    pub channels: usize,
-}
-
-impl QPoint {
-    pub fn new(name: impl Into<String>, weight: bool, act: bool, channels: usize) -> Self {
-        Self {
-            name: name.into(),
-            weight,
-            act,
-            channels,
-        }
-    }
-}
 
 /// The weight range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -154,7 +104,7 @@ impl QuantPlan {
             weights: weight_q(
                 spec,
                 &opts.weight_clip,
-                matches!(model, crate::models::Model::Rdn(_)),
+                matches!(model.arch, crate::models::Arch::Rdn(_)),
             ),
             bound_grad: opts.bound_grad,
             per_channel: opts.per_channel,

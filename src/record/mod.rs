@@ -6,22 +6,13 @@ pub mod checkpoint;
 pub mod provenance;
 
 pub use checkpoint::{read_safetensors, write_safetensors, NamedTensor};
-pub use provenance::Provenance;
+pub use provenance::{GpuFacts, Provenance};
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// First 10 hex digits of the SHA-256 of `bytes`.
-pub fn short_hash(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))[..10].to_string()
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::{hex, short_hash};
 
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -32,7 +32,34 @@ pub struct Provenance {
     pub resumed: bool,
     /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<crate::backend::GpuFacts>,
+    pub gpu: Option<GpuFacts>,
+}
+
+/// A CUDA device as the driver reports it (recorded in `provenance.json`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GpuFacts {
+    /// The ordinal `n` of `Cuda(n)`.
+    pub index: usize,
+    pub name: String,
+    /// `major.minor`, e.g. `9.0` for an H100.
+    pub compute_capability: String,
+    pub total_memory_bytes: u64,
+    /// The driver's CUDA version, `major.minor` (cuDriverGetVersion).
+    pub driver_version: String,
+}
+
+impl GpuFacts {
+    /// One line: ordinal, name, compute capability, memory, driver.
+    pub fn describe(&self) -> String {
+        format!(
+            "cuda:{} ({}, compute capability {}, {:.1} GiB, driver CUDA {}; burn-cuda)",
+            self.index,
+            self.name,
+            self.compute_capability,
+            self.total_memory_bytes as f64 / (1u64 << 30) as f64,
+            self.driver_version
+        )
+    }
 }
 
 fn git(args: &[&str]) -> Option<String> {

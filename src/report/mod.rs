@@ -55,7 +55,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     if let Some(e) = expected.filter(|e| e.is_file()) {
         let exp = verify::load(e)?;
         let v = verify::check(&exp, &runs, &agg);
-        index.push(tables::write_repro(&v, out, &mut written)?);
+        index.push(verify::write_repro(&v, out, &mut written)?);
     }
     index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
     index.extend(qualitative::write(&runs, out, &mut written)?);

@@ -7,6 +7,14 @@ use super::frame::{Agg, Aggs};
 use super::{put, Run, PROTOCOL};
 use std::path::{Path, PathBuf};
 
+/// A rendered table: Markdown, LaTeX, CSV, and the caption they share.
+pub struct Table {
+    pub md: String,
+    pub tex: String,
+    pub csv: String,
+    pub caption: String,
+}
+
 /// One index entry of reports/README.md: the files of an item and its caption.
 pub struct Item {
     pub title: String,
@@ -265,8 +273,8 @@ pub fn main_caption(runs: &[Run], aggs: &Aggs) -> String {
     )
 }
 
-/// The main table as (Markdown, LaTeX, CSV).
-pub fn main_table(runs: &[Run], aggs: &Aggs) -> (String, String, String) {
+/// The main table.
+pub fn main_table(runs: &[Run], aggs: &Aggs) -> Table {
     let gs = groups(runs);
     let sets = sets(runs);
     let rows = main_rows(&gs);
@@ -329,7 +337,12 @@ pub fn main_table(runs: &[Run], aggs: &Aggs) -> (String, String, String) {
             }
         }
     }
-    (md_s, tex_s, csv(&MAIN_CSV, &crow))
+    Table {
+        md: md_s,
+        tex: tex_s,
+        csv: csv(&MAIN_CSV, &crow),
+        caption: cap,
+    }
 }
 
 /// Columns of `main.csv`.
@@ -435,9 +448,9 @@ fn column_flags(vals: &[Vec<Option<&Agg>>], nsets: usize) -> Vec<Vec<(bool, bool
         .collect()
 }
 
-/// One experiment's ablation table as (Markdown, LaTeX, CSV): one row per grid point (baseline
+/// One experiment's ablation table: one row per grid point (baseline
 /// first, then by name), cells `PSNR / SSIM (ΔPSNR / ΔSSIM vs baseline)`, best per set in bold.
-pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, String) {
+pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> Table {
     let mine: Vec<Run> = runs
         .iter()
         .filter(|r| r.experiment == exp)
@@ -526,7 +539,12 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> (String, String, 
             }
         }
     }
-    (md_s, tex_s, csv(&GRID_CSV, &crow))
+    Table {
+        md: md_s,
+        tex: tex_s,
+        csv: csv(&GRID_CSV, &crow),
+        caption: cap,
+    }
 }
 
 /// Columns of `ablation-<experiment>.csv`.
@@ -544,8 +562,8 @@ const GRID_CSV: [&str; 11] = [
     "start_psnr_mean",
 ];
 
-/// The cost table as (Markdown, LaTeX, CSV), one row per group that has `cost.json`.
-pub fn cost_table(runs: &[Run]) -> Option<(String, String, String)> {
+/// The cost table, one row per group that has `cost.json`.
+pub fn cost_table(runs: &[Run]) -> Option<Table> {
     let gs = groups(runs);
     let mut rows: Vec<(&Group, &crate::quant::cost::CostReport)> = gs
         .iter()
@@ -611,22 +629,43 @@ pub fn cost_table(runs: &[Run]) -> Option<(String, String, String)> {
         ],
         &body(Fmt::Md),
     );
-    Some((md_s, tex_s, csv_s))
+    Some(Table {
+        md: md_s,
+        tex: tex_s,
+        csv: csv_s,
+        caption: cap.to_string(),
+    })
 }
 
-fn write3(
+/// Write a table as `tables/<stem>.{md,tex,csv}`; returns its index entry.
+pub fn write_table(
     out: &Path,
     stem: &str,
-    t: (String, String, String),
+    title: String,
+    t: Table,
     written: &mut Vec<PathBuf>,
-) -> anyhow::Result<Vec<String>> {
-    put(out, &format!("tables/{stem}.md"), t.0.as_bytes(), written)?;
-    put(out, &format!("tables/{stem}.tex"), t.1.as_bytes(), written)?;
-    put(out, &format!("tables/{stem}.csv"), t.2.as_bytes(), written)?;
-    Ok(["md", "tex", "csv"]
-        .iter()
-        .map(|e| format!("tables/{stem}.{e}"))
-        .collect())
+) -> anyhow::Result<Item> {
+    put(out, &format!("tables/{stem}.md"), t.md.as_bytes(), written)?;
+    put(
+        out,
+        &format!("tables/{stem}.tex"),
+        t.tex.as_bytes(),
+        written,
+    )?;
+    put(
+        out,
+        &format!("tables/{stem}.csv"),
+        t.csv.as_bytes(),
+        written,
+    )?;
+    Ok(Item {
+        title,
+        files: ["md", "tex", "csv"]
+            .iter()
+            .map(|e| format!("tables/{stem}.{e}"))
+            .collect(),
+        caption: t.caption,
+    })
 }
 
 /// Write the main, ablation and cost tables; returns their index entries.
@@ -636,44 +675,23 @@ pub fn write_all(
     out: &Path,
     written: &mut Vec<PathBuf>,
 ) -> anyhow::Result<Vec<Item>> {
-    let mut items = vec![Item {
-        title: "Main table".into(),
-        files: write3(out, "main", main_table(runs, aggs), written)?,
-        caption: main_caption(runs, aggs),
-    }];
+    let main = main_table(runs, aggs);
+    let mut items = vec![write_table(
+        out,
+        "main",
+        "Main table".into(),
+        main,
+        written,
+    )?];
     for exp in ablation_experiments(runs) {
         let t = ablation_table(runs, aggs, &exp);
-        let caption = t.0.lines().nth(2).unwrap_or("").to_string();
-        items.push(Item {
-            title: format!("Grid: {exp}"),
-            files: write3(out, &format!("ablation-{exp}"), t, written)?,
-            caption,
-        });
+        let stem = format!("ablation-{exp}");
+        items.push(write_table(out, &stem, format!("Grid: {exp}"), t, written)?);
     }
     if let Some(t) = cost_table(runs) {
-        let caption = t.0.lines().nth(2).unwrap_or("").to_string();
-        items.push(Item {
-            title: "Cost".into(),
-            files: write3(out, "cost", t, written)?,
-            caption,
-        });
+        items.push(write_table(out, "cost", "Cost".into(), t, written)?);
     }
     Ok(items)
-}
-
-/// Write the reproduction table (see `verify`).
-pub fn write_repro(
-    v: &super::verify::Verdict,
-    out: &Path,
-    written: &mut Vec<PathBuf>,
-) -> anyhow::Result<Item> {
-    let t = super::verify::tables(v);
-    let caption = t.0.lines().nth(2).unwrap_or("").to_string();
-    Ok(Item {
-        title: "Reproduction".into(),
-        files: write3(out, "reproduction", t, written)?,
-        caption,
-    })
 }
 
 /// reports/README.md: what is here, with captions, and the runs it came from.

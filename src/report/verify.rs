@@ -9,10 +9,10 @@
 //! or claim marked `required` does not pass (a missing required cell fails too).
 
 use super::frame::{Agg, Aggs};
-use super::tables::{csv, latex, md, tex, Fmt};
+use super::tables::{csv, latex, md, tex, write_table, Fmt, Item, Table};
 use super::{Run, PROTOCOL};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One published number.
 #[derive(Deserialize, Clone, Debug)]
@@ -330,8 +330,8 @@ const CLAIM_HEAD: [&str; 7] = [
     "Status",
 ];
 
-/// The reproduction table as (Markdown, LaTeX, CSV).
-pub fn tables(v: &Verdict) -> (String, String, String) {
+/// The reproduction table.
+pub fn table(v: &Verdict) -> Table {
     let h = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let cap = format!(
         "Reproduction: our numbers beside the papers' (reports/expected.ron names each source and tolerance). {PROTOCOL}. Ours: mean over the seeds in column Seeds. Claims compare two groups' mean PSNR against k · sqrt(sd₁² + sd₂²) over seeds."
@@ -348,7 +348,23 @@ pub fn tables(v: &Verdict) -> (String, String, String) {
         "tab:reproduction",
     );
     let csv_s = csv(&CELL_HEAD, &cell_rows(v, Fmt::Md));
-    (md_s, tex_s, csv_s)
+    Table {
+        md: md_s,
+        tex: tex_s,
+        csv: csv_s,
+        caption: cap,
+    }
+}
+
+/// Write the reproduction table; returns its index entry.
+pub fn write_repro(v: &Verdict, out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<Item> {
+    write_table(
+        out,
+        "reproduction",
+        "Reproduction".into(),
+        table(v),
+        written,
+    )
 }
 
 /// `odm verify`: the printed report and whether every required check passed.
@@ -357,7 +373,7 @@ pub fn verify(results: &Path, expected: &Path) -> anyhow::Result<(String, bool)>
     let runs = super::collect(results)?;
     let aggs = super::frame::aggregate(&runs)?;
     let v = check(&e, &runs, &aggs);
-    let (md_s, _, _) = tables(&v);
+    let md_s = table(&v).md;
     let failed = v
         .cells
         .iter()

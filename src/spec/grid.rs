@@ -167,7 +167,7 @@ fn label(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Object(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
         Value::Null => "none".into(),
-        other => crate::record::short_hash(other.to_string().as_bytes()),
+        other => crate::digest::short_hash(other.to_string().as_bytes()),
     }
 }
 

@@ -13,7 +13,9 @@ mod validate;
 pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, load_file_with, LoadedSpec};
 pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
-pub use quant::{BoundGrad, InitFrom, QuantOpts, QuantSpec, RangeInit, WeightClip};
+pub use quant::{
+    BoundGrad, InitFrom, Placement, QForm, QuantOpts, QuantSpec, RangeInit, WeightClip,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -177,7 +179,7 @@ pub struct SrResNetSpec {
     #[serde(default = "d_rgb_range")]
     pub rgb_range: f64,
     /// Whose public code the network's structure and state-dict keys follow exactly, so that
-    /// its FP checkpoints load (see [`crate::models::srresnet`]). Default `Ddtb`.
+    /// its FP checkpoints load (see `models::srresnet`). Default `Ddtb`.
     #[serde(default)]
     pub layout: SrResNetLayout,
 }

@@ -2,7 +2,6 @@
 //! baselines ODM is compared with, all starting from an FP model. Each preset is the quantizer,
 //! range initialisation and placement of the public code whose name it carries (README, "QAT").
 
-use crate::quant::{Placement, QForm};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -268,4 +267,33 @@ pub enum InitFrom {
 
 fn d_strict() -> bool {
     true
+}
+
+/// The quantizer function, each as its source writes it (README, "QAT"); n = 2^b − 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum QForm {
+    /// AdaBM/DAQ: q = round((clamp(x, l, u) − l)/(u − l)·n)/n·(u − l) + l (2^b levels).
+    Affine,
+    /// PAMS: [−α, α], q = round(clip(x)·Q/α)·α/Q with Q = 2^(b−1) − 1 (2^b − 1 levels, one at 0).
+    SymZero,
+    /// DDTB: s = n/(u − l), z = round(s·l) + 2^(b−1), q = (round(s·clip(x) − z) + z)/s, so that
+    /// 0 is exactly representable.
+    ZeroPoint,
+}
+
+impl QForm {
+    /// One learned bound (α) instead of two.
+    pub fn symmetric(self) -> bool {
+        self == QForm::SymZero
+    }
+}
+
+/// Where a preset's sources quantize activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Placement {
+    /// The input of every quantized conv (DAQ, AdaBM, ODM).
+    ConvInput,
+    /// PAMS/DDTB's residual block: the shortcut (block input), the post-ReLU feature (the second
+    /// conv's input) and the block output before the add; the first conv's input stays FP.
+    Block,
 }

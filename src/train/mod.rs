@@ -11,7 +11,8 @@ pub mod state;
 
 use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
-use crate::models::{Capture, Fwd, Model};
+use crate::forward::{Capture, Fwd};
+use crate::models::Model;
 use crate::record::{atomic_write, metrics_csv, MetricRow};
 use crate::spec::{GateParams, GateRule, Regularizer, Spec};
 use adam::clip_global_norm;

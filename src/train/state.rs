@@ -131,7 +131,7 @@ pub fn calibrate<B: Backend>(
             TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]),
             device,
         );
-        for (name, t) in model.planned_inputs(params, plan, x, true) {
+        for (name, t) in crate::forward::planned_inputs(model, params, plan, x, true) {
             let k = acts
                 .iter()
                 .position(|&i| plan.layers[i].0 == name)

@@ -1,8 +1,9 @@
-//! The forward context: parameters, the quantization plan, and optional capture of every
-//! quantized layer's activation-quantizer input (for range calibration, the ODM regularizers and
-//! the distribution figures).
+//! The forward context a backbone runs against ([`Ops`]): parameters, the quantization plan
+//! (fake quantizers and offsets at the planned points), and optional capture of every quantized
+//! layer's activation-quantizer input (for range calibration, the ODM regularizers and the
+//! distribution figures), BatchNorm batch statistics, the body feature and conv outputs.
 
-use super::params::Params;
+use crate::models::{Bn, Conv, Model, Ops, Params, Point};
 use crate::quant::{apply_offsets, fake_quant_act, fake_quant_weight, QuantPlan};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -68,23 +69,70 @@ impl<'a, B: Backend> Fwd<'a, B> {
             body_only: false,
         }
     }
+}
 
-    /// A parameter by name, reshaped.
-    pub fn get<const D: usize>(&self, name: &str) -> Tensor<B, D> {
-        self.p.get(name)
-    }
-
+impl<B: Backend> Ops<B> for Fwd<'_, B> {
     /// Mark `x` as the body output (recorded when capturing); returns it unchanged.
-    pub fn feature(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn feature(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         if let Some(cap) = self.capture {
             cap.borrow_mut().feature = Some(x.clone());
         }
         x
     }
 
-    /// Activation quantization point `name`: offsets, capture of the quantizer input, then the
-    /// fake quantizer, when the plan quantizes an activation there; otherwise `x` unchanged.
-    pub fn act(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    /// Activation quantization point `p`: see [`Fwd::point`].
+    fn act(&self, p: &Point, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.point(&p.name, x)
+    }
+
+    /// `same`-padded convolution `c` with its bias, or a zero bias when it has none. If the plan
+    /// quantizes the layer, its input activation (point `c.name`) and its weights go through the
+    /// fake quantizers first.
+    fn conv(&self, c: &Conv, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut w: Tensor<B, 4> = self.p.at(c.weight);
+        let b: Tensor<B, 1> = match c.bias {
+            Some(id) => self.p.at(id),
+            None => Tensor::zeros([c.cout], &w.device()),
+        };
+        let name = c.name.as_str();
+        let x = self.point(name, x);
+        if let Some(l) = self.plan.layer(name).filter(|l| l.active && l.has_weight()) {
+            w = fake_quant_weight(self.p, name, l, w);
+        }
+        let known = self.capture.and_then(|c| c.borrow_mut().replayed(name));
+        let y = crate::kernels::conv2d_same_replay(x, w, b, known);
+        if let Some(cap) = self.capture {
+            let mut c = cap.borrow_mut();
+            if c.record_convs {
+                c.conv_out.push((name.to_string(), y.clone()));
+            }
+        }
+        y
+    }
+
+    fn params(&self) -> &Params<B> {
+        self.p
+    }
+
+    fn train(&self) -> bool {
+        self.train
+    }
+
+    fn body_only(&self) -> bool {
+        self.body_only
+    }
+
+    fn bn_batch(&self, bn: &Bn, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
+        if let Some(cap) = self.capture {
+            cap.borrow_mut().bn_batch.push((bn.name.clone(), mean, var));
+        }
+    }
+}
+
+impl<B: Backend> Fwd<'_, B> {
+    /// Activation point `name`: offsets, capture of the quantizer input, then the fake
+    /// quantizer, when the plan quantizes an activation there; otherwise `x` unchanged.
+    fn point(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
             return x;
         };
@@ -103,30 +151,29 @@ impl<'a, B: Backend> Fwd<'a, B> {
         }
         x
     }
+}
 
-    /// `same`-padded convolution `<name>` with bias `<name>.bias`, or none (a zero bias) when
-    /// the model declares none. If the plan quantizes the layer, its input activation (point
-    /// `<name>`) and its weights go through the fake quantizers first.
-    pub fn conv(&self, name: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut w: Tensor<B, 4> = self.p.get(&format!("{name}.weight"));
-        let bias = format!("{name}.bias");
-        let b: Tensor<B, 1> = if self.p.has(&bias) {
-            self.p.get(&bias)
-        } else {
-            Tensor::zeros([w.dims()[0]], &w.device())
-        };
-        let x = self.act(name, x);
-        if let Some(l) = self.plan.layer(name).filter(|l| l.active && l.has_weight()) {
-            w = fake_quant_weight(self.p, name, l, w);
-        }
-        let known = self.capture.and_then(|c| c.borrow_mut().replayed(name));
-        let y = crate::kernels::conv2d_same_replay(x, w, b, known);
-        if let Some(cap) = self.capture {
-            let mut c = cap.borrow_mut();
-            if c.record_convs {
-                c.conv_out.push((name.to_string(), y.clone()));
-            }
-        }
-        y
-    }
+/// Run a full forward and return every planned point's activation-quantizer input, in forward
+/// order (also in FP mode: `Capture::all_planned`). Used by range calibration and `inspect`; a
+/// full pass, so that head/tail points see their real inputs.
+pub fn planned_inputs<B: Backend>(
+    model: &Model,
+    p: &Params<B>,
+    plan: &QuantPlan,
+    x: Tensor<B, 4>,
+    train: bool,
+) -> Vec<(String, Tensor<B, 4>)> {
+    let cap = RefCell::new(Capture {
+        all_planned: true,
+        ..Default::default()
+    });
+    let f = Fwd {
+        p,
+        plan,
+        capture: Some(&cap),
+        train,
+        body_only: false,
+    };
+    let _ = model.forward(&f, x);
+    cap.into_inner().act_inputs
 }
