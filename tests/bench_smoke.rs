@@ -3,30 +3,20 @@
 
 mod common;
 
-use std::process::Command;
-
 #[test]
 fn bench_small_prints_every_field() {
-    let out = Command::new(common::odm_bin())
-        .args([
-            "bench",
-            "--size",
-            "small",
-            "--reps",
-            "1",
-            "--json",
-            "--threads",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let v = common::odm_json(&[
+        "bench",
+        "--size",
+        "small",
+        "--reps",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(v.len(), 1, "exactly one line");
+    let v = &v[0];
     for f in [
         "sgemm_gflops",
         "conv_fwd_bwd_ms",

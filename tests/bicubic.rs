@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 /// (set, [×2, ×3, ×4]) from ../shared/data/README.md.
 const EXPECTED: [(&str, [f64; 3]); 4] = [
     ("Set5", [33.682, 30.405, 28.431]),
@@ -47,19 +45,17 @@ fn bicubic_cli_prints_one_json_object() {
     let Some(root) = common::data_root() else {
         return;
     };
-    let out = Command::new(common::odm_bin())
-        .args(["bicubic", "--scale", "4", "--json", "--data"])
-        .arg(root.join("benchmark/Set5"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1, "exactly one line: {text}");
-    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let set5 = root.join("benchmark/Set5");
+    let v = common::odm_json(&[
+        "bicubic".as_ref(),
+        "--scale".as_ref(),
+        "4".as_ref(),
+        "--json".as_ref(),
+        "--data".as_ref(),
+        set5.as_os_str(),
+    ]);
+    assert_eq!(v.len(), 1, "exactly one line");
+    let v = &v[0];
     assert_eq!(v["set"], "Set5");
     assert_eq!(v["scale"], 4);
     assert_eq!(v["images"], 5);

@@ -3,6 +3,8 @@
 //! differences of the clip for the bounds), the EDSR-baseline placement map, and a hand-checked
 //! MAC total for `odm cost`.
 
+mod common;
+
 use burn::backend::Autodiff;
 use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
@@ -405,4 +407,41 @@ fn rdn_and_srresnet_placement_maps_follow_their_sources() {
         assert!(plan.layer("head").is_none() && plan.layer("body_end").is_none());
         assert_eq!(plan.layer("body.15.conv2").unwrap().channels, 64);
     }
+}
+
+/// `odm cost` reads no data and no weights: a spec whose training folder and initial weights do
+/// not exist (as on a machine without the datasets) still gets its cost, the hand-derived W2A2
+/// figure of [`cost_of_edsr_baseline_x4_by_hand`].
+#[test]
+fn cost_needs_no_data_or_weights() {
+    let tmp = common::tempdir();
+    let spec = r#"(
+    name: "cost-only",
+    seed: 1,
+    scale: 4,
+    model: Edsr(),
+    init_from: Checkpoint("/nonexistent/fp.safetensors"),
+    quant: MinMax(w_bits: 2, a_bits: 2),
+    data: (train: ["/nonexistent/DIV2K"], eval: ["/nonexistent/Set5"]),
+    optim: Adam(lr: 1e-4),
+    schedule: (iterations: 10),
+)"#;
+    let f = common::write(tmp.path(), "cost.ron", spec);
+    let v = common::odm_json(&["cost".as_ref(), f.as_os_str(), "--json".as_ref()]);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["run"], "cost-only");
+    let quant_macs: u128 = 67_947_724_800;
+    let want = quant_macs * 4 + (114_230_476_800u128 - quant_macs) * 1024;
+    assert_eq!(v[0]["cost"]["total_bitops"].as_u64().unwrap() as u128, want);
+    // `odm run` still refuses it, naming the missing folder.
+    let out = std::process::Command::new(common::odm_bin())
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(tmp.path().join("results"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
 }

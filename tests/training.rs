@@ -60,20 +60,16 @@ fn toy_training_falls_and_beats_bicubic_on_held_out_image() {
     assert!((bic.psnr_y - b).abs() < 1e-9);
 
     // `odm eval --json` on the checkpoint gives the run's final figure.
-    let out = Command::new(common::odm_bin())
-        .args(["eval", "--json", "--checkpoint"])
-        .arg(&dir)
-        .arg("--data")
-        .arg(&eval)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let v = common::odm_json(&[
+        "eval".as_ref(),
+        "--json".as_ref(),
+        "--checkpoint".as_ref(),
+        dir.as_os_str(),
+        "--data".as_ref(),
+        eval.as_os_str(),
+    ]);
+    assert_eq!(v.len(), 1, "exactly one line");
+    let v = &v[0];
     assert_eq!(v["set"], "holdout");
     assert_eq!(v["images"], 1);
     assert!((v["psnr_y"].as_f64().unwrap() - m).abs() < 1e-9);

@@ -231,7 +231,7 @@ pub fn cost(
             crate::quant::cost::cost(&model, &plan, w, h),
         )]);
     }
-    let loaded = spec::load_file(path)?;
+    let loaded = spec::load_file_fields(path)?;
     Ok(loaded
         .runs
         .iter()

@@ -428,22 +428,32 @@ fn resume_start(dir: &Path) -> anyhow::Result<Start<'static>> {
     }))
 }
 
-fn run_one(
-    origin: &Path,
-    source: &str,
-    s: &Spec,
-    opts: &RunOpts,
-    threads: usize,
-) -> anyhow::Result<PathBuf> {
-    // Everything that can fail on input is checked before the run folder exists.
+/// Everything a run needs, read and checked before its folder exists.
+struct Prepared {
+    picked: Picked,
+    eval_sets: Vec<Arc<ImageSet>>,
+    model: Model,
+    sampler: Sampler,
+    fingerprint: Vec<record::provenance::DataFolder>,
+    canon: String,
+    hash: String,
+    /// The unfinished run to continue (`--resume`), if any.
+    resume_dir: Option<PathBuf>,
+    /// The initial weights of a fresh run and what loading them found.
+    init: Option<InitWeights>,
+    init_report: Option<crate::train::init::LoadReport>,
+}
+
+/// Check everything that can fail on input: device, data, model, eval names, initial weights.
+fn prepare(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Result<Prepared> {
     let picked = pick_device(origin, source, s, opts)?;
     let train_sets = load_sets(&s.data.train, s.scale)?;
     let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
     let model = Model::from_spec(&s.model, s.scale);
     check_trainable(origin, source, s, &model)?;
     check_eval_names(origin, source, s, &eval_sets)?;
-    let data_fingerprint = data_fingerprint(s)?;
-    let mut sampler = Sampler::with_small(
+    let fingerprint = data_fingerprint(s)?;
+    let sampler = Sampler::with_small(
         train_sets,
         s.scale,
         s.data.patch_size,
@@ -459,77 +469,110 @@ fn run_one(
         None => resolve_init(s, opts)?,
         Some(_) => None,
     };
-    // The initial weights are read (and checked) before the run folder exists.
     let init_report = init
         .as_ref()
         .map(|i| crate::train::init::read(&model, i).map(|r| r.1))
         .transpose()?;
-    let fresh = resume_dir.is_none();
-    let dir = match resume_dir {
-        Some(d) => d,
-        None => create_run_dir(&opts.out, &s.name, &hash)?,
+    Ok(Prepared {
+        picked,
+        eval_sets,
+        model,
+        sampler,
+        fingerprint,
+        canon,
+        hash,
+        resume_dir,
+        init,
+        init_report,
+    })
+}
+
+/// Run one spec: prepare, create (or reopen) its folder, train, write the results. A fresh
+/// run's folder is removed again if anything fails.
+fn run_one(
+    origin: &Path,
+    source: &str,
+    s: &Spec,
+    opts: &RunOpts,
+    threads: usize,
+) -> anyhow::Result<PathBuf> {
+    let mut p = prepare(origin, source, s, opts)?;
+    let fresh = p.resume_dir.is_none();
+    let dir = match &p.resume_dir {
+        Some(d) => d.clone(),
+        None => create_run_dir(&opts.out, &s.name, &p.hash)?,
     };
-    let result = (|| -> anyhow::Result<bool> {
-        let mut prov = Provenance::start(threads, &picked.describe(threads), s.seed, &hash);
-        prov.gpu = picked.gpu();
-        prov.data = data_fingerprint.clone();
-        let start = if fresh {
-            write_specs(&dir, source, s, &canon)?;
-            if let Some(i) = &init {
-                prov.init_from = i.path.display().to_string();
-                if let Some(r) = &init_report {
-                    eprint!("{}", r.describe());
-                }
-                prov.init = init_report.clone();
-            }
-            Start::Fresh(init.as_ref())
-        } else {
-            prov.resumed = true;
-            resume_start(&dir)?
-        };
-        atomic_write(
-            &dir.join("provenance.json"),
-            serde_json::to_string_pretty(&prov)?.as_bytes(),
-        )?;
-        eprintln!(
-            "odm: run {} ({} parameters, {} training images, {} threads) -> {}",
-            s.name,
-            model.param_count(),
-            sampler.len(),
-            threads,
-            dir.display()
-        );
-        if let Some(g) = prov.gpu.as_ref() {
-            eprintln!("odm: device {}", g.describe());
-        }
-        let out = with_backend!(&picked, |AB, dev| crate::train::train::<AB>(
-            s,
-            &model,
-            &mut sampler,
-            &eval_sets,
-            &dir,
-            &dev,
-            start,
-            opts.stop_after,
-            opts.progress,
-        ))?;
-        if !out.finished {
-            eprintln!(
-                "odm: stopped after iteration {:?}; continue with --resume",
-                opts.stop_after
-            );
-            return Ok(false);
-        }
-        finish(&dir, s, &out, &eval_sets, &mut prov)?;
-        Ok(true)
-    })();
-    if let Err(e) = result {
+    if let Err(e) = execute(&dir, source, s, opts, threads, &mut p) {
         if fresh {
             let _ = std::fs::remove_dir_all(&dir);
         }
         return Err(e);
     }
     Ok(dir)
+}
+
+/// Train a prepared run in `dir` (fresh, or resumed from its checkpoint) and write its results;
+/// `Ok(false)` when it stopped early at `--stop-after`.
+fn execute(
+    dir: &Path,
+    source: &str,
+    s: &Spec,
+    opts: &RunOpts,
+    threads: usize,
+    p: &mut Prepared,
+) -> anyhow::Result<bool> {
+    let mut prov = Provenance::start(threads, &p.picked.describe(threads), s.seed, &p.hash);
+    prov.gpu = p.picked.gpu();
+    prov.data = p.fingerprint.clone();
+    let start = if p.resume_dir.is_none() {
+        write_specs(dir, source, s, &p.canon)?;
+        if let Some(i) = &p.init {
+            prov.init_from = i.path.display().to_string();
+            if let Some(r) = &p.init_report {
+                eprint!("{}", r.describe());
+            }
+            prov.init = p.init_report.clone();
+        }
+        Start::Fresh(p.init.as_ref())
+    } else {
+        prov.resumed = true;
+        resume_start(dir)?
+    };
+    atomic_write(
+        &dir.join("provenance.json"),
+        serde_json::to_string_pretty(&prov)?.as_bytes(),
+    )?;
+    eprintln!(
+        "odm: run {} ({} parameters, {} training images, {} threads) -> {}",
+        s.name,
+        p.model.param_count(),
+        p.sampler.len(),
+        threads,
+        dir.display()
+    );
+    if let Some(g) = prov.gpu.as_ref() {
+        eprintln!("odm: device {}", g.describe());
+    }
+    let out = with_backend!(&p.picked, |AB, dev| crate::train::train::<AB>(
+        s,
+        &p.model,
+        &mut p.sampler,
+        &p.eval_sets,
+        dir,
+        &dev,
+        start,
+        opts.stop_after,
+        opts.progress,
+    ))?;
+    if !out.finished {
+        eprintln!(
+            "odm: stopped after iteration {:?}; continue with --resume",
+            opts.stop_after
+        );
+        return Ok(false);
+    }
+    finish(dir, s, &out, &p.eval_sets, &mut prov)?;
+    Ok(true)
 }
 
 fn write_results(

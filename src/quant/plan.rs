@@ -90,10 +90,17 @@ impl QuantPlan {
         Self::default()
     }
 
-    /// The plan of `spec` for `model`: the backbone's points for the preset's placement at the
-    /// spec's bits, plus head and tail (weights and input) at 8 bits when `head_tail_8bit` is set.
-    /// Inactive until calibrated.
+    /// The plan of `spec` for `model`: see [`Self::for_layers`].
     pub fn from_spec(spec: &QuantSpec, model: &crate::models::Model) -> Self {
+        let rdn = matches!(model.arch, crate::models::Arch::Rdn(_));
+        Self::for_layers(spec, model.layers(), rdn)
+    }
+
+    /// The plan of `spec` for a backbone's declared `layers`: its points for the preset's
+    /// placement at the spec's bits, plus head and tail (weights and input) at 8 bits when
+    /// `head_tail_8bit` is set. `rdn`: DDTB's RDN code takes the full weight range (percentiles
+    /// 0/100) where its other backbones clip at 1/99. Inactive until calibrated.
+    pub fn for_layers(spec: &QuantSpec, model: &crate::models::Layers, rdn: bool) -> Self {
         let Some((opts, form)) = spec.opts_form() else {
             return Self::fp();
         };
@@ -101,11 +108,7 @@ impl QuantPlan {
             w_bits: w,
             a_bits: a,
             form,
-            weights: weight_q(
-                spec,
-                &opts.weight_clip,
-                matches!(model.arch, crate::models::Arch::Rdn(_)),
-            ),
+            weights: weight_q(spec, &opts.weight_clip, rdn),
             bound_grad: opts.bound_grad,
             per_channel: opts.per_channel,
             channels,
@@ -113,7 +116,7 @@ impl QuantPlan {
             shift: false,
             active: false,
         };
-        let convs = model.convs();
+        let convs = &model.convs;
         let mut layers = Vec::new();
         let edge = |name: &str| {
             opts.head_tail_8bit

@@ -506,21 +506,44 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> Table {
             })
             .collect()
     };
-    let mut cap = format!(
-        "Grid `{exp}`: one row per grid point{}. {PROTOCOL}. Cells: mean ± sample std over {}; bold: best mean per set.",
-        if base.is_some() { ", Δ to the `baseline` point in parentheses (PSNR dB / SSIM)" } else { "" },
-        seeds_phrase(gs.iter().map(|g| g.runs.len()))
-    );
-    if !starts.is_empty() {
-        cap.push_str(" `at start`: PSNR-Y right after initialisation and calibration, before the first QAT step.");
-    }
+    let cap = grid_caption(exp, base.is_some(), &gs, !starts.is_empty());
     let md_s = format!("# Grid: {exp}\n\n{cap}\n\n{}", md(&head, &body(Fmt::Md)));
     let tex_s = latex(&head, &body(Fmt::Tex), &cap, &format!("tab:ablation-{exp}"));
+    let crow = grid_csv_rows(&gs, &sets, &vals, base.as_deref(), aggs);
+    Table {
+        md: md_s,
+        tex: tex_s,
+        csv: csv(&GRID_CSV, &crow),
+        caption: cap,
+    }
+}
+
+/// The grid table's caption.
+fn grid_caption(exp: &str, has_base: bool, gs: &[Group], starts: bool) -> String {
+    let mut cap = format!(
+        "Grid `{exp}`: one row per grid point{}. {PROTOCOL}. Cells: mean ± sample std over {}; bold: best mean per set.",
+        if has_base { ", Δ to the `baseline` point in parentheses (PSNR dB / SSIM)" } else { "" },
+        seeds_phrase(gs.iter().map(|g| g.runs.len()))
+    );
+    if starts {
+        cap.push_str(" `at start`: PSNR-Y right after initialisation and calibration, before the first QAT step.");
+    }
+    cap
+}
+
+/// The grid table's CSV rows: one per group and set ([`GRID_CSV`]).
+fn grid_csv_rows(
+    gs: &[Group],
+    sets: &[String],
+    vals: &[Vec<Option<&Agg>>],
+    base: Option<&str>,
+    aggs: &Aggs,
+) -> Vec<Vec<String>> {
     let mut crow = Vec::new();
     for (i, g) in gs.iter().enumerate() {
         for (k, s) in sets.iter().enumerate() {
             if let Some(a) = vals[i][k] {
-                let b = base.as_ref().and_then(|b| aggs.get(b, s));
+                let b = base.and_then(|b| aggs.get(b, s));
                 let d =
                     |f: fn(&Agg) -> f64| b.map_or(String::new(), |b| format!("{:.6}", f(a) - f(b)));
                 crow.push(vec![
@@ -539,12 +562,7 @@ pub fn ablation_table(runs: &[Run], aggs: &Aggs, exp: &str) -> Table {
             }
         }
     }
-    Table {
-        md: md_s,
-        tex: tex_s,
-        csv: csv(&GRID_CSV, &crow),
-        caption: cap,
-    }
+    crow
 }
 
 /// Columns of `ablation-<experiment>.csv`.

@@ -83,6 +83,20 @@ pub fn apply_overrides(origin: &str, spec: Spec, overrides: &[String]) -> anyhow
 
 /// [`load_file`] with `--set` overrides applied before the grid is expanded.
 pub fn load_file_with(path: &Path, overrides: &[String]) -> anyhow::Result<LoadedSpec> {
+    load_checked(path, overrides, validate::validate)
+}
+
+/// Load a spec file checking only its fields, not that its data folders and initial weights
+/// exist (for commands that read neither, such as `odm cost`).
+pub fn load_file_fields(path: &Path) -> anyhow::Result<LoadedSpec> {
+    load_checked(path, &[], validate::validate_fields)
+}
+
+fn load_checked(
+    path: &Path,
+    overrides: &[String],
+    check: fn(&Spec) -> Result<(), FieldError>,
+) -> anyhow::Result<LoadedSpec> {
     let origin = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| {
         user(format!(
@@ -92,7 +106,7 @@ pub fn load_file_with(path: &Path, overrides: &[String]) -> anyhow::Result<Loade
     let spec = apply_overrides(&origin, parse_str(&origin, &source)?, overrides)?;
     let runs = grid::expand(&spec).map_err(|e| locate_err(&origin, &source, e))?;
     for run in &runs {
-        validate::validate(run).map_err(|e| locate_err(&origin, &source, e))?;
+        check(run).map_err(|e| locate_err(&origin, &source, e))?;
     }
     Ok(LoadedSpec {
         path: path.to_path_buf(),

@@ -11,7 +11,7 @@ mod quant;
 mod validate;
 
 pub use grid::{expand, Axis, Grid};
-pub use load::{load_file, load_file_with, LoadedSpec};
+pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
 pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
 pub use quant::{
     BoundGrad, InitFrom, Placement, QForm, QuantOpts, QuantSpec, RangeInit, WeightClip,

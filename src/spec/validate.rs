@@ -15,6 +15,13 @@ fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
 
 /// Validate one (expanded) spec. Data folders must exist; their contents are checked on load.
 pub fn validate(s: &Spec) -> Result<(), FieldError> {
+    validate_fields(s)?;
+    check_paths(s)
+}
+
+/// [`validate`] without [`check_paths`]: what a spec says, not whether its files are here (for
+/// commands that read no data, such as `odm cost`).
+pub fn validate_fields(s: &Spec) -> Result<(), FieldError> {
     check_header(s)?;
     check_model(s)?;
     check_quant(s)?;
@@ -22,7 +29,50 @@ pub fn validate(s: &Spec) -> Result<(), FieldError> {
     check_weight_clip(s)?;
     check_init(s)?;
     check_data(s)?;
-    check_optim(s)?;
+    check_optim(s)
+}
+
+/// The initial weights and the data folders exist.
+fn check_paths(s: &Spec) -> Result<(), FieldError> {
+    if let Some(InitFrom::Checkpoint(p) | InitFrom::Experiment(p)) = &s.init_from {
+        let r = resolve_path(p);
+        if !r.exists() {
+            return fail(
+                "init_from",
+                format!(
+                    "{} does not exist (a run folder, .safetensors, .pt, or an experiment .ron)",
+                    r.display()
+                ),
+            );
+        }
+    }
+    if let Some(InitFrom::Pretrained { path, .. }) = &s.init_from {
+        let r = resolve_path(path);
+        if !r.is_file() {
+            return fail(
+                "init_from",
+                format!(
+                    "{} does not exist (a PyTorch .pt/.pth or .safetensors file)",
+                    r.display()
+                ),
+            );
+        }
+    }
+    let d = &s.data;
+    for (field, dirs) in [("data.train", &d.train), ("data.eval", &d.eval)] {
+        for p in dirs.iter() {
+            let r = resolve_path(p);
+            if !r.is_dir() {
+                return fail(
+                    field,
+                    format!(
+                        "folder {} does not exist (paths are relative to the working directory; `$ODM_DATA` expands to the data root)",
+                        r.display()
+                    ),
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -218,30 +268,6 @@ fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
 
 /// Initial weights and what trains.
 fn check_init(s: &Spec) -> Result<(), FieldError> {
-    if let Some(InitFrom::Checkpoint(p) | InitFrom::Experiment(p)) = &s.init_from {
-        let r = resolve_path(p);
-        if !r.exists() {
-            return fail(
-                "init_from",
-                format!(
-                    "{} does not exist (a run folder, .safetensors, .pt, or an experiment .ron)",
-                    r.display()
-                ),
-            );
-        }
-    }
-    if let Some(InitFrom::Pretrained { path, .. }) = &s.init_from {
-        let r = resolve_path(path);
-        if !r.is_file() {
-            return fail(
-                "init_from",
-                format!(
-                    "{} does not exist (a PyTorch .pt/.pth or .safetensors file)",
-                    r.display()
-                ),
-            );
-        }
-    }
     if s.trainable.as_ref().is_some_and(|t| t.is_empty()) {
         return fail(
             "trainable",
@@ -271,20 +297,6 @@ fn check_data(s: &Spec) -> Result<(), FieldError> {
     }
     if d.batch_size == 0 {
         return fail("data.batch_size", "must be at least 1");
-    }
-    for (field, dirs) in [("data.train", &d.train), ("data.eval", &d.eval)] {
-        for p in dirs.iter() {
-            let r = resolve_path(p);
-            if !r.is_dir() {
-                return fail(
-                    field,
-                    format!(
-                        "folder {} does not exist (paths are relative to the working directory; `$ODM_DATA` expands to the data root)",
-                        r.display()
-                    ),
-                );
-            }
-        }
     }
     Ok(())
 }

@@ -173,6 +173,26 @@ fn score_first<B: Backend>(
     Ok(scores)
 }
 
+/// Record one step's rows: the gating statistics every `gating.log_every` iterations, the loss
+/// and learning rate every `log_every`, and both at the last iteration.
+fn log_step(
+    spec: &Spec,
+    rows: &mut Vec<MetricRow>,
+    (step, iters): (usize, usize),
+    (loss, lr): (f64, f64),
+    gate: Option<(gating::GateStats, f64)>,
+) {
+    if let Some((stats, reg_v)) = gate {
+        if step.is_multiple_of(spec.gating.log_every) || step == iters {
+            gate_rows(rows, step, &stats, reg_v);
+        }
+    }
+    if step.is_multiple_of(spec.log_every) || step == iters {
+        rows.push(MetricRow::new(step, "train", "-", "l1", loss));
+        rows.push(MetricRow::new(step, "train", "-", "lr", lr));
+    }
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
@@ -216,19 +236,9 @@ pub fn train<AB: AutodiffBackend>(
         let (loss_v, gate) = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
             .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
         let step = st.step;
-        if let Some((stats, reg_v)) = gate {
-            if step.is_multiple_of(spec.gating.log_every) || step == iters {
-                gate_rows(&mut st.rows, step, &stats, reg_v);
-            }
-        }
+        log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), gate);
         out.train_seconds += t0.elapsed().as_secs_f64();
         out.losses.push(loss_v);
-        if step.is_multiple_of(spec.log_every) || step == iters {
-            st.rows
-                .push(MetricRow::new(step, "train", "-", "l1", loss_v));
-            st.rows
-                .push(MetricRow::new(step, "train", "-", "lr", cur_lr));
-        }
         pb.set_message(format!("loss {loss_v:.3}"));
         pb.inc(1);
         let last = step == iters;

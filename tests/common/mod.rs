@@ -60,6 +60,33 @@ pub fn odm_bin() -> &'static str {
     env!("CARGO_BIN_EXE_odm")
 }
 
+/// Run `odm` with `args`, assert that it succeeded (printing its stderr if not), and return
+/// its standard output.
+pub fn odm_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = std::process::Command::new(odm_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "odm {:?} failed: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Run `odm … --json` (the caller passes `--json`) and parse its standard output: one JSON
+/// object per line.
+pub fn odm_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<serde_json::Value> {
+    odm_ok(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
 /// A toy spec: a tiny EDSR trained for a few iterations on the committed CC0 photos.
 pub fn toy_spec(name: &str, seed: u64, iterations: usize, extra: &str) -> String {
     let train = repo().join("assets/cc0/train");
