@@ -33,11 +33,8 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
             ))
         })
     };
-    let (spec_text, effective, summary) = (
-        read("spec.ron")?,
-        read("spec.effective.ron")?,
-        read("summary.json")?,
-    );
+    let (spec_text, effective) = (read("spec.ron")?, read("spec.effective.ron")?);
+    let summary = record::Summary::read(run_dir)?;
     let s = spec::load::parse_str(
         &run_dir.join("spec.effective.ron").display().to_string(),
         &effective,
@@ -74,14 +71,13 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
         )));
     }
     let sha = record::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    let summary: serde_json::Value = serde_json::from_str(&summary)?;
     let card = serde_json::json!({
         "file": out.file_name().map(|f| f.to_string_lossy().to_string()),
         "sha256": sha,
         "bytes": bytes.len(),
         "run": run_dir.file_name().map(|f| f.to_string_lossy().to_string()),
         "spec": spec_text,
-        "scores": summary["eval"],
+        "scores": summary.eval,
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

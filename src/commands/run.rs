@@ -10,7 +10,6 @@ use crate::record::{self, atomic_write, create_run_dir, Provenance};
 use crate::spec::{self, resolve_path, InitFrom, Spec};
 use crate::train::init::InitWeights;
 use crate::train::Start;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -591,23 +590,25 @@ fn write_results(
         }
     }
     atomic_write(&dir.join("per_image.csv"), per.as_bytes())?;
-    let sets: Vec<_> = out
+    let eval = out
         .final_scores
         .iter()
         .zip(bic)
-        .map(|(m, b)| {
-            json!({"set": m.set, "scale": m.scale, "images": m.images, "psnr_y": m.psnr_y,
-                   "ssim_y": m.ssim_y, "bicubic_psnr_y": b.psnr_y, "bicubic_ssim_y": b.ssim_y})
+        .map(|(m, b)| record::SetSummary {
+            bicubic_psnr_y: b.psnr_y,
+            bicubic_ssim_y: b.ssim_y,
+            images: m.images,
+            psnr_y: m.psnr_y,
+            scale: m.scale,
+            set: m.set.clone(),
+            ssim_y: m.ssim_y,
         })
         .collect();
-    let summary = json!({
-        "name": s.name,
-        "iterations": s.schedule.iterations,
-        "final_loss": out.losses.last(),
-        "eval": sets,
-    });
-    atomic_write(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )
+    record::Summary {
+        eval,
+        final_loss: out.losses.last().copied(),
+        iterations: s.schedule.iterations,
+        name: s.name.clone(),
+    }
+    .write(dir)
 }

@@ -4,9 +4,11 @@
 
 pub mod checkpoint;
 pub mod provenance;
+pub mod summary;
 
 pub use checkpoint::{read_safetensors, write_safetensors, NamedTensor};
 pub use provenance::{GpuFacts, Provenance};
+pub use summary::{SetSummary, Summary};
 
 use anyhow::Context;
 use std::io::Write;

@@ -5,7 +5,6 @@ use crate::quant::cost::CostReport;
 use crate::record::{parse_metrics, MetricRow};
 use crate::spec::{GateRule, ModelSpec, OffsetPolicy, QuantSpec, Regularizer, Spec};
 use serde::Deserialize;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// One set's final scores and the bicubic baseline of the same images.
@@ -119,19 +118,15 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<Option<
 }
 
 fn scores(dir: &Path) -> anyhow::Result<Vec<SetRow>> {
-    let p = dir.join("summary.json");
-    let v: Value = read_json(&p)?.unwrap_or(Value::Null);
-    let num = |e: &Value, k: &str| e[k].as_f64().unwrap_or(f64::NAN);
-    Ok(v["eval"]
-        .as_array()
+    let s = crate::record::Summary::read(dir)?;
+    Ok(s.eval
         .into_iter()
-        .flatten()
         .map(|e| SetRow {
-            set: e["set"].as_str().unwrap_or("?").to_string(),
-            psnr: num(e, "psnr_y"),
-            ssim: num(e, "ssim_y"),
-            bic_psnr: num(e, "bicubic_psnr_y"),
-            bic_ssim: num(e, "bicubic_ssim_y"),
+            set: e.set,
+            psnr: e.psnr_y,
+            ssim: e.ssim_y,
+            bic_psnr: e.bicubic_psnr_y,
+            bic_ssim: e.bicubic_ssim_y,
         })
         .collect())
 }

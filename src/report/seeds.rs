@@ -1,6 +1,5 @@
 //! Tables from finished runs: mean ± standard deviation over seeds, per eval set.
 
-use serde_json::Value;
 use std::path::Path;
 
 /// Final metrics of one run: (set, (PSNR-Y, SSIM-Y)), in the spec's eval order.
@@ -12,15 +11,11 @@ fn get<'a>(s: &'a Scores, set: &str) -> Option<&'a (f64, f64)> {
 
 /// One finished run's final metrics, read from its `summary.json`.
 pub fn read_summary(run_dir: &Path) -> anyhow::Result<Scores> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json"))?)?;
-    let mut out = Vec::new();
-    for e in v["eval"].as_array().into_iter().flatten() {
-        let set = e["set"].as_str().unwrap_or("?").to_string();
-        let p = e["psnr_y"].as_f64().unwrap_or(f64::NAN);
-        let s = e["ssim_y"].as_f64().unwrap_or(f64::NAN);
-        out.push((set, (p, s)));
-    }
-    Ok(out)
+    let s = crate::record::Summary::read(run_dir)?;
+    Ok(s.eval
+        .into_iter()
+        .map(|e| (e.set, (e.psnr_y, e.ssim_y)))
+        .collect())
 }
 
 /// The run name without its `.seed-N` grid label: the group that seeds are averaged over.
