@@ -53,6 +53,25 @@ pub fn create_run_dir(root: &Path, name: &str, hash: &str) -> anyhow::Result<Pat
     unreachable!("an unbounded loop returns")
 }
 
+/// The split and metric names of `metrics.csv`, shared by the trainer that writes them and the
+/// reports that read them.
+pub mod keys {
+    /// Training rows: `L1`, `LR` (set `-`).
+    pub const TRAIN: &str = "train";
+    /// Gradient-gating rows: `REG_LOSS`, `CONFLICT_RATIO`, `COSINE`, `GATED_FRACTION` (set `-`).
+    pub const GATE: &str = "gate";
+    /// Evaluation rows: `PSNR_Y`, `SSIM_Y`, one per evaluation set.
+    pub const EVAL: &str = "eval";
+    pub const L1: &str = "l1";
+    pub const LR: &str = "lr";
+    pub const REG_LOSS: &str = "reg_loss";
+    pub const CONFLICT_RATIO: &str = "conflict_ratio";
+    pub const COSINE: &str = "cosine";
+    pub const GATED_FRACTION: &str = "gated_fraction";
+    pub const PSNR_Y: &str = "psnr_y";
+    pub const SSIM_Y: &str = "ssim_y";
+}
+
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricRow {

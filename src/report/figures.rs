@@ -4,9 +4,11 @@
 //! BitOPs, and training curves. Each figure carries its caption (protocol, seeds) at the bottom.
 
 use super::frame::Aggs;
+use super::runs::Family;
 use super::tables::{groups, Item};
 use super::{put, Run, PROTOCOL};
 use crate::eval::inspect::LayerStats;
+use crate::record::keys;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -614,7 +616,7 @@ fn distribution_fig(
         .filter(|r| r.acts.is_some() && r.bits.is_some())
         .max_by_key(|r| {
             (
-                r.family == "ODM",
+                r.family == Family::Odm,
                 r.offsets
                     .as_ref()
                     .is_some_and(|o| o.iter().any(|x| x.scale || x.shift)),
@@ -624,7 +626,7 @@ fn distribution_fig(
     let fp = q.and_then(|q| {
         let psnr = |r: &Run| r.scores.first().map_or(f64::NEG_INFINITY, |s| s.psnr);
         runs.iter()
-            .filter(|r| r.family == "FP32" && r.acts.is_some())
+            .filter(|r| r.family == Family::Fp32 && r.acts.is_some())
             .filter(|r| r.backbone == q.backbone && r.spec.scale == q.spec.scale)
             .max_by(|a, b| psnr(a).total_cmp(&psnr(b)).then(b.name.cmp(&a.name)))
     });
@@ -710,7 +712,7 @@ fn conflict_fig(
         .filter(|g| {
             g.runs
                 .iter()
-                .any(|r| r.metrics.iter().any(|m| m.split == "gate"))
+                .any(|r| r.metrics.iter().any(|m| m.split == keys::GATE))
         })
         .collect();
     if !gated.is_empty() {
@@ -718,7 +720,7 @@ fn conflict_fig(
         let lines = |metric: &str| -> Lines {
             gated
                 .iter()
-                .map(|g| (name(g), series(g, "gate", "-", metric)))
+                .map(|g| (name(g), series(g, keys::GATE, "-", metric)))
                 .collect()
         };
         let caption = format!(
@@ -731,13 +733,13 @@ fn conflict_fig(
                 (
                     "conflict ratio".into(),
                     "fraction with opposite signs".into(),
-                    lines("conflict_ratio"),
+                    lines(keys::CONFLICT_RATIO),
                     false,
                 ),
                 (
                     "cosine(g_rec, g_reg)".into(),
                     "cosine".into(),
-                    lines("cosine"),
+                    lines(keys::COSINE),
                     false,
                 ),
             ],
@@ -835,11 +837,11 @@ fn curves_fig(
         };
         let loss: Lines = mine
             .iter()
-            .map(|g| (label(g), series(g, "train", "-", "l1")))
+            .map(|g| (label(g), series(g, keys::TRAIN, "-", keys::L1)))
             .collect();
         let psnr: Lines = mine
             .iter()
-            .map(|g| (label(g), series(g, "eval", &first_set, "psnr_y")))
+            .map(|g| (label(g), series(g, keys::EVAL, &first_set, keys::PSNR_Y)))
             .collect();
         let caption = format!(
             "Training of `{exp}`: L1 loss (logged every `log_every` steps) and validation PSNR-Y on {first_set} at each evaluation; {}. {PROTOCOL}.",

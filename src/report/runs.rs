@@ -44,8 +44,7 @@ pub struct Run {
     /// (w_bits, a_bits); `None` for FP.
     pub bits: Option<(u32, u32)>,
     pub method: String,
-    /// "FP32", "MinMax", "PAMS", "DDTB-static" or "ODM" (any regularizer, offsets or WCC).
-    pub family: String,
+    pub family: Family,
     pub scores: Vec<SetRow>,
     pub metrics: Vec<MetricRow>,
     pub cost: Option<CostReport>,
@@ -67,14 +66,44 @@ pub fn backbone(m: &ModelSpec) -> String {
     }
 }
 
+/// A method's family, in the order the main table lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    Fp32,
+    MinMax,
+    Pams,
+    DdtbStatic,
+    /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
+    Odm,
+}
+
+impl Family {
+    /// The name tables, figures and `expected.ron` use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Fp32 => "FP32",
+            Family::MinMax => "MinMax",
+            Family::Pams => "PAMS",
+            Family::DdtbStatic => "DDTB-static",
+            Family::Odm => "ODM",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// Method label and family from the quantizer, regularizer, gating, offsets and weight clip.
-pub fn method(s: &Spec) -> (String, String) {
+pub fn method(s: &Spec) -> (String, Family) {
     let (base, opts) = match &s.quant {
-        QuantSpec::Fp => return ("FP32".into(), "FP32".into()),
-        QuantSpec::MinMax(o) => ("MinMax", o),
-        QuantSpec::Pams(o) => ("PAMS", o),
-        QuantSpec::DdtbStatic(o) => ("DDTB-static", o),
-        QuantSpec::Odm(o) => ("ODM", o),
+        QuantSpec::Fp => return ("FP32".into(), Family::Fp32),
+        QuantSpec::MinMax(o) => (Family::MinMax, o),
+        QuantSpec::Pams(o) => (Family::Pams, o),
+        QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
+        QuantSpec::Odm(o) => (Family::Odm, o),
     };
     let gate = match s.gating.rule {
         GateRule::Never => "never",
@@ -84,7 +113,7 @@ pub fn method(s: &Spec) -> (String, String) {
         GateRule::GlobalDot => "global-dot-gated",
         GateRule::CosineSoft { .. } => "cosine-weighted",
     };
-    let mut parts = vec![base.to_string()];
+    let mut parts = vec![base.label().to_string()];
     match &s.regularizer {
         Regularizer::None => {}
         // A regularizer that is never applied leaves the baseline.
@@ -100,8 +129,8 @@ pub fn method(s: &Spec) -> (String, String) {
     if matches!(opts.weight_clip, crate::spec::WeightClip::Wcc { .. }) {
         parts.push("WCC".into());
     }
-    let family = if parts.len() > 1 { "ODM" } else { base };
-    (parts.join(" + "), family.to_string())
+    let family = if parts.len() > 1 { Family::Odm } else { base };
+    (parts.join(" + "), family)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<Option<T>> {

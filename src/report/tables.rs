@@ -4,7 +4,9 @@
 //! table (parameters, storage, BitOPs; `quant::cost`).
 
 use super::frame::{Agg, Aggs};
+use super::runs::Family;
 use super::{put, Run, PROTOCOL};
+use crate::record::keys;
 use std::path::{Path, PathBuf};
 
 /// A rendered table: Markdown, LaTeX, CSV, and the caption they share.
@@ -173,13 +175,13 @@ impl Group<'_> {
         self.runs[0]
     }
     /// Table order: backbone, scale, FP then bits from high to low, method family, label, name.
-    pub fn order(&self) -> (String, usize, u32, usize, String, String) {
+    pub fn order(&self) -> (String, usize, u32, Family, String, String) {
         let r = self.first();
         (
             r.backbone.clone(),
             r.spec.scale,
             r.bits.map_or(0, |(w, a)| 1000 - (w * 10 + a)),
-            family_rank(&r.family),
+            r.family,
             r.method.clone(),
             self.name.clone(),
         )
@@ -205,13 +207,6 @@ pub fn groups(runs: &[Run]) -> Vec<Group<'_>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
-}
-
-fn family_rank(f: &str) -> usize {
-    ["FP32", "MinMax", "PAMS", "DDTB-static", "ODM"]
-        .iter()
-        .position(|x| *x == f)
-        .unwrap_or(9)
 }
 
 /// Main-table block key: (backbone, scale).
@@ -410,7 +405,9 @@ fn start_psnr(g: &Group, set: &str) -> Option<(f64, f64, usize)> {
         .filter_map(|r| {
             r.metrics
                 .iter()
-                .find(|m| m.step == 0 && m.split == "eval" && m.set == set && m.metric == "psnr_y")
+                .find(|m| {
+                    m.step == 0 && m.split == keys::EVAL && m.set == set && m.metric == keys::PSNR_Y
+                })
                 .map(|m| m.value)
         })
         .collect();
@@ -426,7 +423,7 @@ fn start_sets(gs: &[Group]) -> Vec<String> {
         .iter()
         .flat_map(|g| g.runs.iter())
         .flat_map(|r| r.metrics.iter())
-        .filter(|m| m.step == 0 && m.split == "eval" && m.metric == "psnr_y")
+        .filter(|m| m.step == 0 && m.split == keys::EVAL && m.metric == keys::PSNR_Y)
         .map(|m| m.set.clone())
         .collect();
     v.sort();

@@ -143,7 +143,7 @@ fn find_group(c: &Cell, runs: &[Run], aggs: &Aggs) -> Option<String> {
             r.backbone == c.backbone
                 && r.spec.scale == c.scale
                 && r.bits == c.bits
-                && (r.method == c.method || r.family == c.method)
+                && (r.method == c.method || r.family.label() == c.method)
         })
         .filter_map(|r| {
             aggs.get(&r.group, &c.set)

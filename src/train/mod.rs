@@ -13,7 +13,7 @@ use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
 use crate::forward::{Capture, Fwd};
 use crate::models::Model;
-use crate::record::{atomic_write, metrics_csv, MetricRow};
+use crate::record::{atomic_write, keys, metrics_csv, MetricRow};
 use crate::spec::{GateParams, GateRule, Regularizer, Spec};
 use adam::clip_global_norm;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -70,10 +70,20 @@ fn score_sets<B: Backend>(
         .map(|s| evaluate(model, &st.params, &st.plan, s, device))
         .collect();
     for s in &scores {
-        st.rows
-            .push(MetricRow::new(step, "eval", &s.set, "psnr_y", s.psnr_y));
-        st.rows
-            .push(MetricRow::new(step, "eval", &s.set, "ssim_y", s.ssim_y));
+        st.rows.push(MetricRow::new(
+            step,
+            keys::EVAL,
+            &s.set,
+            keys::PSNR_Y,
+            s.psnr_y,
+        ));
+        st.rows.push(MetricRow::new(
+            step,
+            keys::EVAL,
+            &s.set,
+            keys::SSIM_Y,
+            s.ssim_y,
+        ));
         pb.suspend(|| {
             eprintln!(
                 "odm: step {step}: {} PSNR-Y {:.3} dB, SSIM-Y {:.4}",
@@ -128,12 +138,12 @@ fn progress_bar(show: bool, iters: usize, at: usize) -> ProgressBar {
 /// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`.
 fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, reg: f64) {
     for (metric, v) in [
-        ("reg_loss", reg),
-        ("conflict_ratio", stats.conflict_ratio),
-        ("cosine", stats.cosine),
-        ("gated_fraction", stats.gated_fraction),
+        (keys::REG_LOSS, reg),
+        (keys::CONFLICT_RATIO, stats.conflict_ratio),
+        (keys::COSINE, stats.cosine),
+        (keys::GATED_FRACTION, stats.gated_fraction),
     ] {
-        rows.push(MetricRow::new(it, "gate", "-", metric, v));
+        rows.push(MetricRow::new(it, keys::GATE, "-", metric, v));
     }
 }
 
@@ -188,8 +198,8 @@ fn log_step(
         }
     }
     if step.is_multiple_of(spec.log_every) || step == iters {
-        rows.push(MetricRow::new(step, "train", "-", "l1", loss));
-        rows.push(MetricRow::new(step, "train", "-", "lr", lr));
+        rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::L1, loss));
+        rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::LR, lr));
     }
 }
 
