@@ -132,7 +132,7 @@ pub fn load_run<B: Backend>(
             run_dir.display()
         )));
     }
-    let (params, _, _) = crate::train::state::checkpoint_params::<B>(run_dir, device)?;
+    let (params, _, _) = crate::train::checkpoint::checkpoint_params::<B>(run_dir, device)?;
     for d in model.decls() {
         if !params.has(&d.name) {
             return Err(user(format!(
@@ -142,7 +142,7 @@ pub fn load_run<B: Backend>(
             )));
         }
     }
-    let plan = crate::train::state::restore_plan(&s, &model, &params);
+    let plan = crate::train::checkpoint::restore_plan(&s, &model, &params);
     Ok((s, model, plan, params))
 }
 

@@ -68,6 +68,11 @@ pub struct Params<B: Backend> {
     index: HashMap<String, usize>,
 }
 
+/// A 1-D tensor of host values on `device`.
+pub fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
 /// RNG stream for weight initialisation.
 pub const INIT_STREAM: u64 = 1;
 

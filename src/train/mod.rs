@@ -3,6 +3,8 @@
 //! same loss at every step and the same final bytes, also across an interruption and resume.
 
 pub mod adam;
+pub mod calibrate;
+pub mod checkpoint;
 pub mod gating;
 pub mod init;
 pub mod regularize;
@@ -219,7 +221,7 @@ pub fn train<AB: AutodiffBackend>(
     let started = Instant::now();
     let mut st: State<Inner<AB>> = match start {
         Start::Fresh(init) => state::fresh(spec, model, init, sampler, device)?,
-        Start::Resume(rows) => state::load(run_dir, spec, model, sampler, rows, device)?,
+        Start::Resume(rows) => checkpoint::load(run_dir, spec, model, sampler, rows, device)?,
     };
     write_plan(spec, model, &st, run_dir)?;
     let reg_on = !st.plan.is_fp()
@@ -236,7 +238,7 @@ pub fn train<AB: AutodiffBackend>(
     };
     out.final_scores = score_first(spec, model, &mut st, eval_sets, run_dir, device, &pb)?;
     if iters == 0 {
-        state::save(run_dir, &st, sampler)?;
+        checkpoint::save(run_dir, &st, sampler)?;
     }
     while st.step < iters {
         let t0 = Instant::now();
@@ -265,7 +267,7 @@ pub fn train<AB: AutodiffBackend>(
             write_metrics(run_dir, &st)?;
         }
         if ckpt_now {
-            state::save(run_dir, &st, sampler)?;
+            checkpoint::save(run_dir, &st, sampler)?;
             if stop_after.is_some_and(|s| step >= s) && !last {
                 pb.abandon();
                 out.wall_seconds = started.elapsed().as_secs_f64();
