@@ -17,6 +17,62 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct SweepArgs {
+    #[command(subcommand)]
+    status: Option<SweepCmd>,
+    /// The experiment file (RON).
+    #[arg(required = true)]
+    file: Option<PathBuf>,
+    /// Write an sbatch job array over the unfinished points (see --submit).
+    #[arg(long, conflicts_with = "local", required_unless_present = "local")]
+    slurm: bool,
+    /// Run the unfinished points here, as --jobs concurrent processes.
+    #[arg(long)]
+    local: bool,
+    /// Local processes at once (the threads are split between them).
+    #[arg(long, default_value_t = 2, requires = "local")]
+    jobs: usize,
+    /// Submit with sbatch (stages first, the array after them) and print the job ids.
+    #[arg(long, requires = "slurm")]
+    submit: bool,
+    #[arg(long, requires = "slurm")]
+    partition: Option<String>,
+    /// Wall-time limit per task, HH:MM:SS.
+    #[arg(long, requires = "slurm")]
+    time: Option<String>,
+    /// CPUs per task; each task runs with that many threads (default 1).
+    #[arg(long, requires = "slurm")]
+    cpus_per_task: Option<usize>,
+    #[arg(long, requires = "slurm")]
+    gpus_per_task: Option<usize>,
+    /// At most K array tasks at once.
+    #[arg(long, value_name = "K", requires = "slurm")]
+    max_parallel: Option<usize>,
+    /// Results root the tasks write to (the sweep folder goes under <out>/sweeps/).
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Total threads of a local sweep (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Override a spec field (as `odm run --set`); passed on to every task.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    overrides: Vec<String>,
+    /// Only these grid points (indices as `odm run --list` prints them).
+    #[arg(long, value_name = "I,J,K-L")]
+    point: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SweepCmd {
+    /// Per point of a sweep folder: finished, running, pending, failed (with its log's tail).
+    Status {
+        /// The sweep folder (`<results>/sweeps/<name>-<hash>`).
+        dir: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an experiment (every point of its grid).
@@ -53,6 +109,9 @@ enum Cmd {
         #[arg(long)]
         list: bool,
     },
+    /// Hand a grid's unfinished points to Slurm as a job array (--slurm) or to N local processes
+    /// (--local); `odm sweep status DIR` reports on a sweep folder.
+    Sweep(SweepArgs),
     /// Timings: conv forward+backward, plain and gated QAT steps, against an sgemm peak.
     Bench {
         /// Problem size: `full` (EDSR-baseline, batch 16, 48×48) or `small` (a smoke run).
@@ -229,6 +288,44 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `odm sweep`.
+fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
+    use commands::sweep::{SlurmOpts, SweepOpts, Target};
+    if let Some(SweepCmd::Status { dir }) = a.status {
+        print!("{}", commands::sweep::status(&dir)?);
+        return Ok(());
+    }
+    let file = a.file.expect("clap requires FILE");
+    let target = if a.local {
+        Target::Local { jobs: a.jobs }
+    } else {
+        Target::Slurm {
+            opts: SlurmOpts {
+                partition: a.partition,
+                time: a.time,
+                cpus_per_task: a.cpus_per_task,
+                gpus_per_task: a.gpus_per_task,
+                max_parallel: a.max_parallel,
+            },
+            submit: a.submit,
+        }
+    };
+    let run = commands::RunOpts {
+        out: a.out,
+        threads: a.threads,
+        progress: false,
+        resume: true,
+        stop_after: None,
+        overrides: a.overrides,
+        points: a.point.as_deref().map(commands::parse_points).transpose()?,
+    };
+    let (_, lines) = commands::sweep::sweep(&file, &SweepOpts { run, target })?;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
 /// `odm bench`.
 fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
     let Cmd::Bench {
@@ -303,6 +400,7 @@ fn main() -> ExitCode {
             overrides,
         } => commands::table(&file, &out, &overrides).map(|t| print!("{t}")),
         c @ Cmd::Bench { .. } => cmd_bench(c),
+        Cmd::Sweep(a) => cmd_sweep(a),
         Cmd::Report {
             results,
             out,

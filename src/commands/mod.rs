@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 pub mod export;
 mod run;
+pub mod sweep;
 
 pub use run::{is_finished, list, parse_points, run, run_dirs, RunOpts};
 

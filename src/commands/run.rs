@@ -55,7 +55,7 @@ pub fn parse_points(text: &str) -> anyhow::Result<Vec<usize>> {
 
 /// The runs of a loaded file that `opts.points` selects, with their grid indices; an index past
 /// the grid is an error naming the valid range.
-fn selected<'a>(
+pub(super) fn selected<'a>(
     path: &Path,
     runs: &'a [Spec],
     opts: &RunOpts,
@@ -535,6 +535,7 @@ fn execute(
         Start::Fresh(p.init.as_ref())
     } else {
         prov.resumed = true;
+        record::remove_stale_temps(dir)?;
         resume_start(dir)?
     };
     atomic_write(

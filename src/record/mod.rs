@@ -19,8 +19,12 @@ pub use crate::digest::{hex, short_hash};
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Unique per process and call, also across hosts that share the folder.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}-{nanos}",
         path.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
@@ -31,6 +35,19 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Remove the temporary files of [`atomic_write`] that a killed process left in `dir` (a
+/// resumed run's folder has no other writer).
+pub fn remove_stale_temps(dir: &Path) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let n = e.file_name().to_string_lossy().to_string();
+        if n.starts_with('.') && n.contains(".tmp") && e.path().is_file() {
+            std::fs::remove_file(e.path())?;
+        }
+    }
     Ok(())
 }
 
