@@ -6,6 +6,9 @@ Times, with the same shapes and thread count, in one run:
   * a plain QAT step: EDSR-baseline x4 (16 blocks, 64 features), W4A4 fake quant of the AdaBM form
     (odm's `Odm` preset) on the 32 block convs: learned asymmetric activation bounds and a learned
     symmetric weight bound, both differentiated through the step size; L1 loss, Adam,
+  * an FP step (the same network without fake quantization), FP and W4A4 inference of one
+    320x180 LR input under torch.no_grad() (x4 output 1280x720), and the peak resident memory
+    (ru_maxrss) after the plain step,
   * a gated QAT step: the same plus the per-channel variance of the quantizer inputs, with
     g = g_rec + lambda * [sign(g_var) == sign(g_rec)] * g_var (two autograd.grad calls),
 then runs `odm bench --json` (or reads its output from --odm-json) and prints both and the ratios.
@@ -18,7 +21,7 @@ Usage (throwaway venv):  python3 -m venv /tmp/pt && /tmp/pt/bin/pip install torc
   /tmp/pt/bin/python benches/pytorch_ref.py [--threads 2] [--size full|small] [--reps 3]
       [--device cpu|cuda] [--odm-json FILE]
 """
-import argparse, json, subprocess, time, statistics
+import argparse, json, resource, subprocess, time, statistics
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -68,6 +71,8 @@ class QConv(nn.Conv2d):
 
     def forward(self, x):
         self.captured = x
+        if self.bits is None:  # full precision
+            return F.conv2d(x, self.weight, self.bias, padding=1)
         xq = fq(x, self.lo, self.hi, self.bits)
         wq = fq(self.weight, -self.uw, self.uw, self.bits)
         return F.conv2d(xq, wq, self.bias, padding=1)
@@ -154,7 +159,26 @@ def main():
         opt.step()
 
     plain_ms = median_ms(plain, a.reps)
+    rss_plain = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     gated_ms = median_ms(gated, a.reps)
+    fp_model = Edsr(blocks, feats, 4, None).to(dev)
+    fp_opt = torch.optim.Adam(fp_model.parameters(), lr=1e-4)
+
+    def fp_step():
+        fp_opt.zero_grad()
+        F.l1_loss(fp_model(lr_img), hr_img).backward()
+        fp_opt.step()
+
+    fp_ms = median_ms(fp_step, a.reps)
+    iw, ih = (320, 180) if a.size == "full" else (64, 48)
+    inf_x = torch.rand(1, 3, ih, iw, device=dev) * 255
+
+    def infer(m):
+        with torch.no_grad():
+            m(inf_x)
+
+    inf_ms = median_ms(lambda: infer(fp_model), a.reps)
+    inf_q_ms = median_ms(lambda: infer(model), a.reps)
     if a.odm_json:
         with open(a.odm_json) as f:
             ours = json.load(f)
@@ -169,7 +193,11 @@ def main():
     print(f"{'':28}{'PyTorch':>12}{'odm':>12}{'odm/PyTorch':>14}")
     rows = [("conv3x3 fwd+bwd ms", conv_ms, ours["conv_fwd_bwd_ms"]),
             ("plain QAT step ms", plain_ms, ours["plain_step_ms"]),
-            ("gated QAT step ms", gated_ms, ours["gated_step_ms"])]
+            ("gated QAT step ms", gated_ms, ours["gated_step_ms"]),
+            ("FP step ms", fp_ms, ours["fp_step_ms"]),
+            (f"FP inference {iw}x{ih} ms", inf_ms, ours["inference_ms"]),
+            (f"W4A4 inference {iw}x{ih} ms", inf_q_ms, ours["inference_w4a4_ms"]),
+            ("peak memory after plain MiB", rss_plain, ours["peak_rss_plain_mib"])]
     for name, t, o in rows:
         print(f"{name:28}{t:12.1f}{o:12.1f}{o / t:14.2f}")
     print(f"{'gated / plain':28}{gated_ms / plain_ms:12.2f}{ours['gated_over_plain']:12.2f}")

@@ -51,6 +51,30 @@ pub struct BenchReport {
     pub plain_step_ms: f64,
     pub gated_step_ms: f64,
     pub gated_over_plain: f64,
+    /// The same step in full precision (no fake quantization): what the FP stages run.
+    pub fp_step_ms: f64,
+    /// FP inference (forward only, no autodiff) of the step's model on one LR input of
+    /// `inference_input` (w×h; ×4 output 1280×720 at the full size), and the same at W4A4.
+    pub inference_input: [usize; 2],
+    pub inference_ms: f64,
+    pub inference_w4a4_ms: f64,
+    /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
+    /// fake-quant measurements come before it, and are smaller), and at the end; MiB; 0 where
+    /// /proc is absent.
+    pub peak_rss_plain_mib: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Peak resident set size of this process in MiB (Linux `/proc/self/status` VmHWM).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -184,8 +208,20 @@ fn fake_quant_ms<AB: AutodiffBackend>(
     })
 }
 
+/// Which training step the benchmark times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// Full precision.
+    Fp,
+    /// W4A4 QAT.
+    Plain,
+    /// W4A4 QAT with the variance regularizer, sign-gated.
+    Gated,
+}
+
 /// The spec of the benchmark's QAT step.
-pub fn bench_spec(size: Size, gated: bool) -> Spec {
+pub fn bench_spec(size: Size, kind: StepKind) -> Spec {
+    let gated = kind == StepKind::Gated;
     let (blocks, feats, batch, patch) = match size {
         Size::Full => (16, 64, 16, 192),
         Size::Small => (4, 16, 4, 64),
@@ -197,6 +233,9 @@ pub fn bench_spec(size: Size, gated: bool) -> Spec {
             schedule: (iterations: 1000))"#
     );
     let mut s = spec::load::parse_str("bench", &text).expect("bench spec");
+    if kind == StepKind::Fp {
+        s.quant = crate::spec::QuantSpec::Fp;
+    }
     if gated {
         s.regularizer = Regularizer::Variance {
             lambda: 1e-4,
@@ -232,14 +271,15 @@ fn synthetic_set(scale: usize) -> Arc<ImageSet> {
     })
 }
 
-/// Median milliseconds of one QAT step (plain, or gated with the variance regularizer).
+/// Median milliseconds of one training step of `kind`.
 pub fn step_ms<AB: AutodiffBackend>(
     size: Size,
-    gated: bool,
+    kind: StepKind,
     reps: usize,
     d: &AB::Device,
 ) -> anyhow::Result<f64> {
-    let spec = bench_spec(size, gated);
+    let gated = kind == StepKind::Gated;
+    let spec = bench_spec(size, kind);
     let model = Model::from_spec(&spec.model, spec.scale);
     let mut sampler = Sampler::new(
         vec![synthetic_set(4)],
@@ -302,8 +342,16 @@ fn run_on<AB: AutodiffBackend>(
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
     let fq = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::Full, reps, d);
     let fq_clip = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::ClipOnly, reps, d);
-    let plain = step_ms::<AB>(size, false, reps, d)?;
-    let gated = step_ms::<AB>(size, true, reps, d)?;
+    let plain = step_ms::<AB>(size, StepKind::Plain, reps, d)?;
+    let peak_rss_plain_mib = peak_rss_mib();
+    let gated = step_ms::<AB>(size, StepKind::Gated, reps, d)?;
+    let fp_step = step_ms::<AB>(size, StepKind::Fp, reps, d)?;
+    let input = match size {
+        Size::Full => [320, 180],
+        Size::Small => [64, 48],
+    };
+    let inference = inference_ms::<Inner<AB>>(size, StepKind::Fp, input, reps, d)?;
+    let inference_q = inference_ms::<Inner<AB>>(size, StepKind::Plain, input, reps, d)?;
     Ok(BenchReport {
         size,
         device,
@@ -319,14 +367,52 @@ fn run_on<AB: AutodiffBackend>(
         plain_step_ms: plain,
         gated_step_ms: gated,
         gated_over_plain: gated / plain,
+        fp_step_ms: fp_step,
+        inference_input: input,
+        inference_ms: inference,
+        inference_w4a4_ms: inference_q,
+        peak_rss_plain_mib,
+        peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// Median milliseconds of one forward-only inference of the bench model (FP, or W4A4 after
+/// calibration on the synthetic image) on a `[w, h]` LR input, on the inner (non-autodiff)
+/// backend, as `odm eval` runs it.
+fn inference_ms<B: Backend>(
+    size: Size,
+    kind: StepKind,
+    [w, h]: [usize; 2],
+    reps: usize,
+    d: &B::Device,
+) -> anyhow::Result<f64> {
+    let spec = bench_spec(size, kind);
+    let model = Model::from_spec(&spec.model, spec.scale);
+    let mut sampler = Sampler::new(
+        vec![synthetic_set(4)],
+        4,
+        spec.data.patch_size,
+        spec.data.batch_size,
+        true,
+        255.0,
+        0,
+    )?;
+    let st = state::fresh::<B>(&spec, &model, None, &mut sampler, d)?;
+    let x: Vec<f32> = (0..3 * h * w).map(|i| ((i * 37) % 256) as f32).collect();
+    let x =
+        burn::tensor::Tensor::<B, 4>::from_data(burn::tensor::TensorData::new(x, [1, 3, h, w]), d);
+    let f = crate::forward::Fwd::plain(&st.params, &st.plan);
+    Ok(time(1, reps, || {
+        let y = model.forward(&f, x.clone());
+        let _ = y.into_data();
+    }))
 }
 
 impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n",
+            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
             self.size,
             self.device,
             self.reps,
@@ -340,7 +426,14 @@ impl BenchReport {
             self.fake_quant_clip_only_ms,
             self.plain_step_ms,
             self.gated_step_ms,
-            self.gated_over_plain
+            self.gated_over_plain,
+            self.fp_step_ms,
+            self.inference_input[0],
+            self.inference_input[1],
+            self.inference_ms,
+            self.inference_w4a4_ms,
+            self.peak_rss_plain_mib,
+            self.peak_rss_mib
         )
     }
 }

@@ -27,6 +27,11 @@ fn bench_small_prints_every_field() {
         "plain_step_ms",
         "gated_step_ms",
         "gated_over_plain",
+        "fp_step_ms",
+        "inference_ms",
+        "inference_w4a4_ms",
+        "peak_rss_plain_mib",
+        "peak_rss_mib",
     ] {
         let x = v[f]
             .as_f64()

@@ -151,13 +151,15 @@ pub fn load_run<B: Backend>(
 ///
 /// `save_sr`: also write every SR image (8-bit, as scored) to `<save_sr>/<set>/<image>.png`. The
 /// folder must not exist yet, so earlier outputs are never overwritten; it is written under a
-/// temporary name and renamed when complete.
+/// temporary name and renamed when complete. `tile`: super-resolve in tiles of that many LR
+/// pixels (bit-identical; bounds the memory of large images).
 pub fn eval(
     run_dir: &Path,
     data: &[PathBuf],
     threads: Option<usize>,
     device: Device,
     save_sr: Option<&Path>,
+    tile: Option<usize>,
 ) -> anyhow::Result<Vec<SetScore>> {
     crate::backend::set_threads(threads);
     let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
@@ -188,7 +190,7 @@ pub fn eval(
                     }
                     Ok(())
                 };
-                evaluate_with(&model, &params, &plan, set, &dev, &mut sink)
+                evaluate_with(&model, &params, &plan, set, tile, &dev, &mut sink)
             })
             .collect::<anyhow::Result<Vec<_>>>()
     })?;

@@ -4,10 +4,10 @@
 pub mod crops;
 pub mod inspect;
 pub mod metrics;
+pub mod tiles;
 
 use crate::data::imresize::imresize_u8;
 use crate::data::{ImageSet, RgbImage};
-use crate::forward::Fwd;
 use crate::models::{Model, Params};
 use crate::quant::QuantPlan;
 use burn::tensor::backend::Backend;
@@ -112,9 +112,21 @@ pub fn super_resolve<B: Backend>(
     lr: &RgbImage,
     device: &B::Device,
 ) -> RgbImage {
+    super_resolve_tiled(model, params, plan, lr, None, device)
+}
+
+/// [`super_resolve`] in tiles of `tile` LR pixels (bit-identical output; see [`tiles`]).
+pub fn super_resolve_tiled<B: Backend>(
+    model: &Model,
+    params: &Params<B>,
+    plan: &QuantPlan,
+    lr: &RgbImage,
+    tile: Option<usize>,
+    device: &B::Device,
+) -> RgbImage {
     let k = (model.rgb_range() / 255.0) as f32;
     let x = lr_tensor::<B>(model, lr, device);
-    let y = model.forward(&Fwd::plain(params, plan), x);
+    let y = tiles::forward_tiled(model, params, plan, x, tile);
     let [_, _, h, w] = y.dims();
     let v = y
         .to_data()
@@ -138,23 +150,25 @@ pub fn evaluate<B: Backend>(
     set: &ImageSet,
     device: &B::Device,
 ) -> SetScore {
-    evaluate_with(model, params, plan, set, device, &mut |_, _| Ok(()))
+    evaluate_with(model, params, plan, set, None, device, &mut |_, _| Ok(()))
         .expect("a sink that cannot fail")
 }
 
-/// Evaluate a model on a set, handing each SR image (by its file stem) to `sink`, e.g. to save
-/// it; the first error of the sink stops the evaluation.
+/// Evaluate a model on a set (in tiles of `tile` LR pixels when given), handing each SR image
+/// (by its file stem) to `sink`, e.g. to save it; the first error of the sink stops the
+/// evaluation.
 pub fn evaluate_with<B: Backend>(
     model: &Model,
     params: &Params<B>,
     plan: &QuantPlan,
     set: &ImageSet,
+    tile: Option<usize>,
     device: &B::Device,
     sink: &mut dyn FnMut(&str, &RgbImage) -> anyhow::Result<()>,
 ) -> anyhow::Result<SetScore> {
     let mut per = Vec::with_capacity(set.pairs.len());
     for p in &set.pairs {
-        let sr = super_resolve(model, params, plan, &p.lr, device);
+        let sr = super_resolve_tiled(model, params, plan, &p.lr, tile, device);
         sink(&p.name, &sr)?;
         per.push(score(&p.name, &sr, &p.hr, set.scale));
     }
