@@ -150,6 +150,8 @@ pub struct Layers {
     keys: Vec<String>,
     /// Every convolution.
     pub convs: Vec<ConvInfo>,
+    /// The convolutions' weights (not biases, norms or slopes), in declaration order.
+    pub conv_weights: Vec<ParamId>,
     points: Vec<PointDecl>,
 }
 
@@ -241,6 +243,7 @@ impl Builder {
         });
         let info = ConvInfo::new(name, cin, cout, k, self.res);
         self.layers.convs.push(info);
+        self.layers.conv_weights.push(weight);
         Conv {
             name: name.to_string(),
             weight,

@@ -102,7 +102,7 @@ pub enum GateRule {
 pub enum GateParams {
     #[default]
     All,
-    /// Convolution weights only (`*.weight`).
+    /// Convolution weights only (not biases, BatchNorm, PReLU slopes or quantizer parameters).
     WeightsOnly,
 }
 

@@ -14,7 +14,8 @@ pub mod state;
 use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
 use crate::forward::{Capture, Fwd};
-use crate::models::Model;
+use crate::models::{Model, ParamId};
+use crate::quant::{wcc_name, WeightQ};
 use crate::record::{atomic_write, keys, metrics_csv, MetricRow};
 use crate::spec::{GateParams, GateRule, Regularizer, Spec};
 use adam::clip_global_norm;
@@ -314,16 +315,20 @@ fn regularizer_pass<AB: AutodiffBackend>(
     let l = regularize::reg_loss(&spec.regularizer, &p, &st.plan, &acts).expect("quantized layers");
     let reg_v: f64 = l.clone().into_scalar().elem();
     let g_var = p.grads(&l.backward());
-    let scope: Vec<bool> = st
-        .params
-        .names
+    // WCC's γ learns from ∇L_R only (ODM, ECCV 2024): the regularizer never reaches it.
+    let wcc: Vec<String> = st
+        .plan
+        .layers
         .iter()
-        .zip(&st.params.lr_mult)
-        // WCC's γ learns from ∇L_R only (ODM, ECCV 2024): the regularizer never reaches it.
-        .map(|(n, &m)| {
-            m > 0.0
-                && !n.ends_with(".wcc.gamma")
-                && (spec.gating.params == GateParams::All || n.ends_with(".weight"))
+        .filter(|(_, l)| matches!(l.weights, WeightQ::Wcc { .. }))
+        .map(|(n, _)| wcc_name(n))
+        .collect();
+    let weights = &model.layers().conv_weights;
+    let scope: Vec<bool> = (0..st.params.names.len())
+        .map(|i| {
+            st.params.lr_mult[i] > 0.0
+                && !wcc.contains(&st.params.names[i])
+                && (spec.gating.params == GateParams::All || weights.contains(&ParamId(i)))
         })
         .collect();
     let (g, stats) = gating::combine(
