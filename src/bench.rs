@@ -271,14 +271,13 @@ fn synthetic_set(scale: usize) -> Arc<ImageSet> {
     })
 }
 
-/// Median milliseconds of one training step of `kind`.
-pub fn step_ms<AB: AutodiffBackend>(
+/// The bench spec of `kind`, its model, a sampler over the synthetic image, and a fresh
+/// (calibrated) state.
+fn setup<B: Backend>(
     size: Size,
     kind: StepKind,
-    reps: usize,
-    d: &AB::Device,
-) -> anyhow::Result<f64> {
-    let gated = kind == StepKind::Gated;
+    d: &B::Device,
+) -> anyhow::Result<(Spec, Model, Sampler, state::State<B>)> {
     let spec = bench_spec(size, kind);
     let model = Model::from_spec(&spec.model, spec.scale);
     let mut sampler = Sampler::new(
@@ -290,7 +289,19 @@ pub fn step_ms<AB: AutodiffBackend>(
         255.0,
         0,
     )?;
-    let mut st = state::fresh::<Inner<AB>>(&spec, &model, None, &mut sampler, d)?;
+    let st = state::fresh::<B>(&spec, &model, None, &mut sampler, d)?;
+    Ok((spec, model, sampler, st))
+}
+
+/// Median milliseconds of one training step of `kind`.
+pub fn step_ms<AB: AutodiffBackend>(
+    size: Size,
+    kind: StepKind,
+    reps: usize,
+    d: &AB::Device,
+) -> anyhow::Result<f64> {
+    let gated = kind == StepKind::Gated;
+    let (spec, model, mut sampler, mut st) = setup::<Inner<AB>>(size, kind, d)?;
     let mut err = None;
     let ms = time(1, reps, || {
         let b = sampler.next_batch();
@@ -386,18 +397,7 @@ fn inference_ms<B: Backend>(
     reps: usize,
     d: &B::Device,
 ) -> anyhow::Result<f64> {
-    let spec = bench_spec(size, kind);
-    let model = Model::from_spec(&spec.model, spec.scale);
-    let mut sampler = Sampler::new(
-        vec![synthetic_set(4)],
-        4,
-        spec.data.patch_size,
-        spec.data.batch_size,
-        true,
-        255.0,
-        0,
-    )?;
-    let st = state::fresh::<B>(&spec, &model, None, &mut sampler, d)?;
+    let (_, model, _, st) = setup::<B>(size, kind, d)?;
     let x: Vec<f32> = (0..3 * h * w).map(|i| ((i * 37) % 256) as f32).collect();
     let x =
         burn::tensor::Tensor::<B, 4>::from_data(burn::tensor::TensorData::new(x, [1, 3, h, w]), d);

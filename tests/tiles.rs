@@ -19,18 +19,7 @@ fn bits(t: Tensor<Cpu, 4>) -> Vec<u32> {
 
 /// A W4A4 MinMax plan with hand-set bounds: activations [−2, 40], weight bound 0.08.
 fn quantized(m: &Model, p: &mut Params<Cpu>) -> QuantPlan {
-    let opts = QuantOpts {
-        w_bits: 4,
-        a_bits: 4,
-        per_channel: false,
-        init: None,
-        calib_batches: 1,
-        bound_lr_mult: None,
-        head_tail_8bit: false,
-        weight_clip: Default::default(),
-        bound_grad: Default::default(),
-        skt: None,
-    };
+    let opts = QuantOpts::bits(4, 4);
     let mut plan = QuantPlan::from_spec(&QuantSpec::MinMax(opts), m);
     let d = Default::default();
     let one = |v: f32| Tensor::<Cpu, 1>::from_data(TensorData::new(vec![v], [1]), &d);

@@ -109,18 +109,7 @@ fn quantized_forward_matches_hand_quantized_conv2d() {
     let device = Default::default();
     let (toy, l) = built(2);
     let mut p = Params::<Cpu>::init(&l.decls, 7, &device);
-    let spec = QuantSpec::MinMax(QuantOpts {
-        w_bits: 2,
-        a_bits: 2,
-        per_channel: false,
-        init: None,
-        calib_batches: 1,
-        bound_lr_mult: None,
-        head_tail_8bit: false,
-        weight_clip: Default::default(),
-        bound_grad: Default::default(),
-        skt: None,
-    });
+    let spec = QuantSpec::MinMax(QuantOpts::bits(2, 2));
     let mut plan = QuantPlan::for_layers(&spec, &l, false);
     assert_eq!(plan.layers.len(), 1);
     // Activation range [0, 0.6] (the affine form, 2 bits: levels 0, 0.2, 0.4, 0.6); learned weight

@@ -65,6 +65,25 @@ pub struct QuantOpts {
     pub skt: Option<f64>,
 }
 
+impl QuantOpts {
+    /// `w_bits`/`a_bits` with every other option at its default (as a spec that names only the
+    /// bits gets).
+    pub fn bits(w_bits: u32, a_bits: u32) -> Self {
+        Self {
+            w_bits,
+            a_bits,
+            per_channel: false,
+            init: None,
+            calib_batches: d_calib(),
+            bound_lr_mult: None,
+            head_tail_8bit: false,
+            weight_clip: WeightClip::default(),
+            bound_grad: BoundGrad::default(),
+            skt: None,
+        }
+    }
+}
+
 /// What the learned quantizer bounds are differentiated through.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BoundGrad {
