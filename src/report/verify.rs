@@ -199,7 +199,10 @@ fn check_claim(c: &Claim, aggs: &Aggs) -> ClaimResult {
         (Some(b), Some(w)) => {
             let d = b.psnr.0 - w.psnr.0;
             let spread = (b.psnr.1 * b.psnr.1 + w.psnr.1 * w.psnr.1).sqrt();
-            let st = if d > c.k * spread && d > 0.0 {
+            // One seed gives no spread: the difference cannot be told from seed noise.
+            let st = if b.n < 2 || w.n < 2 {
+                Status::Inconclusive
+            } else if d > c.k * spread && d > 0.0 {
                 Status::Pass
             } else if d < -c.k * spread || (d <= 0.0 && spread == 0.0) {
                 Status::Fail
@@ -334,7 +337,7 @@ const CLAIM_HEAD: [&str; 7] = [
 pub fn table(v: &Verdict) -> Table {
     let h = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let cap = format!(
-        "Reproduction: our numbers beside the papers' (reports/expected.ron names each source and tolerance). {PROTOCOL}. Ours: mean over the seeds in column Seeds. Claims compare two groups' mean PSNR against k · sqrt(sd₁² + sd₂²) over seeds."
+        "Reproduction: our numbers beside the papers' (reports/expected.ron names each source and tolerance). {PROTOCOL}. Ours: mean over the seeds in column Seeds. Claims compare two groups' mean PSNR against k · sqrt(sd₁² + sd₂²) over seeds; with fewer than two seeds in either group a claim is inconclusive."
     );
     let md_s = format!(
         "# Reproduction\n\n{cap}\n\n{}\n## Claims\n\n{}",
