@@ -59,6 +59,10 @@ fn matches_burn_conv2d_and_is_thread_count_independent() {
         (3, 3, 4, 6, 5, 1),
         (1, 4, 2, 7, 8, 5),
         (2, 16, 16, 48, 20, 3),
+        // Few output channels (the direct path of kernels/thin.rs): a tail-like 3×3 and a
+        // SRResNet-like 9×9.
+        (2, 16, 3, 33, 29, 3),
+        (1, 8, 3, 20, 17, 9),
     ]
     .iter()
     .enumerate()

@@ -30,18 +30,18 @@ const BAND_PIXELS: usize = 384;
 
 impl Geom {
     /// Rows of a (K = ci·k²) × band im2col matrix.
-    fn kk(&self) -> usize {
+    pub(super) fn kk(&self) -> usize {
         self.ci * self.k * self.k
     }
     /// Output rows per band (a function of the shape only).
     fn band_rows(&self) -> usize {
         BAND_PIXELS.div_ceil(self.w).clamp(1, self.h)
     }
-    fn bands(&self) -> usize {
+    pub(super) fn bands(&self) -> usize {
         self.h.div_ceil(self.band_rows())
     }
     /// Output rows [r0, r1) of band `i`.
-    fn band(&self, i: usize) -> (usize, usize) {
+    pub(super) fn band(&self, i: usize) -> (usize, usize) {
         let r = self.band_rows();
         (i * r, ((i + 1) * r).min(self.h))
     }
@@ -49,7 +49,7 @@ impl Geom {
 
 /// A raw pointer that may cross threads; every user writes a disjoint region.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -122,8 +122,16 @@ unsafe fn gemm_f32(
     )
 }
 
+/// Output channels up to which the forward and the weight gradient work on the image directly
+/// instead of through an im2col matrix ([`super::thin`]): with so few GEMM rows, writing the
+/// ci·k²-row column matrix costs more than the multiply-adds (the tail conv, 64 → 3).
+pub const THIN: usize = 4;
+
 /// Forward: y (n×co×h×w) = conv(x, wt) + bias; `wt` is co×ci×k×k.
 pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if g.co <= THIN {
+        return super::thin::forward(g, x, wt, bias);
+    }
     let (hw, kk) = (g.h * g.w, g.kk());
     assert_eq!(x.len(), g.n * g.ci * hw, "conv input size");
     assert_eq!(wt.len(), g.co * kk, "conv weight size");
@@ -195,6 +203,9 @@ pub fn grad_input(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
 
 /// Weight and bias gradients: (dW co×ci×k×k, db co), each a sum over images in index order.
 pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    if g.co <= THIN {
+        return super::thin::grad_weight(g, x, dy);
+    }
     let (hw, kk) = (g.h * g.w, g.kk());
     let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n)
         .into_par_iter()

@@ -7,6 +7,7 @@ pub mod cpu_conv;
 mod fake_quant;
 mod flex;
 pub mod quantizer;
+mod thin;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
