@@ -6,7 +6,9 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
 use odm::backend::{Cpu, CpuTrain};
-use odm::kernels::{conv2d_same, conv2d_same_replay, fake_quant_channels};
+use odm::kernels::{
+    conv2d_same, conv2d_same_replay, fake_quant_channels, pixel_shuffle, pixel_shuffle_composed,
+};
 
 type T4 = Tensor<CpuTrain, 4>;
 
@@ -202,4 +204,36 @@ fn replayed_conv_has_the_same_gradients() {
     };
     let first = conv2d_same(x.clone(), w.clone(), b.clone());
     assert_eq!(grads(Some(first)), grads(None));
+}
+
+/// The one-pass pixel shuffle equals burn's reshape–permute–reshape exactly, forward and
+/// gradient, on the training and the inference backend.
+#[test]
+fn pixel_shuffle_matches_the_composed_ops() {
+    for (shape, r, seed) in [
+        ([2, 12, 5, 7], 2, 40),
+        ([1, 18, 4, 3], 3, 41),
+        ([3, 16, 6, 6], 4, 42),
+    ] {
+        let x = rand(shape, seed);
+        let [n, c, h, w] = shape;
+        let g = rand([n, c / (r * r), h * r, w * r], seed + 100);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                pixel_shuffle(x.clone(), r)
+            } else {
+                pixel_shuffle_composed(x.clone(), r)
+            };
+            let grads = (y.clone() * g.clone()).sum().backward();
+            (vals(y), vals(x.grad(&grads).unwrap()))
+        };
+        assert_eq!(run(true), run(false), "{shape:?} r={r}");
+        let d = Default::default();
+        let xi = Tensor::<Cpu, 4>::from_data(x.clone().into_data(), &d);
+        assert_eq!(
+            vals(pixel_shuffle(xi.clone(), r)),
+            vals(pixel_shuffle_composed(xi, r))
+        );
+    }
 }

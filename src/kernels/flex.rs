@@ -80,7 +80,7 @@ impl Backward<Flex, 3> for SameConv {
 }
 
 /// Forward on training tensors, recording [`SameConv`] when any input is tracked. `out`, when
-/// given, is the already known result of this very forward (see `Capture::replay` in `models::fwd`) and is used as is.
+/// given, is the already known result of this very forward (see `forward::Capture::replay`) and is used as is.
 pub fn forward_ad(x: AdPrim, w: AdPrim, b: AdPrim, out: Option<FlexTensor>) -> AdPrim {
     let y = out.unwrap_or_else(|| forward(&x.primitive, &w.primitive, &b.primitive));
     match SameConv

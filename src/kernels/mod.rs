@@ -7,6 +7,7 @@ pub mod cpu_conv;
 mod fake_quant;
 mod flex;
 pub mod quantizer;
+mod shuffle;
 mod thin;
 
 use burn::tensor::backend::Backend;
@@ -105,4 +106,29 @@ pub fn fake_quant_channels<B: Backend>(
     }
     let c = l.dims()[0];
     quantizer::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), qz)
+}
+
+/// Sub-pixel shuffle by `r` in PyTorch's `pixel_shuffle` order (Shi et al., CVPR 2016): input
+/// channel c·r² + i·r + j goes to output channel c at (h·r + i, w·r + j). One pass on `Flex` and
+/// `Autodiff<Flex>` ([`shuffle`]); burn's reshape–permute–reshape elsewhere.
+pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
+    let t = TypeId::of::<B>();
+    if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
+        let y = shuffle::forward_ad(float(same::<_, Tensor<Ad, 4>>(x)), r);
+        return same(wrap::<Ad, 4>(y));
+    }
+    if x.dtype() == DType::F32 && t == TypeId::of::<Flex>() {
+        let y = shuffle::forward(&float(same::<_, Tensor<Flex, 4>>(x)), r);
+        return same(wrap::<Flex, 4>(y));
+    }
+    pixel_shuffle_composed(x, r)
+}
+
+/// [`pixel_shuffle`] composed from burn ops (the reference).
+pub fn pixel_shuffle_composed<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let co = c / (r * r);
+    x.reshape([n * co, r, r, h, w])
+        .permute([0, 3, 1, 4, 2])
+        .reshape([n, co, h * r, w * r])
 }

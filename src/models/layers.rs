@@ -72,9 +72,5 @@ pub fn prelu<B: Backend>(f: &impl Ops<B>, p: &PRelu, x: Tensor<B, 4>) -> Tensor<
 /// Sub-pixel convolution's shuffle (Shi et al., CVPR 2016), PyTorch `pixel_shuffle` order:
 /// input channel c·r² + i·r + j goes to output channel c at (h·r + i, w·r + j).
 pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let co = c / (r * r);
-    x.reshape([n * co, r, r, h, w])
-        .permute([0, 3, 1, 4, 2])
-        .reshape([n, co, h * r, w * r])
+    crate::kernels::pixel_shuffle(x, r)
 }
