@@ -165,6 +165,7 @@ fn opts(bits: u32, head_tail: bool) -> QuantOpts {
         head_tail_8bit: head_tail,
         weight_clip: Default::default(),
         bound_grad: Default::default(),
+        sigma_bits: None,
         skt: None,
     }
 }

@@ -75,6 +75,10 @@ fn probe_plan(model: &Model, plan: &QuantPlan) -> QuantPlan {
 
 fn bounds<B: Backend>(p: &Params<B>, plan: &QuantPlan, layer: &str) -> Option<(f64, f64)> {
     let l = plan.layer(layer).filter(|l| l.active && l.has_act())?;
+    // DAQ's range is per input: no learned clip range to report.
+    if let crate::quant::QForm::Daq { .. } = l.form {
+        return None;
+    }
     let (lo_n, hi_n) = bound_names(layer);
     let first = |n: &str| -> f64 {
         let t: Tensor<B, 1> = p.get(n);

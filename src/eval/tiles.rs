@@ -8,7 +8,8 @@
 //! exactly the inputs, zero padding included, that the full forward uses, with per-pixel
 //! arithmetic that does not depend on the tile's size (our convolution's reduction order is a
 //! function of the channels and kernel only; BatchNorm in evaluation and the fake quantizers are
-//! per channel or per layer). Only the core's outputs are kept. `tests/tiles.rs` checks the
+//! per channel or per layer). Only the core's outputs are kept. A dynamic quantizer (DAQ) takes its
+//! statistics from the whole input, so a plan with one runs untiled. `tests/tiles.rs` checks the
 //! equality for every backbone on odd sizes.
 
 use crate::forward::Fwd;
@@ -60,7 +61,12 @@ pub fn forward_tiled<B: Backend>(
 ) -> Tensor<B, 4> {
     let f = Fwd::plain(params, plan);
     let [_, _, h, w] = x.dims();
-    let Some(t) = t.filter(|&t| t < h.max(w)) else {
+    // DAQ normalises by statistics of the whole input: a tile would see its own.
+    let dynamic = plan
+        .layers
+        .iter()
+        .any(|(_, l)| matches!(l.form, crate::quant::QForm::Daq { .. }));
+    let Some(t) = t.filter(|&t| t < h.max(w) && !dynamic) else {
         return model.forward(&f, x);
     };
     let r = receptive_radius(model.layers().convs.as_slice());

@@ -77,6 +77,7 @@ fn quant(x: f32, c: &Consts, form: QForm) -> f32 {
         QForm::Affine => round_even((xc - c.l) / c.d * c.n) / c.n * c.d + c.l,
         QForm::SymZero => round_even((xc * c.qm) / c.u) * c.u / c.qm,
         QForm::ZeroPoint => (round_even(c.sf * xc - c.zp) + c.zp) / c.sf,
+        QForm::Daq { .. } => unreachable!("DAQ has no bounds; quant::daq quantizes it"),
     }
 }
 
@@ -120,6 +121,7 @@ pub fn forward(x: &FlexTensor, l: &FlexTensor, u: &FlexTensor, qz: Quantizer) ->
             QForm::ZeroPoint => plane
                 .iter_mut()
                 .for_each(|v| *v = quant(*v, &c, QForm::ZeroPoint)),
+            QForm::Daq { .. } => unreachable!("DAQ has no bounds; quant::daq quantizes it"),
         }
     });
     FlexTensor::from_data(TensorData::new(y, x.layout().shape().clone()))

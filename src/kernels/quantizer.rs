@@ -99,6 +99,7 @@ fn parts<B: Backend, const D: usize>(
                 .add_scalar((1u64 << (bits - 1)) as f32);
             ((sf.clone() * xc.clone() - zp.clone()).round() + zp) / sf
         }
+        QForm::Daq { .. } => unreachable!("DAQ has no bounds; quant::daq quantizes it"),
     };
     let (du, dl) = match grad {
         BoundGrad::ClipOnly => (cu, cl),

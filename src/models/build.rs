@@ -139,6 +139,8 @@ struct PointDecl {
     channels: usize,
     conv_input: Q,
     block: Q,
+    /// DAQ's role where it differs from `conv_input`.
+    daq: Option<Q>,
 }
 
 /// Everything a built backbone declares, in forward order.
@@ -164,6 +166,7 @@ impl Layers {
                 let q = match placement {
                     Placement::ConvInput => p.conv_input,
                     Placement::Block => p.block,
+                    Placement::Daq => p.daq.unwrap_or(p.conv_input),
                 };
                 (q != Q::NONE).then(|| QPoint::new(&p.name, q.weight, q.act, p.channels))
             })
@@ -274,7 +277,15 @@ impl Builder {
             channels,
             conv_input,
             block,
+            daq: None,
         });
+    }
+
+    /// Give the point just declared a different role under DAQ's placement.
+    pub fn daq_role(&mut self, q: Q) {
+        if let Some(p) = self.layers.points.last_mut() {
+            p.daq = Some(q);
+        }
     }
 
     /// BatchNorm2d `name` over `c` channels: `<name>.gamma` (1) and `<name>.beta` (0) trainable,

@@ -72,7 +72,9 @@ impl Rdn {
     ///   `rdb.{i}.in` (`x = act1(x)`, which the local residual also adds), the inputs of the dense
     ///   convs after the first (the first reads the quantized block input), the LFF input and the
     ///   GFF 1×1 input; weights of every dense conv, LFF and both GFF convs (the GFF 3×3 reads the
-    ///   1×1's output unquantized).
+    ///   1×1's output unquantized);
+    /// - DAQ's placement (Cheeun/DAQ-pytorch `src/model/rdn.py`): the dense convs only, weights
+    ///   and inputs (LFF and GFF stay FP).
     pub fn build(cfg: RdnSpec, scale: usize, b: &mut Builder) -> Self {
         let RdnSpec { d, g0, g, .. } = cfg;
         let sfe1 = b.conv("sfe1", "SFENet1", [3, g0, 3], Bias::Default);
@@ -80,8 +82,10 @@ impl Rdn {
         let blocks = (0..d).map(|i| rdb(b, &cfg, i)).collect();
         let gff0 = b.conv("gff.0", "GFF.0", [d * g0, g0, 1], Bias::Default);
         b.quantize(&gff0, Q::BOTH, Q::BOTH);
+        b.daq_role(Q::NONE);
         let gff1 = b.conv("gff.1", "GFF.1", [g0, g0, 3], Bias::Default);
         b.quantize(&gff1, Q::BOTH, Q::WEIGHT);
+        b.daq_role(Q::NONE);
         let mut cin = g0;
         let st = stages(scale);
         let upsample = st
@@ -169,5 +173,6 @@ fn rdb(b: &mut Builder, cfg: &RdnSpec, i: usize) -> Rdb {
         Bias::Default,
     );
     b.quantize(&lff, Q::BOTH, Q::BOTH);
+    b.daq_role(Q::NONE);
     Rdb { input, dense, lff }
 }

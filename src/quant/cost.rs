@@ -3,6 +3,12 @@
 //! layers and MACs · 32 · 32 for FP layers; storage = parameters · bits (weights at b_w, biases
 //! kept at 32 bits). Mean shift, ReLU, pixel shuffle and additions are not counted.
 //!
+//! DAQ's dynamic activations: per image, every element of a quantized input takes part in its
+//! channel's mean (one addition) and variance (one multiply-add), is normalised ((x − μ)·(1/σ),
+//! one multiply-add) and de-normalised (q·σ + μ, one multiply-add): 4 FP32 operations per
+//! element, counted at 32×32 BitOPs (`dynamic_ops`); the per-channel σ quantization (C values
+//! per image) is negligible and not counted, and the weights' std is computed once, offline.
+//!
 //! ODM's distribution offsets: a channel-wise scale costs C FP multiplications per pixel of the
 //! layer's input (counted as MACs at 32×32 bits) and C·32 bits of storage; a channel-wise shift
 //! costs C·32 bits of storage and no BitOPs, because it folds into a per-channel zero point of the
@@ -24,6 +30,9 @@ pub struct LayerCost {
     pub storage_bits: u64,
     /// FP multiplications of a channel-wise offset scale (0 without one).
     pub offset_macs: u64,
+    /// FP32 operations of a dynamic quantizer's per-input statistics (DAQ), 0 for static ones.
+    #[serde(default)]
+    pub dynamic_ops: u64,
 }
 
 /// Per-layer costs, totals and the FP/quantized ratios.
@@ -70,18 +79,27 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
             let (scale, shift) = l.map(|l| (l.scale, l.shift)).unwrap_or((false, false));
             let pixels = (h * c.res * w * c.res) as u64;
             let offset_macs = if scale { pixels * c.cin as u64 } else { 0 };
+            let dynamic =
+                l.is_some_and(|l| l.has_act() && matches!(l.form, super::QForm::Daq { .. }));
+            let dynamic_ops = if dynamic {
+                4 * pixels * c.cin as u64
+            } else {
+                0
+            };
             let offset_params = (scale as u64 + shift as u64) * c.cin as u64;
             LayerCost {
                 layer: c.name.clone(),
                 macs,
                 w_bits: wb,
                 a_bits: ab,
-                bitops: macs as u128 * wb as u128 * ab as u128 + offset_macs as u128 * 1024,
+                bitops: macs as u128 * wb as u128 * ab as u128
+                    + (offset_macs + dynamic_ops) as u128 * 1024,
                 params: (c.weights() + biases(c)) as u64 + offset_params,
                 storage_bits: c.weights() as u64 * wb as u64
                     + biases(c) as u64 * 32
                     + offset_params * 32,
                 offset_macs,
+                dynamic_ops,
             }
         })
         .collect();
@@ -109,7 +127,7 @@ pub fn cost(model: &Model, plan: &QuantPlan, w: usize, h: usize) -> CostReport {
         fp_storage_bits,
         bitops_ratio: fp_bitops as f64 / total_bitops as f64,
         storage_ratio: fp_storage_bits as f64 / total_storage_bits as f64,
-        formula: "MACs = H_out·W_out·C_out·C_in·k²; BitOPs = MACs·b_w·b_a (FP: b = 32) + offset-scale MACs·32·32; storage = weights·b_w + (biases + offsets)·32; shifts fold into zero points".into(),
+        formula: "MACs = H_out·W_out·C_out·C_in·k²; BitOPs = MACs·b_w·b_a (FP: b = 32) + (offset-scale MACs + DAQ's 4 FP32 ops per quantized input element)·32·32; storage = weights·b_w + (biases + offsets)·32; shifts fold into zero points".into(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod calib;
 pub mod cost;
+pub mod daq;
 pub mod offsets;
 pub mod plan;
 
@@ -66,6 +67,9 @@ pub fn fake_quant_act<B: Backend>(
     lq: &LayerQuant,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    if let QForm::Daq { sigma_bits } = lq.form {
+        return daq::act(x, lq.a_bits, sigma_bits);
+    }
     let (lo, hi) = act_bounds(p, layer, lq);
     crate::kernels::fake_quant_channels(x, lo, hi, Quantizer::act(lq))
 }
@@ -135,6 +139,7 @@ pub fn weight_range<B: Backend>(
             let gamma: Tensor<B, 1> = p.get(&wcc_name(layer));
             sym(percentile_rows(flat.abs(), *percentile) * gamma)
         }
+        WeightQ::Daq => unreachable!("DAQ's weights have no range: quant::daq::weight"),
     }
 }
 
@@ -147,6 +152,9 @@ pub fn fake_quant_weight<B: Backend>(
     lq: &LayerQuant,
     w: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    if lq.weights == WeightQ::Daq {
+        return daq::weight(w, lq.w_bits);
+    }
     let [co, ci, kh, kw] = w.dims();
     let (l, u) = weight_range(p, layer, lq, &w);
     let x = w.reshape([1, co, ci * kh, kw]);

@@ -21,6 +21,8 @@ pub enum WeightQ {
     Learned,
     /// u_w = P_p(|W|)·γ with a learned γ (ODM's weight-clipping correction).
     Wcc { percentile: f64 },
+    /// DAQ's grid of g(b)·std(W) around 0 (`quant::daq::weight`).
+    Daq,
 }
 
 /// How one point is quantized.
@@ -68,6 +70,7 @@ pub struct QuantPlan {
 /// `model/rdn.py`, and EDSR/SRResNet at the 1st/99th percentiles).
 fn weight_q(spec: &QuantSpec, clip: &WeightClip, rdn: bool) -> WeightQ {
     match (clip, spec) {
+        (WeightClip::Preset, QuantSpec::Daq(_)) => WeightQ::Daq,
         (WeightClip::Preset, QuantSpec::DdtbStatic(_)) if rdn => WeightQ::Percentile {
             low: 0.0,
             high: 100.0,
@@ -248,6 +251,7 @@ fn weight_label(w: &WeightQ) -> String {
         WeightQ::Percentile { low, high } => format!("P{low}/P{high}(W)"),
         WeightQ::Learned => "learned u_w".into(),
         WeightQ::Wcc { percentile } => format!("WCC P{percentile}·γ"),
+        WeightQ::Daq => "g(b)·std(W)".into(),
     }
 }
 

@@ -73,6 +73,8 @@ pub enum Family {
     MinMax,
     Pams,
     DdtbStatic,
+    /// DAQ (dynamic, per-input activation statistics).
+    Daq,
     /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
     Odm,
 }
@@ -85,6 +87,7 @@ impl Family {
             Family::MinMax => "MinMax",
             Family::Pams => "PAMS",
             Family::DdtbStatic => "DDTB-static",
+            Family::Daq => "DAQ",
             Family::Odm => "ODM",
         }
     }
@@ -104,6 +107,7 @@ pub fn method(s: &Spec) -> (String, Family) {
         QuantSpec::Pams(o) => (Family::Pams, o),
         QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
         QuantSpec::Odm(o) => (Family::Odm, o),
+        QuantSpec::Daq(o) => (Family::Daq, o),
     };
     let gate = match s.gating.rule {
         GateRule::Never => "never",

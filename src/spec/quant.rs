@@ -23,6 +23,12 @@ pub enum QuantSpec {
     /// from the 1st/99th percentiles of the first batch; weights clipped at their 1st/99th
     /// percentiles; PAMS's placement.
     DdtbStatic(QuantOpts),
+    /// DAQ (Hong et al., WACV 2022; Cheeun/DAQ-pytorch `src/model/quantize.py`): channel-wise
+    /// distribution-aware activations, normalised per image and channel by their own mean and
+    /// standard deviation and quantized with the Gaussian-optimal step (nothing learned, no
+    /// calibration); weights on a grid of g(b)·std(W). Conv-input placement (the two convs of
+    /// every residual block). See `quant::daq`.
+    Daq(QuantOpts),
     /// The quantizer the published ODM describes (Hong & Lee, ECCV 2024), which is AdaBM's:
     /// learned asymmetric activation bounds on conv inputs from averaged 1st/99th percentiles,
     /// learned symmetric weight bound (or WCC).
@@ -59,6 +65,11 @@ pub struct QuantOpts {
     /// Gradient of the learned bounds. Default `Full` (through the step size, as every source).
     #[serde(default)]
     pub bound_grad: BoundGrad,
+    /// DAQ only: bits of the per-channel σ (`qq_bit`; 32 leaves σ unquantized). Default 8, as
+    /// DAQ's training script (`--quantize_quantization 8`). Left out of the canonical spec when
+    /// unset, so that it changes no earlier run's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_bits: Option<u32>,
     /// Weight of PAMS's structured knowledge transfer (the FP model's attention map of the body
     /// output as a teacher, `w_at`); 0 switches it off. Default: the preset's (PAMS 1000, others 0).
     #[serde(default)]
@@ -79,6 +90,7 @@ impl QuantOpts {
             head_tail_8bit: false,
             weight_clip: WeightClip::default(),
             bound_grad: BoundGrad::default(),
+            sigma_bits: None,
             skt: None,
         }
     }
@@ -178,6 +190,12 @@ impl QuantSpec {
             QuantSpec::MinMax(o) | QuantSpec::Odm(o) => Some((o, QForm::Affine)),
             QuantSpec::Pams(o) => Some((o, QForm::SymZero)),
             QuantSpec::DdtbStatic(o) => Some((o, QForm::ZeroPoint)),
+            QuantSpec::Daq(o) => Some((
+                o,
+                QForm::Daq {
+                    sigma_bits: o.sigma_bits.unwrap_or(8),
+                },
+            )),
         }
     }
 
@@ -185,6 +203,7 @@ impl QuantSpec {
     pub fn placement(&self) -> Placement {
         match self {
             QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) => Placement::Block,
+            QuantSpec::Daq(_) => Placement::Daq,
             _ => Placement::ConvInput,
         }
     }
@@ -197,6 +216,7 @@ impl QuantSpec {
             QuantSpec::Pams(_) => "PAMS",
             QuantSpec::DdtbStatic(_) => "DDTB-static",
             QuantSpec::Odm(_) => "ODM",
+            QuantSpec::Daq(_) => "DAQ",
         }
     }
 
@@ -206,7 +226,7 @@ impl QuantSpec {
             QuantSpec::Fp => 0.0,
             // PAMS README commands and DDTB's `main_limitrange_incremental.py`: w_at = 1e3.
             QuantSpec::Pams(o) | QuantSpec::DdtbStatic(o) => o.skt.unwrap_or(1e3),
-            QuantSpec::MinMax(o) | QuantSpec::Odm(o) => o.skt.unwrap_or(0.0),
+            QuantSpec::MinMax(o) | QuantSpec::Odm(o) | QuantSpec::Daq(o) => o.skt.unwrap_or(0.0),
         }
     }
 
@@ -249,7 +269,8 @@ impl QuantSpec {
                 high: d_high(),
                 first_batch: true,
             },
-            QuantSpec::Odm(_) => RangeInit::Ema {
+            // DAQ calibrates nothing (its statistics are per input); never used.
+            QuantSpec::Odm(_) | QuantSpec::Daq(_) => RangeInit::Ema {
                 low: d_low(),
                 high: d_high(),
                 beta: d_beta(),
@@ -298,6 +319,9 @@ pub enum QForm {
     /// DDTB: s = n/(u − l), z = round(s·l) + 2^(b−1), q = (round(s·clip(x) − z) + z)/s, so that
     /// 0 is exactly representable.
     ZeroPoint,
+    /// DAQ: per image and channel, (x − μ)/σ on the Gaussian-optimal grid, σ itself quantized
+    /// at `sigma_bits` (`quant::daq`); no bounds.
+    Daq { sigma_bits: u32 },
 }
 
 impl QForm {
@@ -315,4 +339,7 @@ pub enum Placement {
     /// PAMS/DDTB's residual block: the shortcut (block input), the post-ReLU feature (the second
     /// conv's input) and the block output before the add; the first conv's input stays FP.
     Block,
+    /// DAQ's: conv inputs and weights as `ConvInput`, except where DAQ's code keeps a conv FP
+    /// (RDN's local and global feature fusion).
+    Daq,
 }

@@ -3,7 +3,7 @@
 use super::load::FieldError;
 use super::{
     resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec, RangeInit,
-    Regularizer, Select, Spec,
+    Regularizer, Select, Spec, WeightClip,
 };
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
@@ -158,6 +158,7 @@ fn check_model(s: &Spec) -> Result<(), FieldError> {
 
 /// Quantizer bits and options.
 fn check_quant(s: &Spec) -> Result<(), FieldError> {
+    check_daq(s)?;
     if let Some((q, _)) = s.quant.opts_form() {
         for (f, b) in [("quant.w_bits", q.w_bits), ("quant.a_bits", q.a_bits)] {
             if ![2, 3, 4, 8].contains(&b) {
@@ -262,6 +263,57 @@ fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// DAQ's options: `sigma_bits` only there; none of the options that need learned bounds.
+fn check_daq(s: &Spec) -> Result<(), FieldError> {
+    let Some((q, _)) = s.quant.opts_form() else {
+        return Ok(());
+    };
+    let daq = matches!(s.quant, QuantSpec::Daq(_));
+    if !daq {
+        if q.sigma_bits.is_some() {
+            return fail(
+                "quant.sigma_bits",
+                "is DAQ's (qq_bit); leave it out for this preset",
+            );
+        }
+        return Ok(());
+    }
+    if let Some(b) = q.sigma_bits.filter(|b| !(2..=9).contains(b) && *b != 32) {
+        return fail(
+            "quant.sigma_bits",
+            format!("{b} is not supported; allowed: 2 to 9, or 32 (σ unquantized)"),
+        );
+    }
+    let refuse = |f: &str, why: &str| {
+        fail(
+            f,
+            format!("DAQ {why}; leave it out (Daq has no learned or calibrated bounds)"),
+        )
+    };
+    if q.per_channel {
+        return refuse("quant.per_channel", "is per channel by construction");
+    }
+    if q.head_tail_8bit {
+        return refuse("quant.head_tail_8bit", "keeps head and tail FP");
+    }
+    if q.weight_clip != WeightClip::Preset {
+        return refuse("quant.weight_clip", "sets its weight range from std(W)");
+    }
+    if q.init.is_some() || q.bound_lr_mult.is_some() {
+        return refuse("quant.init", "initialises no range");
+    }
+    if !matches!(
+        s.regularizer,
+        Regularizer::None | Regularizer::Variance { .. }
+    ) {
+        return refuse("regularizer", "has no bounds for the mismatch regularizer");
+    }
+    if s.offsets != OffsetPolicy::None {
+        return refuse("offsets", "normalises every channel itself");
     }
     Ok(())
 }

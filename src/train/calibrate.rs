@@ -7,7 +7,9 @@ use crate::models::params::host_tensor;
 use crate::models::{Model, Params};
 use crate::quant::calib::RangeAcc;
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
-use crate::quant::{bound_names, offset_names, wcc_name, weight_bound_name, QuantPlan, WeightQ};
+use crate::quant::{
+    bound_names, offset_names, wcc_name, weight_bound_name, QForm, QuantPlan, WeightQ,
+};
 use crate::spec::Spec;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -42,6 +44,11 @@ pub fn calibrate<B: Backend>(
     let Some((opts, form)) = spec.quant.opts_form() else {
         return Vec::new();
     };
+    if let QForm::Daq { .. } = form {
+        // DAQ's activation statistics are per input: nothing to calibrate or learn.
+        plan.set_active(true);
+        return Vec::new();
+    }
     let init = spec.quant.range_init(&spec.model);
     let acts: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| plan.layers[i].1.has_act())
@@ -126,7 +133,7 @@ fn push_weight_bounds<B: Backend>(
             WeightQ::Wcc { .. } => {
                 params.push(&wcc_name(name), vec![1], host_tensor(&[1.0], device), 1.0)
             }
-            WeightQ::MaxAbs | WeightQ::Percentile { .. } => {}
+            WeightQ::MaxAbs | WeightQ::Percentile { .. } | WeightQ::Daq => {}
         }
     }
 }
