@@ -228,7 +228,10 @@ impl QuantPlan {
             "preset {} ({:?} placement), range init {}\n{} quantized activations, {} quantized weight tensors\n",
             spec.label(),
             spec.placement(),
-            init_label(&spec.range_init(&model.spec())),
+            match spec {
+                QuantSpec::Daq(_) => "none (statistics of each input)".into(),
+                _ => init_label(&spec.range_init(&model.spec())),
+            },
             self.act_count(),
             self.weight_count()
         ));
