@@ -4,10 +4,11 @@
 //! weight quantizer at 2 and 4 bits; the straight-through gradient; DAQ's placement on the three
 //! backbones; its cost overhead by hand; and a smoke run.
 //!
-//! The expected values were computed with PyTorch 2.15 (float32) from the formulas of
-//! `quantize.py` (`Quantization.forward` lines 38–110, `Conv2d_Q.forward` lines 133–167 of commit
-//! 533efbd), re-implemented in a throwaway script: torch.round ties to even, torch.std is
-//! unbiased, the Gaussian steps are `gaussian_steps[bits − 1]` (2 bits: 1.596, 4 bits: 0.586).
+//! The expected values were computed with PyTorch 2.15 (float32) by
+//! `tests/fixtures/make_daq_values.py`, which re-implements the formulas of `quantize.py`
+//! (`Quantization.forward`, `Conv2d_Q.forward`, commit 533efbd): torch.round ties to even,
+//! torch.std is unbiased, the Gaussian steps are `gaussian_steps[bits − 1]` (2 bits: 1.596,
+//! 4 bits: 0.586).
 
 mod common;
 

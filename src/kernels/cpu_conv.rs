@@ -239,6 +239,11 @@ pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
             (dw, db)
         })
         .collect();
+    sum_images(partial)
+}
+
+/// Per-image (dW, db) summed over the images in index order (independent of the thread count).
+pub(super) fn sum_images(partial: Vec<(Vec<f32>, Vec<f32>)>) -> (Vec<f32>, Vec<f32>) {
     let mut it = partial.into_iter();
     let (mut dw, mut db) = it.next().expect("batch of at least one image");
     for (pw, pb) in it {

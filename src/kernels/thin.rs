@@ -179,11 +179,5 @@ pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
             (image_grad(g, xi, di), db)
         })
         .collect();
-    let mut it = partial.into_iter();
-    let (mut dw, mut db) = it.next().expect("batch of at least one image");
-    for (pw, pb) in it {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
-    (dw, db)
+    super::cpu_conv::sum_images(partial)
 }
