@@ -212,3 +212,58 @@ fn a_daq_run_trains_and_bad_options_are_refused() {
         assert!(e.contains(field) && e.lines().count() == 1, "{e}");
     }
 }
+
+/// The golden fixture of `tests/fixtures/make_daq_values.py` (seeded random inputs, both
+/// branches, 2/3/4 bits, σ at 8 bits and unquantized; weights at 2/3/4 bits) within 1e-6 of
+/// each case's largest magnitude.
+#[test]
+fn matches_the_pytorch_golden_fixture() {
+    let p = common::repo().join("tests/fixtures/daq/golden.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let v = |k: &serde_json::Value| -> Vec<f32> {
+        k.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let dims = |k: &serde_json::Value| -> [usize; 4] {
+        let d: Vec<usize> = k
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        [d[0], d[1], d[2], d[3]]
+    };
+    let close = |got: Tensor<Cpu, 4>, want: Vec<f32>, what: String| {
+        let got = got.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-6 * scale.max(1.0),
+                "{what}[{i}]: {g} vs {w}"
+            );
+        }
+    };
+    let shape = dims(&fx["shape"]);
+    for c in fx["activations"].as_array().unwrap() {
+        let input = c["input"].as_str().unwrap();
+        let (bits, qq) = (
+            c["bits"].as_u64().unwrap() as u32,
+            c["sigma_bits"].as_u64().unwrap() as u32,
+        );
+        let got = act(t(&v(&fx[input]), shape), bits, qq);
+        close(got, v(&c["q"]), format!("{input} a{bits} σ{qq}"));
+    }
+    let ws = dims(&fx["weight_shape"]);
+    for c in fx["weights"].as_array().unwrap() {
+        let bits = c["bits"].as_u64().unwrap() as u32;
+        close(
+            weight(t(&v(&fx["weight"]), ws), bits),
+            v(&c["q"]),
+            format!("w{bits}"),
+        );
+    }
+}
