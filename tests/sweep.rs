@@ -222,6 +222,48 @@ fn slurm_array_and_local_jobs_equal_local_runs() {
     }
 }
 
+/// `--local` needs no Slurm: two processes of one thread each give the bytes of `odm run --point`,
+/// and a second sweep finds nothing left to run.
+#[test]
+fn local_sweep_equals_local_runs() {
+    let tmp = common::tempdir();
+    let f = grid(tmp.path(), "grid.ron", 6, 2, "");
+    let refs = reference(tmp.path(), &f);
+    let args = [
+        "sweep",
+        "grid.ron",
+        "--local",
+        "--jobs",
+        "2",
+        "--threads",
+        "2",
+        "--out",
+        "local",
+    ];
+    let out = ok(odm(&args, tmp.path()));
+    assert!(
+        out.contains("4 point(s) finished with 2 process(es) of 1 thread(s)"),
+        "{out}"
+    );
+    for n in NAMES {
+        same_files(&run_dir(&tmp.path().join("local"), n), &run_dir(&refs, n));
+    }
+    let again = ok(odm(&args, tmp.path()));
+    assert!(again.contains("0 point(s) finished"), "{again}");
+    let sweeps = tmp.path().join("local/sweeps");
+    let sweep = std::fs::read_dir(sweeps)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let status = ok(odm(
+        &["sweep", "status", sweep.to_str().unwrap()],
+        tmp.path(),
+    ));
+    assert!(status.contains("# 4 finished"), "{status}");
+}
+
 #[test]
 fn a_cancelled_task_resumes_bit_identically_and_finished_points_stay() {
     if !slurm_ready() {
