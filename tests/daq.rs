@@ -187,7 +187,7 @@ fn a_daq_run_trains_and_bad_options_are_refused() {
     let s = odm::record::Summary::read(&dir).unwrap();
     assert!(s.eval[0].psnr_y.is_finite() && s.eval[0].psnr_y > 10.0);
     let map = std::fs::read_to_string(dir.join("quant_map.txt")).unwrap();
-    assert!(map.contains("Daq"), "{map}");
+    assert!(map.contains("Daq σ8"), "{map}");
     for (extra, field) in [
         (
             "quant: Daq(w_bits: 2, a_bits: 2), regularizer: Mismatch(lambda: 1e-5),",

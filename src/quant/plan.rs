@@ -181,7 +181,10 @@ impl QuantPlan {
                 name,
                 bits(l.w_bits),
                 bits(l.a_bits),
-                format!("{:?}", l.form),
+                match l.form {
+                    QForm::Daq { sigma_bits } => format!("Daq σ{sigma_bits}"),
+                    f => format!("{f:?}"),
+                },
                 if l.per_channel {
                     "per-channel"
                 } else {
