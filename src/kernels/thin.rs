@@ -11,7 +11,7 @@
 //! split (image, band of rows) is a function of the shape only: results do not depend on the
 //! thread count.
 
-use super::cpu_conv::{Geom, SendPtr};
+use super::geom::{sum_images, Geom, SendPtr};
 use rayon::prelude::*;
 
 /// Valid output columns [x0, x1) for kernel column `b` (0 ≤ x + b − p < w).
@@ -179,5 +179,5 @@ pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
             (image_grad(g, xi, di), db)
         })
         .collect();
-    super::cpu_conv::sum_images(partial)
+    sum_images(partial)
 }

@@ -79,16 +79,7 @@ pub fn calibrate<B: Backend>(
             chan[k].add(&data, dims);
         }
     }
-    let stats: Vec<(String, f64, f64)> = acts
-        .iter()
-        .zip(&chan)
-        .map(|(&i, c)| {
-            let (mu, sd) = c.mean_std();
-            let (ms, mm) = spreads(&mu, &sd);
-            (plan.layers[i].0.clone(), ms, mm)
-        })
-        .collect();
-    let rows = choose(&spec.offsets, &stats);
+    let rows = offset_rows(spec, plan, &acts, &chan);
     let mult = spec.quant.bound_lr_mult();
     for ((&i, acc), row) in acts.iter().zip(&accs).zip(&rows) {
         let (name, l) = &mut plan.layers[i];
@@ -113,6 +104,26 @@ pub fn calibrate<B: Backend>(
     push_weight_bounds(plan, params, mult, device);
     plan.set_active(true);
     rows
+}
+
+/// M_σ and M_μ of every calibrated point (its channels' statistics) and the offsets the spec's
+/// policy chooses from them.
+fn offset_rows(
+    spec: &Spec,
+    plan: &QuantPlan,
+    acts: &[usize],
+    chan: &[ChannelStats],
+) -> Vec<OffsetRow> {
+    let stats: Vec<(String, f64, f64)> = acts
+        .iter()
+        .zip(chan)
+        .map(|(&i, c)| {
+            let (mu, sd) = c.mean_std();
+            let (ms, mm) = spreads(&mu, &sd);
+            (plan.layers[i].0.clone(), ms, mm)
+        })
+        .collect();
+    choose(&spec.offsets, &stats)
 }
 
 /// The learned weight bounds (AdaBM's u_w, at the bounds' learning-rate multiplier) and WCC's γ
