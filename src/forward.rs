@@ -29,6 +29,9 @@ pub struct Capture<B: Backend> {
     /// order: while the next convolution's name matches the front entry, that output is reused
     /// instead of recomputed (the backward is unchanged). A mismatch clears the queue.
     pub replay: VecDeque<(String, Tensor<B, 4>)>,
+    /// DDTB's gate logits (N×2) of the gated points while their static bounds are in force
+    /// (`QuantPlan::gates_live` false), in forward order, for the stage-one loss.
+    pub gate_logits: Vec<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Capture<B> {
@@ -146,10 +149,25 @@ impl<B: Backend> Fwd<'_, B> {
                 c.act_inputs.push((name.to_string(), x.clone()));
             }
         }
-        if l.active {
-            x = fake_quant_act(self.p, name, l, x);
+        if !l.active {
+            return x;
         }
-        x
+        // A gate runs when its bounds are live, or in the static stage to feed the logit loss
+        // and its BatchNorm statistics (training passes capture; evaluation passes do not).
+        if l.dynamic && (self.plan.gates_live || self.capture.is_some()) {
+            let g = crate::quant::ddtb::gate(self.p, name, &x, self.train);
+            if let Some(cap) = self.capture {
+                let mut c = cap.borrow_mut();
+                c.bn_batch.extend(g.batch_stats);
+                if !self.plan.gates_live {
+                    c.gate_logits.push(g.logits.clone());
+                }
+            }
+            if self.plan.gates_live {
+                return crate::quant::ddtb::gated_quant(self.p, name, l, x, g.logits);
+            }
+        }
+        fake_quant_act(self.p, name, l, x)
     }
 }
 

@@ -263,6 +263,7 @@ fn wcc_bound_follows_p99_times_gamma_and_gamma_gets_a_gradient() {
         channels: 4,
         scale: false,
         shift: false,
+        dynamic: false,
         active: true,
     };
     // Weights in [−2, 2] plus two outliers above the 99th percentile, so the clip is active.

@@ -166,6 +166,8 @@ fn opts(bits: u32, head_tail: bool) -> QuantOpts {
         weight_clip: Default::default(),
         bound_grad: Default::default(),
         sigma_bits: None,
+        dynamic_ratio: None,
+        dynamic_from: None,
         skt: None,
     }
 }

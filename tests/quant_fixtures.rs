@@ -126,6 +126,7 @@ fn run(fx: &Value, fused: bool) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
         channels,
         scale: false,
         shift: false,
+        dynamic: false,
         active: true,
     };
     let y = match (is_weight, fused) {

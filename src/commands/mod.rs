@@ -252,9 +252,14 @@ pub fn cost(
                 l.scale = sc;
                 l.shift = sh;
             }
+            // DDTB's gated points are chosen at calibration; without data, the widest.
+            let exact = match s.quant.dynamic(&s.model, s.schedule.iterations) {
+                Some((ratio, _)) => crate::quant::cost::mark_widest(&mut plan, ratio),
+                None => true,
+            };
             (
                 s.name.clone(),
-                crate::quant::cost::cost(&model, &plan, w, h),
+                crate::quant::cost::cost_with(&model, &plan, w, h, exact),
             )
         })
         .collect())

@@ -61,11 +61,12 @@ pub fn forward_tiled<B: Backend>(
 ) -> Tensor<B, 4> {
     let f = Fwd::plain(params, plan);
     let [_, _, h, w] = x.dims();
-    // DAQ normalises by statistics of the whole input: a tile would see its own.
+    // DAQ normalises by statistics of the whole input and DDTB's gates pool over it: a tile
+    // would see its own.
     let dynamic = plan
         .layers
         .iter()
-        .any(|(_, l)| matches!(l.form, crate::quant::QForm::Daq { .. }));
+        .any(|(_, l)| l.dynamic || matches!(l.form, crate::quant::QForm::Daq { .. }));
     let Some(t) = t.filter(|&t| t < h.max(w) && !dynamic) else {
         return model.forward(&f, x);
     };

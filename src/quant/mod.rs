@@ -6,6 +6,7 @@
 pub mod calib;
 pub mod cost;
 pub mod daq;
+pub mod ddtb;
 pub mod offsets;
 pub mod plan;
 

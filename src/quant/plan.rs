@@ -43,9 +43,17 @@ pub struct LayerQuant {
     pub scale: bool,
     /// A learned channel-wise shift before the quantizer (selected from M_μ).
     pub shift: bool,
+    /// DDTB: this point's bounds are rescaled per input by a gate (`quant::ddtb`), chosen at
+    /// calibration. Left out of `quant_map.json` when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub dynamic: bool,
     /// False while calibrating (FP forward, inputs captured); true during QAT and evaluation.
     #[serde(skip)]
     pub active: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl LayerQuant {
@@ -64,6 +72,10 @@ impl LayerQuant {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuantPlan {
     pub layers: Vec<(String, LayerQuant)>,
+    /// DDTB's stage: the gated points use their per-input bounds (true), or their static bounds
+    /// while the gate's logits are pulled to 0 (false; DDTB's epochs before
+    /// `first_stage_epoch`).
+    pub gates_live: bool,
 }
 
 /// The weight range a preset uses (DDTB clips RDN weights at min–max, `QuantConv2d_asym` in its
@@ -71,18 +83,22 @@ pub struct QuantPlan {
 fn weight_q(spec: &QuantSpec, clip: &WeightClip, rdn: bool) -> WeightQ {
     match (clip, spec) {
         (WeightClip::Preset, QuantSpec::Daq(_)) => WeightQ::Daq,
-        (WeightClip::Preset, QuantSpec::DdtbStatic(_)) if rdn => WeightQ::Percentile {
-            low: 0.0,
-            high: 100.0,
-        },
+        (WeightClip::Preset, QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_)) if rdn => {
+            WeightQ::Percentile {
+                low: 0.0,
+                high: 100.0,
+            }
+        }
         (WeightClip::Wcc { percentile }, _) => WeightQ::Wcc {
             percentile: *percentile,
         },
         (WeightClip::MaxAbs, _) | (WeightClip::Preset, QuantSpec::Pams(_)) => WeightQ::MaxAbs,
-        (WeightClip::Preset, QuantSpec::DdtbStatic(_)) => WeightQ::Percentile {
-            low: 1.0,
-            high: 99.0,
-        },
+        (WeightClip::Preset, QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_)) => {
+            WeightQ::Percentile {
+                low: 1.0,
+                high: 99.0,
+            }
+        }
         (WeightClip::Preset, _) => WeightQ::Learned,
     }
 }
@@ -117,6 +133,7 @@ impl QuantPlan {
             channels,
             scale: false,
             shift: false,
+            dynamic: false,
             active: false,
         };
         let convs = &model.convs;
@@ -137,7 +154,10 @@ impl QuantPlan {
         if let Some(c) = convs.last().filter(|c| edge(&c.name) && convs.len() > 1) {
             layers.push((c.name.clone(), entry(8, 8, c.cin)));
         }
-        Self { layers }
+        Self {
+            layers,
+            gates_live: false,
+        }
     }
 
     /// The point's quantizer, if planned.
@@ -183,6 +203,7 @@ impl QuantPlan {
                 bits(l.a_bits),
                 match l.form {
                     QForm::Daq { sigma_bits } => format!("Daq σ{sigma_bits}"),
+                    f if l.dynamic => format!("{f:?}+gate"),
                     f => format!("{f:?}"),
                 },
                 if l.per_channel {
@@ -226,6 +247,10 @@ impl QuantPlan {
         }
         for (n, l) in &after[convs.len()] {
             row(&mut s, n, l);
+        }
+        let gated = self.layers.iter().filter(|(_, l)| l.dynamic).count();
+        if gated > 0 {
+            s.push_str(&format!("{gated} activation points gated (DDTB)\n"));
         }
         s.push_str(&format!(
             "preset {} ({:?} placement), range init {}\n{} quantized activations, {} quantized weight tensors\n",

@@ -82,6 +82,8 @@ pub mod keys {
     pub const L1: &str = "l1";
     pub const LR: &str = "lr";
     pub const REG_LOSS: &str = "reg_loss";
+    /// DDTB's stage-one loss on its gates' logits (a `train` row while it is in force).
+    pub const GATE_LOGIT: &str = "gate_logit_mse";
     pub const CONFLICT_RATIO: &str = "conflict_ratio";
     pub const COSINE: &str = "cosine";
     pub const GATED_FRACTION: &str = "gated_fraction";

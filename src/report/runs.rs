@@ -73,6 +73,8 @@ pub enum Family {
     MinMax,
     Pams,
     DdtbStatic,
+    /// DDTB with its input-adaptive gate (dynamic bounds on part of the layers).
+    Ddtb,
     /// DAQ (dynamic, per-input activation statistics).
     Daq,
     /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
@@ -87,6 +89,7 @@ impl Family {
             Family::MinMax => "MinMax",
             Family::Pams => "PAMS",
             Family::DdtbStatic => "DDTB-static",
+            Family::Ddtb => "DDTB",
             Family::Daq => "DAQ",
             Family::Odm => "ODM",
         }
@@ -106,6 +109,7 @@ pub fn method(s: &Spec) -> (String, Family) {
         QuantSpec::MinMax(o) => (Family::MinMax, o),
         QuantSpec::Pams(o) => (Family::Pams, o),
         QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
+        QuantSpec::Ddtb(o) => (Family::Ddtb, o),
         QuantSpec::Odm(o) => (Family::Odm, o),
         QuantSpec::Daq(o) => (Family::Daq, o),
     };

@@ -23,6 +23,12 @@ pub enum QuantSpec {
     /// from the 1st/99th percentiles of the first batch; weights clipped at their 1st/99th
     /// percentiles; PAMS's placement.
     DdtbStatic(QuantOpts),
+    /// DDTB in full (Zhong et al., ECCV 2022; zysxmu/DDTB `model/quant_ops.py`,
+    /// `main_limitrange_incremental.py`): `DdtbStatic`'s quantizer, weights, initialisation and
+    /// placement, plus the input-adaptive gate on the `dynamic_ratio` of the activation points
+    /// whose calibration max/min vary most, rescaling the bounds per input from iteration
+    /// `dynamic_from` on (before it, an MSE pull of the gate's logits to 0). See `quant::ddtb`.
+    Ddtb(QuantOpts),
     /// DAQ (Hong et al., WACV 2022; Cheeun/DAQ-pytorch `src/model/quantize.py`): channel-wise
     /// distribution-aware activations, normalised per image and channel by their own mean and
     /// standard deviation and quantized with the Gaussian-optimal step (nothing learned, no
@@ -70,6 +76,15 @@ pub struct QuantOpts {
     /// unset, so that it changes no earlier run's hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma_bits: Option<u32>,
+    /// DDTB only: the fraction of activation points that get a gate (`--dynamic_ratio`).
+    /// Default: DDTB's `run.sh`, 0.3 on EDSR, 0.5 on RDN, 0.1 on SRResNet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_ratio: Option<f64>,
+    /// DDTB only: the iteration from which the gated bounds are used (DDTB's
+    /// `first_stage_epoch = 6`: after 4 of its 59 training epochs). Default: 4/59 of the
+    /// schedule's iterations, rounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_from: Option<usize>,
     /// Weight of PAMS's structured knowledge transfer (the FP model's attention map of the body
     /// output as a teacher, `w_at`); 0 switches it off. Default: the preset's (PAMS 1000, others 0).
     #[serde(default)]
@@ -91,6 +106,8 @@ impl QuantOpts {
             weight_clip: WeightClip::default(),
             bound_grad: BoundGrad::default(),
             sigma_bits: None,
+            dynamic_ratio: None,
+            dynamic_from: None,
             skt: None,
         }
     }
@@ -189,7 +206,7 @@ impl QuantSpec {
             QuantSpec::Fp => None,
             QuantSpec::MinMax(o) | QuantSpec::Odm(o) => Some((o, QForm::Affine)),
             QuantSpec::Pams(o) => Some((o, QForm::SymZero)),
-            QuantSpec::DdtbStatic(o) => Some((o, QForm::ZeroPoint)),
+            QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o) => Some((o, QForm::ZeroPoint)),
             QuantSpec::Daq(o) => Some((
                 o,
                 QForm::Daq {
@@ -202,7 +219,7 @@ impl QuantSpec {
     /// Where the preset's sources put their quantizers.
     pub fn placement(&self) -> Placement {
         match self {
-            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) => Placement::Block,
+            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => Placement::Block,
             QuantSpec::Daq(_) => Placement::Daq,
             _ => Placement::ConvInput,
         }
@@ -215,9 +232,29 @@ impl QuantSpec {
             QuantSpec::MinMax(_) => "MinMax",
             QuantSpec::Pams(_) => "PAMS",
             QuantSpec::DdtbStatic(_) => "DDTB-static",
+            QuantSpec::Ddtb(_) => "DDTB",
             QuantSpec::Odm(_) => "ODM",
             QuantSpec::Daq(_) => "DAQ",
         }
+    }
+
+    /// DDTB's gating in force: the fraction of activation points gated (its `run.sh`: 0.3 on
+    /// EDSR, 0.5 on RDN, 0.1 on SRResNet) and the first iteration that uses the gated bounds
+    /// (4/59 of `iterations`: DDTB's static epochs 2–5 of 60, after its calibration epoch).
+    /// `None` for every other preset.
+    pub fn dynamic(&self, model: &super::ModelSpec, iterations: usize) -> Option<(f64, usize)> {
+        let QuantSpec::Ddtb(o) = self else {
+            return None;
+        };
+        let ratio = o.dynamic_ratio.unwrap_or(match model {
+            super::ModelSpec::Edsr(_) => 0.3,
+            super::ModelSpec::Rdn(_) => 0.5,
+            super::ModelSpec::SrResNet(_) => 0.1,
+        });
+        let from = o
+            .dynamic_from
+            .unwrap_or((iterations as f64 * 4.0 / 59.0).round() as usize);
+        Some((ratio, from))
     }
 
     /// The SKT weight in force.
@@ -225,7 +262,9 @@ impl QuantSpec {
         match self {
             QuantSpec::Fp => 0.0,
             // PAMS README commands and DDTB's `main_limitrange_incremental.py`: w_at = 1e3.
-            QuantSpec::Pams(o) | QuantSpec::DdtbStatic(o) => o.skt.unwrap_or(1e3),
+            QuantSpec::Pams(o) | QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o) => {
+                o.skt.unwrap_or(1e3)
+            }
             QuantSpec::MinMax(o) | QuantSpec::Odm(o) | QuantSpec::Daq(o) => o.skt.unwrap_or(0.0),
         }
     }
@@ -233,7 +272,7 @@ impl QuantSpec {
     /// The bound learning-rate multiplier in force.
     pub fn bound_lr_mult(&self) -> f64 {
         let preset = match self {
-            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) => 100.0,
+            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => 100.0,
             _ => 1.0,
         };
         self.opts_form()
@@ -245,7 +284,9 @@ impl QuantSpec {
     /// percentiles, `M=95` in its `model/rdn.py`; EDSR and SRResNet at the 1st/99th).
     pub fn range_init(&self, model: &super::ModelSpec) -> RangeInit {
         match (self, model) {
-            (QuantSpec::DdtbStatic(o), super::ModelSpec::Rdn(_)) if o.init.is_none() => {
+            (QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o), super::ModelSpec::Rdn(_))
+                if o.init.is_none() =>
+            {
                 RangeInit::Percentile {
                     low: 5.0,
                     high: 95.0,
@@ -264,7 +305,7 @@ impl QuantSpec {
                 beta: d_beta(),
             },
             QuantSpec::Pams(_) => RangeInit::ImageMax,
-            QuantSpec::DdtbStatic(_) => RangeInit::Percentile {
+            QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => RangeInit::Percentile {
                 low: d_low(),
                 high: d_high(),
                 first_batch: true,

@@ -159,6 +159,7 @@ fn check_model(s: &Spec) -> Result<(), FieldError> {
 /// Quantizer bits and options.
 fn check_quant(s: &Spec) -> Result<(), FieldError> {
     check_daq(s)?;
+    check_ddtb(s)?;
     if let Some((q, _)) = s.quant.opts_form() {
         for (f, b) in [("quant.w_bits", q.w_bits), ("quant.a_bits", q.a_bits)] {
             if ![2, 3, 4, 8].contains(&b) {
@@ -314,6 +315,57 @@ fn check_daq(s: &Spec) -> Result<(), FieldError> {
     }
     if s.offsets != OffsetPolicy::None {
         return refuse("offsets", "normalises every channel itself");
+    }
+    Ok(())
+}
+
+/// DDTB's options: `dynamic_ratio` and `dynamic_from` only there; scalar bounds; a ranking
+/// needs two calibration batches and the gate's BatchNorm two images per batch.
+fn check_ddtb(s: &Spec) -> Result<(), FieldError> {
+    let Some((q, _)) = s.quant.opts_form() else {
+        return Ok(());
+    };
+    if !matches!(s.quant, QuantSpec::Ddtb(_)) {
+        if q.dynamic_ratio.is_some() || q.dynamic_from.is_some() {
+            let f = if q.dynamic_ratio.is_some() {
+                "quant.dynamic_ratio"
+            } else {
+                "quant.dynamic_from"
+            };
+            return fail(f, "is DDTB's gating; use quant: Ddtb(...) or leave it out");
+        }
+        return Ok(());
+    }
+    if let Some(r) = q.dynamic_ratio.filter(|r| !(*r > 0.0 && *r <= 1.0)) {
+        return fail(
+            "quant.dynamic_ratio",
+            format!("{r} must be in (0, 1] (DDTB's run.sh: 0.3 EDSR, 0.5 RDN, 0.1 SRResNet)"),
+        );
+    }
+    let iters = s.schedule.iterations;
+    if let Some(f) = q.dynamic_from.filter(|f| *f > iters) {
+        return fail(
+            "quant.dynamic_from",
+            format!("{f} is past the last iteration ({iters}); use at most schedule.iterations"),
+        );
+    }
+    if q.per_channel {
+        return fail(
+            "quant.per_channel",
+            "DDTB's gate rescales scalar bounds; leave it out",
+        );
+    }
+    if q.calib_batches < 2 {
+        return fail(
+            "quant.calib_batches",
+            "DDTB ranks layers by the variance of per-batch max/min; use at least 2",
+        );
+    }
+    if s.data.batch_size < 2 && iters > 0 {
+        return fail(
+            "data.batch_size",
+            "DDTB's gate has a BatchNorm that trains on batch statistics; use at least 2",
+        );
     }
     Ok(())
 }

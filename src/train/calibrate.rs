@@ -6,6 +6,7 @@ use crate::data::Sampler;
 use crate::models::params::host_tensor;
 use crate::models::{Model, Params};
 use crate::quant::calib::RangeAcc;
+use crate::quant::ddtb::{push_gates, Ranking};
 use crate::quant::offsets::{choose, spreads, ChannelStats, OffsetRow};
 use crate::quant::{
     bound_names, offset_names, wcc_name, weight_bound_name, QForm, QuantPlan, WeightQ,
@@ -61,6 +62,7 @@ pub fn calibrate<B: Backend>(
         })
         .collect();
     let mut chan = vec![ChannelStats::default(); acts.len()];
+    let mut rank = Ranking::default();
     plan.set_active(false);
     for _ in 0..opts.calib_batches {
         let b = sampler.next_batch();
@@ -77,6 +79,7 @@ pub fn calibrate<B: Backend>(
             let data = t.to_data().convert::<f32>().to_vec::<f32>().expect("f32");
             accs[k].add(&data, dims);
             chan[k].add(&data, dims);
+            rank.add(k, &data);
         }
     }
     let rows = offset_rows(spec, plan, &acts, &chan);
@@ -102,8 +105,27 @@ pub fn calibrate<B: Backend>(
         }
     }
     push_weight_bounds(plan, params, mult, device);
+    choose_gates(spec, plan, &acts, &rank, params, device);
     plan.set_active(true);
     rows
+}
+
+/// DDTB: mark the points its ranking gates and append their gates' parameters.
+fn choose_gates<B: Backend>(
+    spec: &Spec,
+    plan: &mut QuantPlan,
+    acts: &[usize],
+    rank: &Ranking,
+    params: &mut Params<B>,
+    device: &B::Device,
+) {
+    let Some((ratio, _)) = spec.quant.dynamic(&spec.model, spec.schedule.iterations) else {
+        return;
+    };
+    for (&i, on) in acts.iter().zip(rank.select(ratio)) {
+        plan.layers[i].1.dynamic = on;
+    }
+    push_gates(params, plan, spec.seed, device);
 }
 
 /// M_σ and M_μ of every calibrated point (its channels' statistics) and the offsets the spec's

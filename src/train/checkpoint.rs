@@ -140,14 +140,17 @@ pub fn load<B: Backend>(
     })
 }
 
-/// The active plan of a checkpointed run: offsets are on where their parameters exist.
+/// The active plan of a checkpointed run: offsets are on where their parameters exist, DDTB's
+/// gates where theirs do, live (the trainer sets the stage of each step).
 pub fn restore_plan<B: Backend>(spec: &Spec, model: &Model, params: &Params<B>) -> QuantPlan {
     let mut plan = QuantPlan::from_spec(&spec.quant, model);
     for (name, l) in &mut plan.layers {
         let (sn, hn) = offset_names(name);
         l.scale = params.has(&sn);
         l.shift = params.has(&hn);
+        l.dynamic = params.has(&crate::quant::ddtb::GateNames::of(name).conv2);
     }
     plan.set_active(true);
+    plan.gates_live = true;
     plan
 }

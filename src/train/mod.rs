@@ -59,6 +59,15 @@ fn update_bn<B: Backend>(st: &mut State<B>, stats: Vec<(String, Tensor<B, 1>, Te
     }
 }
 
+/// DDTB's stage at `step` completed iterations: the gated bounds are live from `dynamic_from`
+/// on. Sets the plan's flag; no effect on other presets.
+fn sync_stage<B: Backend>(spec: &Spec, st: &mut State<B>) {
+    st.plan.gates_live = spec
+        .quant
+        .dynamic(&spec.model, spec.schedule.iterations)
+        .is_some_and(|(_, from)| st.step >= from);
+}
+
 /// Score `sets` at the state's current step: rows for `metrics.csv` and one line each on stderr.
 fn score_sets<B: Backend>(
     model: &Model,
@@ -169,6 +178,7 @@ fn score_first<B: Backend>(
     pb: &ProgressBar,
 ) -> anyhow::Result<Vec<SetScore>> {
     let iters = spec.schedule.iterations;
+    sync_stage(spec, st);
     if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
         let first: Vec<Arc<ImageSet>> = eval_sets
             .iter()
@@ -193,17 +203,30 @@ fn log_step(
     rows: &mut Vec<MetricRow>,
     (step, iters): (usize, usize),
     (loss, lr): (f64, f64),
-    gate: Option<(gating::GateStats, f64)>,
+    done: &StepOut,
 ) {
-    if let Some((stats, reg_v)) = gate {
+    if let Some((stats, reg_v)) = &done.gate {
         if step.is_multiple_of(spec.gating.log_every) || step == iters {
-            gate_rows(rows, step, &stats, reg_v);
+            gate_rows(rows, step, stats, *reg_v);
         }
     }
     if step.is_multiple_of(spec.log_every) || step == iters {
         rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::L1, loss));
         rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::LR, lr));
+        if let Some(v) = done.logit_loss {
+            rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::GATE_LOGIT, v));
+        }
     }
+}
+
+/// What one optimizer step reports.
+pub struct StepOut {
+    /// The L1 loss.
+    pub loss: f64,
+    /// The ODM gate's statistics and the regularizer's loss, when a regularizer runs.
+    pub gate: Option<(gating::GateStats, f64)>,
+    /// DDTB's stage-one loss on the gate logits, while it is in force.
+    pub logit_loss: Option<f64>,
 }
 
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
@@ -246,10 +269,11 @@ pub fn train<AB: AutodiffBackend>(
         let it = st.step;
         let cur_lr = spec.schedule.lr_decay.lr_at(spec.optim.lr(), it);
         let b = sampler.next_batch();
-        let (loss_v, gate) = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
+        let done = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
             .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
-        let step = st.step;
-        log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), gate);
+        let (loss_v, step) = (done.loss, st.step);
+        sync_stage(spec, &mut st);
+        log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), &done);
         out.train_seconds += t0.elapsed().as_secs_f64();
         out.losses.push(loss_v);
         pb.set_message(format!("loss {loss_v:.3}"));
@@ -363,9 +387,8 @@ fn teacher_feature<B: Backend>(
         .expect("the model marks its feature")
 }
 
-/// One optimizer step on a batch: the reconstruction pass (L1), the regularizer's pass and gate
-/// when `reg_on`, clipping, Adam and the BatchNorm buffers. Returns the L1 loss and the gate's
-/// statistics with the regularizer's loss.
+/// One optimizer step on a batch: the reconstruction pass (L1, SKT, DDTB's logit loss), the
+/// regularizer's pass and gate when `reg_on`, clipping, Adam and the BatchNorm buffers.
 #[allow(clippy::too_many_arguments)]
 pub fn step<AB: AutodiffBackend>(
     spec: &Spec,
@@ -375,7 +398,8 @@ pub fn step<AB: AutodiffBackend>(
     lr: f64,
     reg_on: bool,
     device: &Device<Inner<AB>>,
-) -> anyhow::Result<(f64, Option<(gating::GateStats, f64)>)> {
+) -> anyhow::Result<StepOut> {
+    sync_stage(spec, st);
     let lr_data = TensorData::new(b.lr, [b.n, 3, b.lr_side, b.lr_side]);
     let lr_t = Tensor::<AB, 4>::from_data(lr_data.clone(), device);
     let hr_t = Tensor::<AB, 4>::from_data(
@@ -407,6 +431,12 @@ pub fn step<AB: AutodiffBackend>(
         let w = spec.quant.skt_weight();
         loss = loss + skt::at_loss(student, Tensor::from_inner(t)).mul_scalar(w);
     }
+    let logits = std::mem::take(&mut cap.borrow_mut().gate_logits);
+    let mut logit_loss = None;
+    if let Some(l) = crate::quant::ddtb::logit_loss(&logits) {
+        logit_loss = Some(l.clone().into_scalar().elem::<f64>());
+        loss = loss + l;
+    }
     let mut grads = p_ad.grads(&loss.backward());
     let cap = cap.into_inner();
     let replay = cap.conv_out;
@@ -434,5 +464,9 @@ pub fn step<AB: AutodiffBackend>(
     st.adam.step(&mut st.params, grads, lr);
     update_bn(st, bn);
     st.step += 1;
-    Ok((loss_v, gate))
+    Ok(StepOut {
+        loss: loss_v,
+        gate,
+        logit_loss,
+    })
 }
