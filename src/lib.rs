@@ -16,6 +16,7 @@ pub mod data;
 pub mod digest;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod forward;
 pub mod kernels;
 pub mod models;

@@ -145,13 +145,18 @@ enum Cmd {
         #[arg(long, default_value = "reports/expected.ron")]
         expected: PathBuf,
     },
-    /// Publish a finished FP run as weights-only safetensors for zoo/ (plus a .json card).
+    /// Publish a finished FP run as weights-only safetensors for zoo/ (plus a .json card), or
+    /// write a run as an ONNX graph in QDQ form (`--onnx`).
     Export {
         /// The run folder.
         run_dir: PathBuf,
         /// The weights file to write, e.g. zoo/edsr_baseline_x4.safetensors.
+        #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+        out: Option<PathBuf>,
+        /// The ONNX file to write (8-bit RGB in, 8-bit RGB out; see README, "Export and
+        /// deployment").
         #[arg(long)]
-        out: PathBuf,
+        onnx: Option<PathBuf>,
     },
     /// Write a run's activation statistics (activations.json) and cost (cost.json).
     Inspect {
@@ -202,6 +207,10 @@ enum Cmd {
         /// not exist yet.
         #[arg(long, value_name = "DIR")]
         save_sr: Option<PathBuf>,
+        /// With --save-sr, also write each LR input (the MATLAB-bicubic downscale the model
+        /// sees) to DIR/<set>/lr/<image>.png, e.g. to run an exported ONNX model on it.
+        #[arg(long, requires = "save_sr")]
+        save_lr: bool,
         /// Super-resolve in tiles of N×N LR pixels (plus the receptive radius as overlap); the
         /// output is bit-identical to the untiled one.
         #[arg(long, value_name = "N")]
@@ -442,8 +451,17 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             }
             Err(e) => Err(e),
         },
-        Cmd::Export { run_dir, out } => commands::export::export(&run_dir, &out)
-            .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display())),
+        Cmd::Export {
+            run_dir,
+            out,
+            onnx: Some(f),
+        } if out.is_none() => commands::export::onnx(&run_dir, &f).map(|(bytes, q)| {
+            println!("wrote {} ({bytes} bytes, {q} quantized convs)", f.display())
+        }),
+        Cmd::Export { run_dir, out, .. } => {
+            commands::export::export(&run_dir, &out.expect("clap requires --out or --onnx"))
+                .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display()))
+        }
         c @ Cmd::Inspect { .. } => cmd_inspect(c),
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {
@@ -453,6 +471,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             threads,
             device,
             save_sr,
+            save_lr,
             tile,
         } => parse_device(&device)
             .and_then(|device| {
@@ -461,7 +480,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                     &data,
                     threads,
                     device,
-                    save_sr.as_deref(),
+                    save_sr.as_deref().map(|d| (d, save_lr)),
                     tile,
                 )
             })

@@ -102,7 +102,7 @@ fn evaluation_only_run_start_scores_crops_and_saved_sr_images_agree() {
     // `odm eval --save-sr`: the full image is the one scored, and the crop is cut from it.
     let data = [common::repo().join("assets/cc0/holdout")];
     let out = tmp.path().join("sr");
-    let scores = eval(&ptq, &data, Some(2), Device::Cpu, Some(&out), None).unwrap();
+    let scores = eval(&ptq, &data, Some(2), Device::Cpu, Some((&out, true)), None).unwrap();
     // `--tile`: the same scores from tiles of 24 LR pixels.
     let tiled = eval(&ptq, &data, Some(2), Device::Cpu, None, Some(24)).unwrap();
     assert_eq!(tiled, scores);
@@ -120,7 +120,10 @@ fn evaluation_only_run_start_scores_crops_and_saved_sr_images_agree() {
         cut.extend_from_slice(&full[(y * fw + c.x) * 3..(y * fw + c.x + c.w) * 3]);
     }
     assert!(cut == sr, "the saved crop is cut from the scored SR image");
-    let again = eval(&ptq, &data, Some(2), Device::Cpu, Some(&out), None).unwrap_err();
+    // `--save-lr`: the LR input the model saw, the HR's bicubic ½ downscale.
+    let (_, lh, lw) = rgb(&out.join("holdout/lr/chelsea.png"));
+    assert_eq!((lh, lw), (hh / 2, hw / 2));
+    let again = eval(&ptq, &data, Some(2), Device::Cpu, Some((&out, false)), None).unwrap_err();
     assert!(again.to_string().contains("already exists"), "{again}");
 
     // The report's qualitative figure: HR, bicubic, FP, then the W2A2 run, zoomed 176/64 = 2×.

@@ -1,4 +1,4 @@
-//! `odm export`: publish a finished FP run as a weights-only `.safetensors` file for `zoo/`
+//! `odm export`: write a run as ONNX ([`onnx`], `--onnx`), or publish a finished FP run as a weights-only `.safetensors` file for `zoo/`
 //! (DEVELOPERS.md: at most 8 MB, with its SHA-256, the spec that made it and its scores), so
 //! that a QAT experiment starts from it in seconds (`init_from: Checkpoint("zoo/<name>.safetensors")`).
 
@@ -85,4 +85,35 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     record::atomic_write(out, &bytes)?;
     record::atomic_write(&sidecar, serde_json::to_string_pretty(&card)?.as_bytes())?;
     Ok((out.to_path_buf(), sidecar))
+}
+
+/// `odm export RUN_DIR --onnx FILE`: the run's checkpoint as an ONNX graph in QDQ form
+/// (`crate::export`). The file must not exist yet. Returns its size and the number of convs
+/// with quantized weights.
+pub fn onnx(run_dir: &Path, out: &Path) -> anyhow::Result<(usize, usize)> {
+    if out.exists() {
+        return Err(user(format!(
+            "{}: exists; choose another --onnx file (earlier results are never overwritten)",
+            out.display()
+        )));
+    }
+    let (s, model, plan, params) =
+        super::load_run::<crate::backend::Cpu>(run_dir, &Default::default())?;
+    let meta = [
+        ("odm.run", s.name.clone()),
+        ("odm.preset", s.quant.label().to_string()),
+        ("odm.scale", s.scale.to_string()),
+        (
+            "odm.spec_hash",
+            crate::digest::short_hash(&serde_json::to_vec(&s)?),
+        ),
+    ];
+    let bytes = crate::export::onnx(&model, &params, &plan, &meta).map_err(|e| {
+        match e.downcast_ref::<crate::error::UserError>() {
+            Some(u) => user(format!("{}: {u}", run_dir.display())),
+            None => e,
+        }
+    })?;
+    record::atomic_write(out, &bytes)?;
+    Ok((bytes.len(), plan.weight_count()))
 }

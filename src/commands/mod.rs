@@ -149,8 +149,9 @@ pub fn load_run<B: Backend>(
 
 /// `odm eval`: evaluate a run's checkpoint on benchmark folders, on `device` (`--device`).
 ///
-/// `save_sr`: also write every SR image (8-bit, as scored) to `<save_sr>/<set>/<image>.png`. The
-/// folder must not exist yet, so earlier outputs are never overwritten; it is written under a
+/// `save_sr`: also write every SR image (8-bit, as scored) to `<save_sr>/<set>/<image>.png`, and
+/// with its flag set every LR input to `<save_sr>/<set>/lr/<image>.png`. The folder must not
+/// exist yet, so earlier outputs are never overwritten; it is written under a
 /// temporary name and renamed when complete. `tile`: super-resolve in tiles of that many LR
 /// pixels (bit-identical; bounds the memory of large images).
 pub fn eval(
@@ -158,9 +159,10 @@ pub fn eval(
     data: &[PathBuf],
     threads: Option<usize>,
     device: Device,
-    save_sr: Option<&Path>,
+    save: Option<(&Path, bool)>,
     tile: Option<usize>,
 ) -> anyhow::Result<Vec<SetScore>> {
+    let (save_sr, save_lr) = (save.map(|s| s.0), save.is_some_and(|s| s.1));
     crate::backend::set_threads(threads);
     let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
     if let Some(out) = save_sr.filter(|o| o.exists()) {
@@ -187,6 +189,18 @@ pub fn eval(
                         let d = t.join(&set.name);
                         std::fs::create_dir_all(&d)?;
                         std::fs::write(d.join(format!("{name}.png")), sr.to_png()?)?;
+                        if let Some(p) = set
+                            .pairs
+                            .iter()
+                            .find(|p| p.name == name)
+                            .filter(|_| save_lr)
+                        {
+                            std::fs::create_dir_all(d.join("lr"))?;
+                            std::fs::write(
+                                d.join("lr").join(format!("{name}.png")),
+                                p.lr.to_png()?,
+                            )?;
+                        }
                     }
                     Ok(())
                 };

@@ -6,6 +6,7 @@
 
 use super::build::{Bias, Builder, Conv, Point, Q};
 use super::layers::{pixel_shuffle, Ops};
+use super::trace::{Scalar, Trace};
 use crate::spec::{EdsrSpec, InputNorm};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -18,6 +19,14 @@ pub const DIV2K_MEAN: [f64; 3] = [0.4488, 0.4371, 0.4040];
 pub fn mean_shift<B: Backend>(rgb_range: f64, device: &B::Device) -> Tensor<B, 4> {
     let m: Vec<f32> = DIV2K_MEAN.iter().map(|v| (v * rgb_range) as f32).collect();
     Tensor::<B, 1>::from_data(TensorData::new(m, [3]), device).reshape([1, 3, 1, 1])
+}
+
+/// `sign · mean · rgb_range` per channel (the mean shift as [`Trace::add_channels`] takes it).
+fn shift(signed_range: f64) -> Vec<f32> {
+    DIV2K_MEAN
+        .iter()
+        .map(|v| (v * signed_range) as f32)
+        .collect()
 }
 
 /// Upsampler stages (EDSR-PyTorch `Upsampler`): ×2 → [2], ×3 → [3], ×4 → [2, 2].
@@ -113,6 +122,47 @@ impl Edsr {
             y = pixel_shuffle(f.conv(c, y), *r);
         }
         self.restore(f.conv(&self.tail, y))
+    }
+
+    /// [`Self::forward`] as a symbolic trace (the same operations in the same order).
+    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> T::V {
+        let r = self.cfg.rgb_range as f32;
+        let x = match self.cfg.input_norm {
+            InputNorm::MeanShift => t.add_channels(x, &shift(-self.cfg.rgb_range)),
+            InputNorm::Symmetric => {
+                let x = t.scalar(x, Scalar::Div, r);
+                let x = t.scalar(x, Scalar::Sub, 0.5);
+                t.scalar(x, Scalar::Div, 0.5)
+            }
+        };
+        let x = t.conv(&self.head, x);
+        let mut h = x.clone();
+        for blk in &self.blocks {
+            let skip = t.act(&blk.skip, h.clone());
+            let r1 = t.conv(&blk.conv1, h);
+            let r1 = t.relu(r1);
+            let mut r2 = t.conv(&blk.conv2, r1);
+            if self.cfg.res_scale != 1.0 {
+                r2 = t.scalar(r2, Scalar::Mul, self.cfg.res_scale as f32);
+            }
+            let r2 = t.act(&blk.res, r2);
+            h = t.add(skip, r2);
+        }
+        let b = t.conv(&self.body_end, h);
+        let mut y = t.add(b, x);
+        for (c, s) in &self.upsample {
+            let z = t.conv(c, y);
+            y = t.pixel_shuffle(z, *s);
+        }
+        let y = t.conv(&self.tail, y);
+        match self.cfg.input_norm {
+            InputNorm::MeanShift => t.add_channels(y, &shift(self.cfg.rgb_range)),
+            InputNorm::Symmetric => {
+                let y = t.scalar(y, Scalar::Mul, 0.5);
+                let y = t.scalar(y, Scalar::Add, 0.5);
+                t.scalar(y, Scalar::Mul, r)
+            }
+        }
     }
 
     /// The input normalisation of [`InputNorm`]: mean shift, or LIIF's (x/r − 0.5)/0.5.

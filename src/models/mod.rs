@@ -10,10 +10,12 @@ pub mod layers;
 pub mod params;
 pub mod rdn;
 pub mod srresnet;
+pub mod trace;
 
 pub use build::{Bias, Bn, Builder, Conv, ConvInfo, Layers, PRelu, Point, QPoint, Q};
 pub use layers::Ops;
 pub use params::{Init, ParamDecl, ParamId, Params};
+pub use trace::{Scalar, Trace};
 
 use crate::spec::{ModelSpec, Placement};
 use burn::tensor::backend::Backend;
@@ -92,6 +94,15 @@ impl Model {
             Arch::Edsr(m) => m.forward(f, x),
             Arch::Rdn(m) => m.forward(f, x),
             Arch::SrResNet(m) => m.forward(f, x),
+        }
+    }
+
+    /// The forward as a symbolic trace, for the backbones that have one (EDSR); `None` for the
+    /// others.
+    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> Option<T::V> {
+        match &self.arch {
+            Arch::Edsr(m) => Some(m.trace(t, x)),
+            Arch::Rdn(_) | Arch::SrResNet(_) => None,
         }
     }
 

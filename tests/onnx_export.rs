@@ -1,0 +1,185 @@
+//! Acceptance (issue 16, ONNX export): `odm export RUN --onnx` on toy EDSRs trained briefly with
+//! each static preset, checked by `benches/onnx_parity.py` in ONNX Runtime against `odm eval`'s
+//! 8-bit SR images of the held-out CC0 photo and of Set5 (≥ 99.9 % identical values, none more
+//! than 1 level apart); the graph's structure (Q/DQ pairs per quantized point and conv,
+//! DepthToSpace); and the refusals (a dynamic preset, a backbone without a trace, an existing
+//! file), each one line with exit code 2.
+//!
+//! The parity part needs a Python with `onnxruntime` and `numpy`, named by `ODM_ORT_PYTHON`
+//! (`.ci/run` makes a throwaway venv); without it the test says so and skips that part, except
+//! under `CI=true`, where a missing interpreter is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Train a toy run of `quant` (4 iterations) and return its folder.
+fn toy_run(tmp: &Path, name: &str, extra: &str) -> PathBuf {
+    let f = common::write(
+        tmp,
+        &format!("{name}.ron"),
+        &common::toy_spec(name, 1, 4, extra),
+    );
+    let out = tmp.join("results");
+    common::odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+        })
+        .unwrap()
+}
+
+fn export(run: &Path, file: &Path) -> std::process::Output {
+    Command::new(common::odm_bin())
+        .args([
+            "export",
+            run.to_str().unwrap(),
+            "--onnx",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
+fn python() -> Option<String> {
+    match std::env::var("ODM_ORT_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but ODM_ORT_PYTHON is unset (.ci/run installs onnxruntime into a venv)")
+        }
+        Err(_) => {
+            eprintln!("ODM_ORT_PYTHON unset: skipping the ONNX Runtime parity check");
+            None
+        }
+    }
+}
+
+/// Counts of each operator in a serialized ONNX model (op_type strings are stored verbatim).
+fn count(bytes: &[u8], op: &str) -> usize {
+    bytes
+        .windows(op.len() + 2)
+        .filter(|w| w[0] == 0x22 && w[1] as usize == op.len() && &w[2..] == op.as_bytes())
+        .count()
+}
+
+#[test]
+fn static_presets_export_and_match_onnx_runtime() {
+    let tmp = common::tempdir();
+    let presets = [
+        ("pams", "quant: Pams(w_bits: 2, a_bits: 2),", 6, 4),
+        ("ddtb", "quant: DdtbStatic(w_bits: 4, a_bits: 4),", 6, 4),
+        (
+            "odm",
+            "quant: Odm(w_bits: 3, a_bits: 3), offsets: AllBoth,",
+            4,
+            4,
+        ),
+        (
+            "minmax",
+            "quant: MinMax(w_bits: 8, a_bits: 8, per_channel: true),",
+            4,
+            4,
+        ),
+    ];
+    let data = std::env::var("ODM_DATA").unwrap_or_else(|_| "../shared/data".into());
+    let set5 = Path::new(&data).join("benchmark/Set5");
+    let holdout = common::repo().join("assets/cc0/holdout");
+    for (name, extra, acts, weights) in presets {
+        let run = toy_run(tmp.path(), name, extra);
+        let file = tmp.path().join(format!("{name}.onnx"));
+        let o = export(&run, &file);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        // One Q/DQ pair per quantized activation point, one DequantizeLinear per quantized conv;
+        // ×2 is one DepthToSpace.
+        assert_eq!(count(&bytes, "QuantizeLinear"), acts, "{name}");
+        assert_eq!(count(&bytes, "DequantizeLinear"), acts + weights, "{name}");
+        assert_eq!(count(&bytes, "DepthToSpace"), 1, "{name}");
+        // An existing file is never overwritten.
+        let o = export(&run, &file);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let Some(py) = python() else { continue };
+        let o = Command::new(&py)
+            .arg(common::repo().join("benches/onnx_parity.py"))
+            .args([
+                "--odm",
+                common::odm_bin(),
+                "--run",
+                run.to_str().unwrap(),
+                "--onnx",
+            ])
+            .arg(&file)
+            .arg("--data")
+            .args([&holdout, &set5])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{name}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("PASS"), "{name}: {out}");
+    }
+}
+
+#[test]
+fn dynamic_presets_and_untraced_backbones_are_refused() {
+    let tmp = common::tempdir();
+    let cases = [
+        ("daq", "quant: Daq(w_bits: 4, a_bits: 4),", "DAQ"),
+        (
+            "gate",
+            "quant: Ddtb(w_bits: 4, a_bits: 4, dynamic_ratio: 0.5),",
+            "DDTB's gate",
+        ),
+    ];
+    for (name, extra, what) in cases {
+        let run = toy_run(tmp.path(), name, extra);
+        let o = export(&run, &tmp.path().join(format!("{name}.onnx")));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(what) && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(!tmp.path().join(format!("{name}.onnx")).exists());
+    }
+    let rdn = "model: Rdn(d: 1, c: 1, g: 4, g0: 4), quant: Pams(w_bits: 4, a_bits: 4),";
+    let text =
+        common::toy_spec("rdn", 1, 2, rdn).replace("model: Edsr(n_resblocks: 2, n_feats: 8),", "");
+    let f = common::write(tmp.path(), "rdn.ron", &text);
+    let out = tmp.path().join("results");
+    common::odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let run = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("rdn-"))
+        .unwrap();
+    let o = export(&run, &tmp.path().join("rdn.onnx"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("EDSR only"), "{err}");
+}
