@@ -58,6 +58,11 @@ pub struct BenchReport {
     pub inference_input: [usize; 2],
     pub inference_ms: f64,
     pub inference_w4a4_ms: f64,
+    /// The integer path (`odm infer`) on the same input at W4A4 and W2A2, and the dot-product
+    /// instructions it used (CPU only; 0 and "none" on other devices).
+    pub inference_int_w4a4_ms: f64,
+    pub inference_int_w2a2_ms: f64,
+    pub int_path: String,
     /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
     /// fake-quant measurements come before it, and are smaller), and at the end; MiB; 0 where
     /// /proc is absent.
@@ -363,6 +368,14 @@ fn run_on<AB: AutodiffBackend>(
     };
     let inference = inference_ms::<Inner<AB>>(size, StepKind::Fp, input, reps, d)?;
     let inference_q = inference_ms::<Inner<AB>>(size, StepKind::Plain, input, reps, d)?;
+    let cpu = device.starts_with("CPU") || device.starts_with("cpu");
+    let (int4, int2, int_path) = if cpu {
+        let (a, p) = int_inference_ms(size, 4, input, reps)?;
+        let (b, _) = int_inference_ms(size, 2, input, reps)?;
+        (a, b, p)
+    } else {
+        (0.0, 0.0, "none".to_string())
+    };
     Ok(BenchReport {
         size,
         device,
@@ -382,6 +395,9 @@ fn run_on<AB: AutodiffBackend>(
         inference_input: input,
         inference_ms: inference,
         inference_w4a4_ms: inference_q,
+        inference_int_w4a4_ms: int4,
+        inference_int_w2a2_ms: int2,
+        int_path,
         peak_rss_plain_mib,
         peak_rss_mib: peak_rss_mib(),
     })
@@ -408,11 +424,56 @@ fn inference_ms<B: Backend>(
     }))
 }
 
+/// Median milliseconds of the integer path (`crate::infer`) of the bench model quantized at
+/// W`bits`A`bits` (ODM's quantizer, calibrated on the synthetic image) on a `[w, h]` LR input,
+/// and the dot-product path it used.
+fn int_inference_ms(
+    size: Size,
+    bits: u32,
+    [w, h]: [usize; 2],
+    reps: usize,
+) -> anyhow::Result<(f64, String)> {
+    let mut spec = bench_spec(size, StepKind::Plain);
+    spec.quant = crate::spec::QuantSpec::Odm(crate::spec::QuantOpts {
+        calib_batches: 1,
+        ..crate::spec::QuantOpts::bits(bits, bits)
+    });
+    let model = Model::from_spec(&spec.model, spec.scale);
+    let mut sampler = Sampler::new(
+        vec![synthetic_set(4)],
+        4,
+        spec.data.patch_size,
+        spec.data.batch_size,
+        true,
+        255.0,
+        0,
+    )?;
+    let st = state::fresh::<crate::backend::Cpu>(
+        &spec,
+        &model,
+        None,
+        &mut sampler,
+        &Default::default(),
+    )?;
+    let v: Vec<f32> = (0..3 * h * w).map(|i| ((i * 37) % 256) as f32).collect();
+    let x = crate::infer::Host { c: 3, h, w, v };
+    let mut path = String::from("none");
+    let prepared = crate::infer::prepare(&model, &st.params, &st.plan);
+    let ms = time(1, reps, || {
+        if let Some((_, s)) =
+            crate::infer::forward(&model, &st.params, &st.plan, &prepared, x.clone())
+        {
+            path = format!("{:?}", s.path);
+        }
+    });
+    Ok((ms, path))
+}
+
 impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
+            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms; integer path W4A4 {:.1} ms ({:.2}× FP), W2A2 {:.1} ms ({:.2}× FP), {}\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
             self.size,
             self.device,
             self.reps,
@@ -432,6 +493,11 @@ impl BenchReport {
             self.inference_input[1],
             self.inference_ms,
             self.inference_w4a4_ms,
+            self.inference_int_w4a4_ms,
+            self.inference_ms / self.inference_int_w4a4_ms.max(1e-9),
+            self.inference_int_w2a2_ms,
+            self.inference_ms / self.inference_int_w2a2_ms.max(1e-9),
+            self.int_path,
             self.peak_rss_plain_mib,
             self.peak_rss_mib
         )

@@ -18,6 +18,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod forward;
+pub mod infer;
 pub mod kernels;
 pub mod models;
 pub mod quant;

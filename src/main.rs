@@ -216,6 +216,20 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         tile: Option<usize>,
     },
+    /// Evaluate a run with real integer arithmetic for its quantized convs (EDSR; see README,
+    /// "Export and deployment").
+    Infer {
+        /// A run folder (results/<name>-<hash>).
+        run_dir: PathBuf,
+        /// Benchmark folders.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Print one JSON object per folder.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// The bicubic baseline of a folder.
     Bicubic {
         #[arg(long)]
@@ -367,6 +381,44 @@ fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `odm export`: zoo weights (`--out`) or ONNX (`--onnx`).
+fn cmd_export(c: Cmd) -> anyhow::Result<()> {
+    let Cmd::Export { run_dir, out, onnx } = c else {
+        unreachable!("called with Cmd::Export")
+    };
+    match (out, onnx) {
+        (None, Some(f)) => commands::export::onnx(&run_dir, &f).map(|(bytes, q)| {
+            println!("wrote {} ({bytes} bytes, {q} quantized convs)", f.display())
+        }),
+        (out, _) => {
+            commands::export::export(&run_dir, &out.expect("clap requires --out or --onnx"))
+                .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display()))
+        }
+    }
+}
+
+/// `odm infer`: scores under the integer path, and what it ran.
+fn cmd_infer(c: Cmd) -> anyhow::Result<()> {
+    let Cmd::Infer {
+        run_dir,
+        data,
+        json,
+        threads,
+    } = c
+    else {
+        unreachable!("called with Cmd::Infer")
+    };
+    let (scores, st) = commands::infer::infer(&run_dir, &data, threads)?;
+    scores.iter().for_each(|s| print_score(s, json));
+    if !json {
+        println!(
+            "integer convs: {} ({:?}), float convs: {}",
+            st.int_convs, st.path, st.float_convs
+        );
+    }
+    Ok(())
+}
+
 /// `odm inspect`.
 fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
     let Cmd::Inspect {
@@ -451,17 +503,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             }
             Err(e) => Err(e),
         },
-        Cmd::Export {
-            run_dir,
-            out,
-            onnx: Some(f),
-        } if out.is_none() => commands::export::onnx(&run_dir, &f).map(|(bytes, q)| {
-            println!("wrote {} ({bytes} bytes, {q} quantized convs)", f.display())
-        }),
-        Cmd::Export { run_dir, out, .. } => {
-            commands::export::export(&run_dir, &out.expect("clap requires --out or --onnx"))
-                .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display()))
-        }
+        c @ Cmd::Export { .. } => cmd_export(c),
         c @ Cmd::Inspect { .. } => cmd_inspect(c),
         Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
         Cmd::Eval {
@@ -485,6 +527,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 )
             })
             .map(|scores| scores.iter().for_each(|s| print_score(s, json))),
+        c @ Cmd::Infer { .. } => cmd_infer(c),
         Cmd::Bicubic { data, scale, json } => {
             commands::bicubic_cmd(&data, scale).map(|s| print_score(&s, json))
         }

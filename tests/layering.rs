@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Top-level modules, lowest layer first (ARCHITECTURE.md).
-const LAYERS: [&str; 16] = [
+const LAYERS: [&str; 17] = [
     "error", "digest", "spec", "data", "kernels", "models", "quant", "forward", "record", "eval",
-    "train", "backend", "export", "report", "commands", "bench",
+    "train", "backend", "export", "infer", "report", "commands", "bench",
 ];
 
 /// Source without line comments and without a trailing `#[cfg(test)]` module.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod export;
+pub mod infer;
 mod run;
 pub mod sweep;
 

@@ -133,6 +133,12 @@ pub fn super_resolve_tiled<B: Backend>(
         .convert::<f32>()
         .to_vec::<f32>()
         .expect("f32 output");
+    to_rgb8(&v, h, w, k)
+}
+
+/// A 3×H×W output on the `rgb_range` scale (`k` = rgb_range/255) as 8-bit HWC: clipped to
+/// [0, 255] and rounded (EDSR-PyTorch `quantize`).
+pub fn to_rgb8(v: &[f32], h: usize, w: usize, k: f32) -> RgbImage {
     let mut data = vec![0u8; h * w * 3];
     for c in 0..3 {
         for i in 0..h * w {
@@ -140,6 +146,16 @@ pub fn super_resolve_tiled<B: Backend>(
         }
     }
     RgbImage { h, w, data }
+}
+
+/// Score a set with any super-resolver `sr` (LR → 8-bit SR), under the same protocol.
+pub fn evaluate_by(set: &ImageSet, sr: &mut dyn FnMut(&RgbImage) -> RgbImage) -> SetScore {
+    let per = set
+        .pairs
+        .iter()
+        .map(|p| score(&p.name, &sr(&p.lr), &p.hr, set.scale))
+        .collect();
+    SetScore::from_images(&set.name, set.scale, per)
 }
 
 /// Evaluate a model on a set.

@@ -29,7 +29,13 @@ fn levels(bits: u32) -> f32 {
 
 /// (scale, zero point) per group of one quantizer over the ranges (l, u) in `form`, and whether
 /// the codes are signed. Affine activations quantize x − l.
-fn scales(form: QForm, bits: u32, lo: &[f32], hi: &[f32], weight: bool) -> (Vec<f32>, Vec<i32>) {
+pub fn scales(
+    form: QForm,
+    bits: u32,
+    lo: &[f32],
+    hi: &[f32],
+    weight: bool,
+) -> (Vec<f32>, Vec<i32>) {
     let n = levels(bits);
     lo.iter()
         .zip(hi)

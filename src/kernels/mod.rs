@@ -7,6 +7,7 @@ pub mod cpu_conv;
 mod fake_quant;
 mod flex;
 mod geom;
+pub mod int_conv;
 pub mod quantizer;
 mod shuffle;
 mod thin;

@@ -1,0 +1,72 @@
+//! A host-side C×H×W f32 value (one image) and the elementwise operations of a trace.
+
+use crate::backend::Cpu;
+use burn::tensor::{Tensor, TensorData};
+
+/// One image, channel-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub v: Vec<f32>,
+}
+
+impl Host {
+    /// From a 1×C×H×W tensor.
+    pub fn from_tensor(t: Tensor<Cpu, 4>) -> Self {
+        let [_, c, h, w] = t.dims();
+        let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+        Self { c, h, w, v }
+    }
+
+    /// As a 1×C×H×W tensor.
+    pub fn tensor(&self) -> Tensor<Cpu, 4> {
+        Tensor::from_data(
+            TensorData::new(self.v.clone(), [1, self.c, self.h, self.w]),
+            &Default::default(),
+        )
+    }
+
+    pub fn map(mut self, f: impl Fn(f32) -> f32) -> Self {
+        self.v.iter_mut().for_each(|v| *v = f(*v));
+        self
+    }
+
+    pub fn zip(mut self, o: &Host, f: impl Fn(f32, f32) -> f32) -> Self {
+        assert_eq!(
+            self.v.len(),
+            o.v.len(),
+            "shapes of an elementwise operation"
+        );
+        self.v
+            .iter_mut()
+            .zip(&o.v)
+            .for_each(|(a, b)| *a = f(*a, *b));
+        self
+    }
+
+    /// x + v[c] per channel.
+    pub fn add_channels(mut self, v: &[f32]) -> Self {
+        let plane = self.h * self.w;
+        for (c, ch) in self.v.chunks_mut(plane).enumerate() {
+            ch.iter_mut().for_each(|x| *x += v[c]);
+        }
+        self
+    }
+
+    /// PyTorch's `pixel_shuffle`: channel c·r² + i·r + j → (c, y·r + i, x·r + j).
+    pub fn pixel_shuffle(&self, r: usize) -> Self {
+        let (c, h, w) = (self.c / (r * r), self.h * r, self.w * r);
+        let mut v = vec![0f32; c * h * w];
+        for (ci, plane) in self.v.chunks(self.h * self.w).enumerate() {
+            let (oc, i, j) = (ci / (r * r), (ci % (r * r)) / r, ci % r);
+            for y in 0..self.h {
+                for x in 0..self.w {
+                    v[(oc * h + y * r + i) * w + x * r + j] = plane[y * self.w + x];
+                }
+            }
+        }
+        Self { c, h, w, v }
+    }
+}

@@ -1,0 +1,460 @@
+//! Integer inference (`odm infer`): the backbone's trace ([`crate::models::Trace`]) executed on
+//! the CPU with real integer arithmetic for every conv whose input and weights are quantized
+//! (per layer): the input becomes unsigned codes u (x = a·u + o), the weights signed codes c
+//! (w = s_w·c per output channel), [`crate::kernels::int_conv`] accumulates Σ u·c exactly in 32
+//! bits, and y = (a·s_w)·acc + (o·s_w)·Σ_valid c + b rescales to f32 (Σ_valid c: the codes of
+//! the taps inside the image, so the zero padding of the real input is kept). Everything else
+//! (FP convs, ReLU, residual adds, pixel shuffle, the quantizers themselves) runs in f32 as the
+//! fake-quant forward does.
+//!
+//! "The same model": the fake-quant forward computes Σ (a·u + o)·(s_w·c) + b in float, in its
+//! own summation order; the integer path computes the same sum exactly and rounds once. The two
+//! agree to float rounding, so a quantizer input can land on the other side of a rounding
+//! boundary only where it lies within that rounding of one ([`layer_checks`] counts them).
+
+pub mod host;
+
+use crate::backend::Cpu;
+use crate::kernels::int_conv::{self, IntPath, IntWeights};
+use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
+use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
+use burn::tensor::{Tensor, TensorData};
+pub use host::Host;
+use rayon::prelude::*;
+
+/// What an integer forward did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct IntStats {
+    /// Convs run on integer codes, and in float (FP layers, or an unquantized input).
+    pub int_convs: usize,
+    pub float_convs: usize,
+    /// The dot-product path of the integer convs (the last one used).
+    pub path: Option<IntPath>,
+    /// Codes of every quantized activation point, in forward order (for [`layer_checks`]).
+    #[serde(skip)]
+    pub codes: Vec<(String, Vec<u8>)>,
+}
+
+/// The unsigned codes u of a per-layer quantizer on `x`, with the real values a·u + o the
+/// fake-quant forward produces (its op order, `kernels::fake_quant`), and (a, o).
+pub fn codes(x: &[f32], l: f32, u: f32, bits: u32, form: QForm) -> (Vec<u8>, Vec<f32>, f32, f32) {
+    let n = ((1u64 << bits) - 1) as f32;
+    let half = (1u64 << (bits - 1)) as f32;
+    let (d, qm, sf) = (u - l, (n - 1.0) / 2.0, n / (u - l));
+    let zp = (sf * l).round_ties_even() + half;
+    let one = |v: f32| {
+        let xc = v.max(l).min(u);
+        let (code, real) = match form {
+            QForm::Affine => {
+                let k = ((xc - l) / d * n).round_ties_even();
+                (k, k / n * d + l)
+            }
+            QForm::SymZero => {
+                let y = (xc * qm / u).round_ties_even();
+                (y + qm, y * u / qm)
+            }
+            QForm::ZeroPoint => {
+                let y = (sf * xc - zp).round_ties_even();
+                (y + half, (y + zp) / sf)
+            }
+            QForm::Daq { .. } => unreachable!("DAQ runs in float"),
+        };
+        (code as u8, real)
+    };
+    let (mut us, mut re) = (vec![0u8; x.len()], vec![0f32; x.len()]);
+    const CHUNK: usize = 1 << 14;
+    us.par_chunks_mut(CHUNK)
+        .zip(re.par_chunks_mut(CHUNK))
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|((uc, rc), xc)| {
+            for ((u, r), &v) in uc.iter_mut().zip(rc.iter_mut()).zip(xc) {
+                (*u, *r) = one(v);
+            }
+        });
+    let (a, o) = match form {
+        QForm::Affine => (d / n, l),
+        QForm::SymZero => (u / qm, -u),
+        _ => (1.0 / sf, (zp - half) / sf),
+    };
+    (us, re, a, o)
+}
+
+/// The integer executor of a trace.
+struct Exec<'a> {
+    p: &'a Params<Cpu>,
+    plan: &'a QuantPlan,
+    prepared: &'a Prepared,
+    stats: IntStats,
+}
+
+fn host_of<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
+}
+
+/// Whether a point's conv can run on integer codes: per-layer activation and weights, a static
+/// form, no gate.
+fn integer(l: &LayerQuant) -> bool {
+    l.has_act()
+        && l.has_weight()
+        && !l.per_channel
+        && !l.dynamic
+        && !matches!(l.form, QForm::Daq { .. })
+}
+
+impl Exec<'_> {
+    /// Offsets and the activation quantizer of point `name` (when planned): the codes with
+    /// (a, o) for an integer conv, and the real values.
+    fn quantize(&mut self, name: &str, x: Host) -> (Host, Option<(Vec<u8>, f32, f32)>) {
+        let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
+            return (x, None);
+        };
+        let x = if l.scale || l.shift {
+            Host::from_tensor(crate::quant::apply_offsets(self.p, name, l, x.tensor()))
+        } else {
+            x
+        };
+        if l.per_channel || l.dynamic || matches!(l.form, QForm::Daq { .. }) {
+            let y = crate::quant::fake_quant_act(self.p, name, l, x.tensor());
+            return (Host::from_tensor(y), None);
+        }
+        let (lo, hi) = crate::quant::act_bounds(self.p, name, l);
+        let (lo, hi) = (host_of(lo)[0], host_of(hi)[0]);
+        let (c, h, w) = (x.c, x.h, x.w);
+        let (u, re, a, o) = codes(&x.v, lo, hi, l.a_bits, l.form);
+        self.stats.codes.push((name.to_string(), u.clone()));
+        (Host { c, h, w, v: re }, Some((u, a, o)))
+    }
+
+    fn float_conv(&mut self, c: &Conv, x: Host) -> Host {
+        self.stats.float_convs += 1;
+        let mut w: Tensor<Cpu, 4> = self.p.at(c.weight);
+        if let Some(l) = self.plan.layer(&c.name).filter(|l| l.has_weight()) {
+            w = fake_quant_weight(self.p, &c.name, l, w);
+        }
+        let b = match c.bias {
+            Some(id) => self.p.at::<1>(id),
+            None => Tensor::zeros([c.cout], &Default::default()),
+        };
+        Host::from_tensor(crate::kernels::conv2d_same(x.tensor(), w, b))
+    }
+}
+
+/// Integer codes c and scale s_w per output channel of a conv's quantized weights, from odm's
+/// own fake-quantized weights (w_q = s_w·c exactly up to float rounding).
+pub fn weight_codes(
+    p: &Params<Cpu>,
+    name: &str,
+    l: &LayerQuant,
+    w: Tensor<Cpu, 4>,
+) -> (Vec<i32>, Vec<f32>) {
+    let (lo, hi) = crate::quant::weight_range(p, name, l, &w);
+    let (lo, hi) = (host_of(lo), host_of(hi));
+    let wq = host_of(fake_quant_weight(p, name, l, w));
+    let (scale, zp) = crate::export::qdq::scales(l.form, l.w_bits, &lo, &hi, true);
+    let per = wq.len() / scale.len();
+    let codes = wq
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v / scale[i / per]).round_ties_even() as i32)
+        .collect();
+    let _ = zp; // the codes are relative to zero: w = s_w·c
+    (codes, scale)
+}
+
+/// A quantized conv's weights as codes for [`int_conv`]: codes, per-channel scales, bias.
+pub struct IntLayer {
+    pub w: IntWeights,
+    pub scale: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl IntLayer {
+    pub fn new(p: &Params<Cpu>, c: &Conv, l: &LayerQuant) -> Self {
+        let w: Tensor<Cpu, 4> = p.at(c.weight);
+        let [co, ci, k, _] = w.dims();
+        let (codes, scale) = weight_codes(p, &c.name, l, w);
+        Self {
+            w: IntWeights::new(&codes, co, ci, k),
+            scale,
+            bias: c.bias.map(|id| host_of(p.at::<1>(id))),
+        }
+    }
+}
+
+/// Every integer conv of a plan, prepared once (what a deployment stores).
+pub type Prepared = std::collections::HashMap<String, IntLayer>;
+
+/// The integer conv of codes `u` (a, o) with a prepared layer; f32 output.
+pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), (a, o): (f32, f32)) -> (Host, IntPath) {
+    let (iw, sw, bias) = (&layer.w, &layer.scale, &layer.bias);
+    let (co, k) = (iw.cout, iw.k);
+    let (u, h, wd) = x;
+    let umax = u.iter().copied().max().unwrap_or(0) as u32;
+    let path = int_conv::pick(umax, iw);
+    let acc = int_conv::conv(u, h, wd, iw, path);
+    // Σ_valid c depends only on which taps fall outside: one class per distinct row range and
+    // column range (k·k·C_out sums at most 3 × 3 per channel for a 3×3 conv).
+    let pad = k / 2;
+    let range = |i: usize, n: usize| pad.saturating_sub(i)..k.min(n + pad - i);
+    let classes = |n: usize| {
+        let mut r: Vec<std::ops::Range<usize>> = Vec::new();
+        let idx: Vec<usize> = (0..n)
+            .map(|i| {
+                let g = range(i, n);
+                r.iter().position(|x| *x == g).unwrap_or_else(|| {
+                    r.push(g);
+                    r.len() - 1
+                })
+            })
+            .collect();
+        (r, idx)
+    };
+    let ((rows, ry), (cols, cx)) = (classes(h), classes(wd));
+    let consts: Vec<(f32, f32, f32, Vec<Vec<f32>>)> = (0..co)
+        .map(|oc| {
+            let s = if sw.len() == 1 { sw[0] } else { sw[oc] };
+            let b = bias.as_ref().map_or(0.0, |b| b[oc]);
+            let sums = rows
+                .iter()
+                .map(|r| {
+                    cols.iter()
+                        .map(|c| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
+                        .collect()
+                })
+                .collect();
+            (a * s, o * s, b, sums)
+        })
+        .collect();
+    let mut v = vec![0f32; co * h * wd];
+    v.par_chunks_mut(h * wd)
+        .enumerate()
+        .for_each(|(oc, plane)| {
+            let (ka, ko, b, sums) = &consts[oc];
+            for y in 0..h {
+                let srow = &sums[ry[y]];
+                for x in 0..wd {
+                    let i = y * wd + x;
+                    plane[i] = ka * acc[i * co + oc] as f32 + ko * srow[cx[x]] + b;
+                }
+            }
+        });
+    (Host { c: co, h, w: wd, v }, path)
+}
+
+impl Trace for Exec<'_> {
+    type V = Host;
+
+    fn conv(&mut self, c: &Conv, x: Host) -> Host {
+        let (x, q) = self.quantize(&c.name, x);
+        match (self.plan.layer(&c.name).filter(|l| integer(l)), q) {
+            (Some(_), Some((u, a, o))) if self.prepared.contains_key(&c.name) => {
+                self.stats.int_convs += 1;
+                let (y, path) = int_conv(&self.prepared[&c.name], (&u, x.h, x.w), (a, o));
+                self.stats.path = Some(path);
+                y
+            }
+            _ => self.float_conv(c, x),
+        }
+    }
+
+    fn act(&mut self, p: &Point, x: Host) -> Host {
+        self.quantize(&p.name, x).0
+    }
+
+    fn relu(&mut self, x: Host) -> Host {
+        x.map(|v| v.max(0.0))
+    }
+
+    fn add(&mut self, a: Host, b: Host) -> Host {
+        a.zip(&b, |x, y| x + y)
+    }
+
+    fn scalar(&mut self, x: Host, op: Scalar, s: f32) -> Host {
+        x.map(|v| match op {
+            Scalar::Add => v + s,
+            Scalar::Sub => v - s,
+            Scalar::Mul => v * s,
+            Scalar::Div => v / s,
+        })
+    }
+
+    fn add_channels(&mut self, x: Host, v: &[f32]) -> Host {
+        x.add_channels(v)
+    }
+
+    fn pixel_shuffle(&mut self, x: Host, r: usize) -> Host {
+        x.pixel_shuffle(r)
+    }
+}
+
+/// The integer layers of `plan` (its convs with per-layer quantized input and weights).
+pub fn prepare(model: &Model, p: &Params<Cpu>, plan: &QuantPlan) -> Prepared {
+    model
+        .layers()
+        .convs
+        .iter()
+        .filter_map(|ci| {
+            let l = plan.layer(&ci.name).filter(|l| integer(l))?;
+            Some((
+                ci.name.clone(),
+                IntLayer::new(p, &conv_handle(p, &ci.name), l),
+            ))
+        })
+        .collect()
+}
+
+/// A conv's handle from its parameter names.
+fn conv_handle(p: &Params<Cpu>, name: &str) -> Conv {
+    let wi = p.idx(&format!("{name}.weight"));
+    let bias = format!("{name}.bias");
+    Conv {
+        name: name.to_string(),
+        weight: crate::models::ParamId(wi),
+        bias: p.has(&bias).then(|| crate::models::ParamId(p.idx(&bias))),
+        cout: p.shapes[wi][0],
+    }
+}
+
+/// The integer forward of one LR input (3×h×w, values in [0, rgb_range]) with the layers
+/// [`prepare`] made; `None` for a backbone without a trace.
+pub fn forward(
+    model: &Model,
+    p: &Params<Cpu>,
+    plan: &QuantPlan,
+    prepared: &Prepared,
+    x: Host,
+) -> Option<(Host, IntStats)> {
+    let mut e = Exec {
+        p,
+        plan,
+        prepared,
+        stats: IntStats::default(),
+    };
+    let y = model.trace(&mut e, x)?;
+    Some((y, e.stats))
+}
+
+/// A 1×C×H×W tensor of a host value.
+pub fn tensor(x: &Host) -> Tensor<Cpu, 4> {
+    Tensor::from_data(
+        TensorData::new(x.v.clone(), [1, x.c, x.h, x.w]),
+        &Default::default(),
+    )
+}
+
+/// Super-resolve one 8-bit LR image with the integer path, as `odm eval` maps pixels.
+pub fn super_resolve(
+    model: &Model,
+    p: &Params<Cpu>,
+    plan: &QuantPlan,
+    lr: &crate::data::RgbImage,
+) -> Option<(crate::data::RgbImage, IntStats)> {
+    let k = (model.rgb_range() / 255.0) as f32;
+    let mut v = vec![0f32; 3 * lr.h * lr.w];
+    for (i, px) in lr.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            v[c * lr.h * lr.w + i] = px[c] as f32 * k;
+        }
+    }
+    let x = Host {
+        c: 3,
+        h: lr.h,
+        w: lr.w,
+        v,
+    };
+    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x)?;
+    Some((crate::eval::to_rgb8(&y.v, y.h, y.w, k), st))
+}
+
+/// One quantized conv compared between the two paths on the same input.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LayerCheck {
+    pub layer: String,
+    /// Elements of the input whose real value a·u + o differs from the fake quantizer's.
+    pub value_mismatches: usize,
+    /// max |y_int − y_fake| and max |y_fake| over the conv output.
+    pub max_diff: f32,
+    pub max_abs: f32,
+    /// Codes of this point's input in the end-to-end integer forward that differ from those of
+    /// the end-to-end fake-quant forward, of `codes`; and how many of those lie within 1e-3 of
+    /// a step of a rounding boundary in the fake-quant input (a float rounding tie).
+    pub code_flips: usize,
+    pub near_ties: usize,
+    pub codes: usize,
+}
+
+/// Layer by layer (each integer conv fed the fake-quant forward's own input) and end to end:
+/// see [`LayerCheck`].
+pub fn layer_checks(model: &Model, p: &Params<Cpu>, plan: &QuantPlan, x: &Host) -> Vec<LayerCheck> {
+    use crate::forward::{Capture, Fwd};
+    let cap = std::cell::RefCell::new(Capture::<Cpu> {
+        record_convs: true,
+        ..Default::default()
+    });
+    let f = Fwd {
+        p,
+        plan,
+        capture: Some(&cap),
+        train: false,
+        body_only: false,
+    };
+    let _ = model.forward(&f, x.tensor());
+    let cap = cap.into_inner();
+    let prepared = prepare(model, p, plan);
+    let (_, st) = forward(model, p, plan, &prepared, x.clone()).expect("a traced backbone");
+    let mut out = Vec::new();
+    for (name, xin) in &cap.act_inputs {
+        let Some(l) = plan.layer(name).filter(|l| integer(l)) else {
+            continue;
+        };
+        let (lo, hi) = crate::quant::act_bounds(p, name, l);
+        let (lo, hi) = (host_of(lo)[0], host_of(hi)[0]);
+        let xi = Host::from_tensor(xin.clone());
+        let (u, re, a, o) = codes(&xi.v, lo, hi, l.a_bits, l.form);
+        let fq = host_of(crate::quant::fake_quant_act(p, name, l, xin.clone()));
+        let value_mismatches = re
+            .iter()
+            .zip(&fq)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        let (y, _) = int_conv(&prepared[name], (&u, xi.h, xi.w), (a, o));
+        let yf = cap
+            .conv_out
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| host_of(t.clone()))
+            .expect("recorded");
+        let max_diff =
+            y.v.iter()
+                .zip(&yf)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let max_abs = yf.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let e2e = st
+            .codes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default();
+        let step = a;
+        let (mut flips, mut ties) = (0, 0);
+        for (i, (cu, ce)) in u.iter().zip(&e2e).enumerate() {
+            if cu != ce {
+                flips += 1;
+                let t = (xi.v[i].clamp(lo, hi) - o) / step;
+                if (t - t.floor() - 0.5).abs() < 1e-3 {
+                    ties += 1;
+                }
+            }
+        }
+        out.push(LayerCheck {
+            layer: name.clone(),
+            value_mismatches,
+            max_diff,
+            max_abs,
+            code_flips: flips,
+            near_ties: ties,
+            codes: u.len(),
+        });
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! Acceptance (issue 16, integer inference): the integer convolution kernel against burn's conv
+//! and across its paths (AVX-512 VNNI, AVX2, scalar) and thread counts; the integer path against
+//! the fake-quant path layer by layer on toy EDSRs at 2, 3, 4 and 8 bits in each quantizer form;
+//! and `odm infer`.
+
+mod common;
+
+use burn::tensor::{Tensor, TensorData};
+use odm::backend::Cpu;
+use odm::infer::{layer_checks, Host};
+use odm::kernels::int_conv::{conv, pick, IntPath, IntWeights};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// Integer sums of small codes are exact in f32, so burn's float conv is an exact reference.
+#[test]
+fn integer_conv_matches_burn_and_every_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    for (ci, co, k, h, w, umax, wmax) in [
+        (8, 5, 3, 7, 9, 15, 7),
+        (3, 4, 3, 5, 4, 127, 127),
+        (16, 3, 1, 6, 6, 255, 100),
+        (70, 6, 3, 4, 5, 3, 1),
+        (4, 2, 3, 3, 3, 255, 300),
+    ] {
+        let u: Vec<u8> = (0..ci * h * w)
+            .map(|_| rng.random_range(0..=umax) as u8)
+            .collect();
+        let wc: Vec<i32> = (0..co * ci * k * k)
+            .map(|_| rng.random_range(-wmax..=wmax))
+            .collect();
+        let iw = IntWeights::new(&wc, co, ci, k);
+        let reference = conv(&u, h, w, &iw, IntPath::Scalar);
+        let d = Default::default();
+        let x = Tensor::<Cpu, 4>::from_data(
+            TensorData::new(
+                u.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                [1, ci, h, w],
+            ),
+            &d,
+        );
+        let wt = Tensor::<Cpu, 4>::from_data(
+            TensorData::new(
+                wc.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                [co, ci, k, k],
+            ),
+            &d,
+        );
+        let y = odm::kernels::conv2d_same(x, wt, Tensor::zeros([co], &d));
+        let yv = y.into_data().to_vec::<f32>().unwrap();
+        // The kernel's output is pixel-major (H × W × C_out).
+        let yv: Vec<f32> = (0..h * w * co)
+            .map(|i| yv[(i % co) * h * w + i / co])
+            .collect();
+        assert_eq!(
+            reference,
+            yv.iter().map(|&v| v as i32).collect::<Vec<_>>(),
+            "scalar vs burn {ci}x{co}x{k}"
+        );
+        let best = pick(umax, &iw);
+        assert_eq!(conv(&u, h, w, &iw, best), reference, "{best:?}");
+        #[cfg(target_arch = "x86_64")]
+        if umax <= 127 && wmax <= 127 && std::arch::is_x86_feature_detected!("avx2") {
+            assert_eq!(conv(&u, h, w, &iw, IntPath::Avx2), reference, "avx2");
+        }
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            one.install(|| conv(&u, h, w, &iw, best)),
+            reference,
+            "1 thread"
+        );
+    }
+}
+
+fn toy_run(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let f = common::write(
+        tmp,
+        &format!("{name}.ron"),
+        &common::toy_spec(name, 1, 3, extra),
+    );
+    let out = tmp.join("results");
+    common::odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+        })
+        .unwrap()
+}
+
+/// Layer by layer on the held-out photo's ½ LR: the integer path's real input values are the
+/// fake quantizer's bit for bit, its conv outputs agree to float rounding (1e-5 of the largest),
+/// and end to end at most 0.1 % of the codes of any point differ from the fake-quant forward's.
+#[test]
+fn integer_path_matches_fake_quant_layer_by_layer() {
+    let tmp = common::tempdir();
+    let cases = [
+        ("odm2", "quant: Odm(w_bits: 2, a_bits: 2),"),
+        ("odm3", "quant: Odm(w_bits: 3, a_bits: 3),"),
+        ("odm4", "quant: Odm(w_bits: 4, a_bits: 4),"),
+        ("odm8", "quant: Odm(w_bits: 8, a_bits: 8),"),
+        ("pams4", "quant: Pams(w_bits: 4, a_bits: 4),"),
+        ("ddtb3", "quant: DdtbStatic(w_bits: 3, a_bits: 3),"),
+        ("minmax8", "quant: MinMax(w_bits: 8, a_bits: 8),"),
+    ];
+    let img = image::open(common::repo().join("assets/cc0/holdout/chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = (img.width() as usize / 4, img.height() as usize / 4);
+    let small = image::imageops::resize(
+        &img,
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut v = vec![0f32; 3 * h * w];
+    for (i, px) in small.pixels().enumerate() {
+        for c in 0..3 {
+            v[c * h * w + i] = px[c] as f32;
+        }
+    }
+    let x = Host { c: 3, h, w, v };
+    for (name, extra) in cases {
+        let run = toy_run(tmp.path(), name, extra);
+        let (_, model, plan, params) =
+            odm::commands::load_run::<Cpu>(&run, &Default::default()).unwrap();
+        let checks = layer_checks(&model, &params, &plan, &x);
+        assert!(!checks.is_empty(), "{name}: no integer conv");
+        let (f, t, n): (usize, usize, usize) = checks.iter().fold((0, 0, 0), |a, c| {
+            (a.0 + c.code_flips, a.1 + c.near_ties, a.2 + c.codes)
+        });
+        let worst = checks
+            .iter()
+            .map(|c| c.max_diff / c.max_abs.max(1.0))
+            .fold(0f32, f32::max);
+        eprintln!("{name}: {} integer convs, code flips {f} of {n} ({t} near a tie), worst relative conv difference {worst:.1e}", checks.len());
+        for c in &checks {
+            assert_eq!(c.value_mismatches, 0, "{name} {}", c.layer);
+            assert!(
+                c.max_diff <= 1e-5 * c.max_abs.max(1.0),
+                "{name} {}: {c:?}",
+                c.layer
+            );
+            assert!(c.code_flips * 1000 <= c.codes, "{name} {}: {c:?}", c.layer);
+        }
+    }
+}
+
+#[test]
+fn odm_infer_scores_like_eval() {
+    let tmp = common::tempdir();
+    let run = toy_run(tmp.path(), "inf", "quant: Pams(w_bits: 4, a_bits: 4),");
+    let data = common::repo().join("assets/cc0/holdout");
+    let args = |cmd: &str| -> Vec<String> {
+        let mut a = vec![cmd.to_string()];
+        if cmd == "eval" {
+            a.push("--checkpoint".into());
+        }
+        a.extend([
+            run.display().to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--json".into(),
+        ]);
+        a
+    };
+    let psnr = |s: &str| -> f64 {
+        let v: serde_json::Value = serde_json::from_str(s.lines().next().unwrap()).unwrap();
+        v["psnr_y"].as_f64().unwrap()
+    };
+    let (e, i) = (
+        common::odm_ok(&args("eval")),
+        common::odm_ok(&args("infer")),
+    );
+    assert!((psnr(&e) - psnr(&i)).abs() < 0.01, "{e} {i}");
+}
