@@ -285,7 +285,14 @@ fn setup<B: Backend>(
 ) -> anyhow::Result<(Spec, Model, Sampler, state::State<B>)> {
     let spec = bench_spec(size, kind);
     let model = Model::from_spec(&spec.model, spec.scale);
-    let mut sampler = Sampler::new(
+    let mut sampler = bench_sampler(&spec)?;
+    let st = state::fresh::<B>(&spec, &model, None, &mut sampler, d)?;
+    Ok((spec, model, sampler, st))
+}
+
+/// The bench's training stream: patches of the synthetic image.
+fn bench_sampler(spec: &Spec) -> anyhow::Result<Sampler> {
+    Sampler::new(
         vec![synthetic_set(4)],
         4,
         spec.data.patch_size,
@@ -293,9 +300,7 @@ fn setup<B: Backend>(
         true,
         255.0,
         0,
-    )?;
-    let st = state::fresh::<B>(&spec, &model, None, &mut sampler, d)?;
-    Ok((spec, model, sampler, st))
+    )
 }
 
 /// Median milliseconds of one training step of `kind`.
@@ -439,15 +444,7 @@ fn int_inference_ms(
         ..crate::spec::QuantOpts::bits(bits, bits)
     });
     let model = Model::from_spec(&spec.model, spec.scale);
-    let mut sampler = Sampler::new(
-        vec![synthetic_set(4)],
-        4,
-        spec.data.patch_size,
-        spec.data.batch_size,
-        true,
-        255.0,
-        0,
-    )?;
+    let mut sampler = bench_sampler(&spec)?;
     let st = state::fresh::<crate::backend::Cpu>(
         &spec,
         &model,

@@ -202,14 +202,7 @@ fn a_daq_run_trains_and_bad_options_are_refused() {
             "quant.sigma_bits",
         ),
     ] {
-        let f = common::write(tmp.path(), "bad.ron", &common::toy_spec("bad", 1, 3, extra));
-        let o = std::process::Command::new(common::odm_bin())
-            .args(["check", f.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{extra}");
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains(field) && e.lines().count() == 1, "{e}");
+        common::assert_refused(tmp.path(), extra, field);
     }
 }
 

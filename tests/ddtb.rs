@@ -309,29 +309,7 @@ fn placement_gate_counts_and_cost() {
 fn a_ddtb_run_trains_and_bad_options_are_refused() {
     let tmp = common::tempdir();
     let extra = "quant: Ddtb(w_bits: 4, a_bits: 4, dynamic_ratio: 0.5, dynamic_from: 2),";
-    let f = common::write(
-        tmp.path(),
-        "ddtb.ron",
-        &common::toy_spec("ddtb", 1, 4, extra),
-    );
-    let out = tmp.path().join("results");
-    let o = std::process::Command::new(common::odm_bin())
-        .args([
-            "run",
-            f.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = common::toy_run(tmp.path(), "ddtb", 4, extra);
     let s = odm::record::Summary::read(&dir).unwrap();
     assert!(s.eval[0].psnr_y.is_finite() && s.eval[0].psnr_y > 10.0);
     let map = std::fs::read_to_string(dir.join("quant_map.txt")).unwrap();
@@ -369,14 +347,6 @@ fn a_ddtb_run_trains_and_bad_options_are_refused() {
             "quant.per_channel",
         ),
     ] {
-        let f = common::write(tmp.path(), "bad.ron", &common::toy_spec("bad", 1, 3, extra));
-        let o = std::process::Command::new(common::odm_bin())
-            .args(["check", f.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{extra}");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(field), "{extra}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        common::assert_refused(tmp.path(), extra, field);
     }
 }

@@ -11,7 +11,6 @@ use odm::infer::{layer_checks, Host};
 use odm::kernels::int_conv::{conv, pick, IntPath, IntWeights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 
 /// Integer sums of small codes are exact in f32, so burn's float conv is an exact reference.
 #[test]
@@ -76,32 +75,6 @@ fn integer_conv_matches_burn_and_every_path() {
     }
 }
 
-fn toy_run(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
-    let f = common::write(
-        tmp,
-        &format!("{name}.ron"),
-        &common::toy_spec(name, 1, 3, extra),
-    );
-    let out = tmp.join("results");
-    common::odm_ok(&[
-        "run",
-        f.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap()
-}
-
 /// Layer by layer on the held-out photo's ½ LR: the integer path's real input values are the
 /// fake quantizer's bit for bit, its conv outputs agree to float rounding (1e-5 of the largest),
 /// and end to end at most 0.1 % of the codes of any point differ from the fake-quant forward's.
@@ -135,7 +108,7 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
     }
     let x = Host { c: 3, h, w, v };
     for (name, extra) in cases {
-        let run = toy_run(tmp.path(), name, extra);
+        let run = common::toy_run(tmp.path(), name, 3, extra);
         let (_, model, plan, params) =
             odm::commands::load_run::<Cpu>(&run, &Default::default()).unwrap();
         let checks = layer_checks(&model, &params, &plan, &x);
@@ -163,7 +136,7 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
 #[test]
 fn odm_infer_scores_like_eval() {
     let tmp = common::tempdir();
-    let run = toy_run(tmp.path(), "inf", "quant: Pams(w_bits: 4, a_bits: 4),");
+    let run = common::toy_run(tmp.path(), "inf", 3, "quant: Pams(w_bits: 4, a_bits: 4),");
     let data = common::repo().join("assets/cc0/holdout");
     let args = |cmd: &str| -> Vec<String> {
         let mut a = vec![cmd.to_string()];

@@ -11,35 +11,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// Train a toy run of `quant` (4 iterations) and return its folder.
-fn toy_run(tmp: &Path, name: &str, extra: &str) -> PathBuf {
-    let f = common::write(
-        tmp,
-        &format!("{name}.ron"),
-        &common::toy_spec(name, 1, 4, extra),
-    );
-    let out = tmp.join("results");
-    common::odm_ok(&[
-        "run",
-        f.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap()
-}
 
 fn export(run: &Path, file: &Path) -> std::process::Output {
     Command::new(common::odm_bin())
@@ -97,7 +70,7 @@ fn static_presets_export_and_match_onnx_runtime() {
     let set5 = Path::new(&data).join("benchmark/Set5");
     let holdout = common::repo().join("assets/cc0/holdout");
     for (name, extra, acts, weights) in presets {
-        let run = toy_run(tmp.path(), name, extra);
+        let run = common::toy_run(tmp.path(), name, 4, extra);
         let file = tmp.path().join(format!("{name}.onnx"));
         let o = export(&run, &file);
         assert!(
@@ -151,7 +124,7 @@ fn dynamic_presets_and_untraced_backbones_are_refused() {
         ),
     ];
     for (name, extra, what) in cases {
-        let run = toy_run(tmp.path(), name, extra);
+        let run = common::toy_run(tmp.path(), name, 4, extra);
         let o = export(&run, &tmp.path().join(format!("{name}.onnx")));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
@@ -164,20 +137,7 @@ fn dynamic_presets_and_untraced_backbones_are_refused() {
     let rdn = "model: Rdn(d: 1, c: 1, g: 4, g0: 4), quant: Pams(w_bits: 4, a_bits: 4),";
     let text =
         common::toy_spec("rdn", 1, 2, rdn).replace("model: Edsr(n_resblocks: 2, n_feats: 8),", "");
-    let f = common::write(tmp.path(), "rdn.ron", &text);
-    let out = tmp.path().join("results");
-    common::odm_ok(&[
-        "run",
-        f.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let run = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("rdn-"))
-        .unwrap();
+    let run = common::run_text(tmp.path(), "rdn", &text);
     let o = export(&run, &tmp.path().join("rdn.onnx"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");

@@ -128,3 +128,46 @@ pub fn losses(run_dir: &Path) -> Vec<(usize, String)> {
         })
         .collect()
 }
+
+/// Run a toy spec (`toy_spec(name, 1, iterations, extra)`, or `text` when given) into
+/// `dir/results` and return its run folder.
+pub fn toy_run(dir: &Path, name: &str, iterations: usize, extra: &str) -> PathBuf {
+    let text = toy_spec(name, 1, iterations, extra);
+    run_text(dir, name, &text)
+}
+
+/// Run spec `text` (named `name`) into `dir/results` and return its run folder.
+pub fn run_text(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let f = write(dir, &format!("{name}.ron"), text);
+    let out = dir.join("results");
+    odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+        })
+        .unwrap()
+}
+
+/// `odm check` refuses the toy spec with `extra`: exit 2 and one line naming `field`.
+pub fn assert_refused(dir: &Path, extra: &str, field: &str) {
+    let f = write(dir, "bad.ron", &toy_spec("bad", 1, 3, extra));
+    let o = std::process::Command::new(odm_bin())
+        .args(["check", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{extra}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains(field), "{extra}: {e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
