@@ -2,6 +2,10 @@
 
 use crate::backend::Cpu;
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Elements per parallel task of an elementwise operation.
+const CHUNK: usize = 1 << 14;
 
 /// One image, channel-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,21 +32,25 @@ impl Host {
         )
     }
 
-    pub fn map(mut self, f: impl Fn(f32) -> f32) -> Self {
-        self.v.iter_mut().for_each(|v| *v = f(*v));
+    /// f on every value (in parallel chunks: elementwise, so the same bits for any thread count).
+    pub fn map(mut self, f: impl Fn(f32) -> f32 + Sync) -> Self {
+        self.v
+            .par_chunks_mut(CHUNK)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
         self
     }
 
-    pub fn zip(mut self, o: &Host, f: impl Fn(f32, f32) -> f32) -> Self {
+    /// f on every pair of values (elementwise, in parallel chunks).
+    pub fn zip(mut self, o: &Host, f: impl Fn(f32, f32) -> f32 + Sync) -> Self {
         assert_eq!(
             self.v.len(),
             o.v.len(),
             "shapes of an elementwise operation"
         );
         self.v
-            .iter_mut()
-            .zip(&o.v)
-            .for_each(|(a, b)| *a = f(*a, *b));
+            .par_chunks_mut(CHUNK)
+            .zip(o.v.par_chunks(CHUNK))
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x = f(*x, *y)));
         self
     }
 

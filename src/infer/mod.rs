@@ -16,6 +16,7 @@ pub mod host;
 
 use crate::backend::Cpu;
 use crate::kernels::int_conv::{self, IntPath, IntWeights};
+use crate::kernels::round_even;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
 use burn::tensor::{Tensor, TensorData};
@@ -30,47 +31,53 @@ pub struct IntStats {
     pub float_convs: usize,
     /// The dot-product path of the integer convs (the last one used).
     pub path: Option<IntPath>,
-    /// Codes of every quantized activation point, in forward order (for [`layer_checks`]).
+    /// Codes of every quantized activation point, in forward order (for [`layer_checks`];
+    /// recorded only when asked).
     #[serde(skip)]
     pub codes: Vec<(String, Vec<u8>)>,
+    /// Milliseconds in the quantizers (codes), the integer convs (patches and dot products, then
+    /// the rescale) and the float convs.
+    pub ms_quantize: f64,
+    pub ms_int_conv: f64,
+    pub ms_float_conv: f64,
 }
 
 /// The unsigned codes u of a per-layer quantizer on `x`, with the real values a·u + o the
 /// fake-quant forward produces (its op order, `kernels::fake_quant`), and (a, o).
 pub fn codes(x: &[f32], l: f32, u: f32, bits: u32, form: QForm) -> (Vec<u8>, Vec<f32>, f32, f32) {
+    let (us, re, a, o) = quantize_host(x, (l, u), bits, form, true);
+    (us, re.expect("asked for"), a, o)
+}
+
+/// [`codes`], the real values only when `reals` (an integer conv needs only the codes).
+fn quantize_host(
+    x: &[f32],
+    (l, u): (f32, f32),
+    bits: u32,
+    form: QForm,
+    reals: bool,
+) -> (Vec<u8>, Option<Vec<f32>>, f32, f32) {
     let n = ((1u64 << bits) - 1) as f32;
     let half = (1u64 << (bits - 1)) as f32;
     let (d, qm, sf) = (u - l, (n - 1.0) / 2.0, n / (u - l));
-    let zp = (sf * l).round_ties_even() + half;
-    let one = |v: f32| {
-        let xc = v.max(l).min(u);
-        let (code, real) = match form {
-            QForm::Affine => {
-                let k = ((xc - l) / d * n).round_ties_even();
-                (k, k / n * d + l)
-            }
-            QForm::SymZero => {
-                let y = (xc * qm / u).round_ties_even();
-                (y + qm, y * u / qm)
-            }
-            QForm::ZeroPoint => {
-                let y = (sf * xc - zp).round_ties_even();
-                (y + half, (y + zp) / sf)
-            }
-            QForm::Daq { .. } => unreachable!("DAQ runs in float"),
-        };
-        (code as u8, real)
-    };
-    let (mut us, mut re) = (vec![0u8; x.len()], vec![0f32; x.len()]);
-    const CHUNK: usize = 1 << 14;
-    us.par_chunks_mut(CHUNK)
-        .zip(re.par_chunks_mut(CHUNK))
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|((uc, rc), xc)| {
-            for ((u, r), &v) in uc.iter_mut().zip(rc.iter_mut()).zip(xc) {
-                (*u, *r) = one(v);
-            }
-        });
+    let zp = round_even(sf * l) + half;
+    let mut us = vec![0u8; x.len()];
+    let mut re = reals.then(|| vec![0f32; x.len()]);
+    match form {
+        QForm::Affine => fill(x, &mut us, re.as_deref_mut(), |v| {
+            let k = round_even((v.max(l).min(u) - l) / d * n);
+            (k, k / n * d + l)
+        }),
+        QForm::SymZero => fill(x, &mut us, re.as_deref_mut(), |v| {
+            let y = round_even(v.max(l).min(u) * qm / u);
+            (y + qm, y * u / qm)
+        }),
+        QForm::ZeroPoint => fill(x, &mut us, re.as_deref_mut(), |v| {
+            let y = round_even(sf * v.max(l).min(u) - zp);
+            (y + half, (y + zp) / sf)
+        }),
+        QForm::Daq { .. } => unreachable!("DAQ runs in float"),
+    }
     let (a, o) = match form {
         QForm::Affine => (d / n, l),
         QForm::SymZero => (u / qm, -u),
@@ -79,11 +86,38 @@ pub fn codes(x: &[f32], l: f32, u: f32, bits: u32, form: QForm) -> (Vec<u8>, Vec
     (us, re, a, o)
 }
 
+/// Apply `q` (value → (code, real)) to every element, in parallel chunks (elementwise: the
+/// same bits for any thread count).
+fn fill(x: &[f32], us: &mut [u8], re: Option<&mut [f32]>, q: impl Fn(f32) -> (f32, f32) + Sync) {
+    const CHUNK: usize = 1 << 14;
+    match re {
+        Some(re) => us
+            .par_chunks_mut(CHUNK)
+            .zip(re.par_chunks_mut(CHUNK))
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|((uc, rc), xc)| {
+                for ((u, r), &v) in uc.iter_mut().zip(rc.iter_mut()).zip(xc) {
+                    let (c, real) = q(v);
+                    (*u, *r) = (c as u8, real);
+                }
+            }),
+        None => us
+            .par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(uc, xc)| {
+                for (u, &v) in uc.iter_mut().zip(xc) {
+                    *u = q(v).0 as u8;
+                }
+            }),
+    }
+}
+
 /// The integer executor of a trace.
 struct Exec<'a> {
     p: &'a Params<Cpu>,
     plan: &'a QuantPlan,
     prepared: &'a Prepared,
+    record_codes: bool,
     stats: IntStats,
 }
 
@@ -120,8 +154,12 @@ impl Exec<'_> {
         let (lo, hi) = crate::quant::act_bounds(self.p, name, l);
         let (lo, hi) = (host_of(lo)[0], host_of(hi)[0]);
         let (c, h, w) = (x.c, x.h, x.w);
-        let (u, re, a, o) = codes(&x.v, lo, hi, l.a_bits, l.form);
-        self.stats.codes.push((name.to_string(), u.clone()));
+        let int = integer(l) && self.prepared.contains_key(name);
+        let (u, re, a, o) = quantize_host(&x.v, (lo, hi), l.a_bits, l.form, !int);
+        let re = re.unwrap_or_default();
+        if self.record_codes {
+            self.stats.codes.push((name.to_string(), u.clone()));
+        }
         (Host { c, h, w, v: re }, Some((u, a, o)))
     }
 
@@ -225,19 +263,28 @@ pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), (a, o): (f32, f32)) 
             (a * s, o * s, b, sums)
         })
         .collect();
-    let mut v = vec![0f32; co * h * wd];
-    v.par_chunks_mut(h * wd)
-        .enumerate()
-        .for_each(|(oc, plane)| {
-            let (ka, ko, b, sums) = &consts[oc];
-            for y in 0..h {
-                let srow = &sums[ry[y]];
-                for x in 0..wd {
-                    let i = y * wd + x;
-                    plane[i] = ka * acc[i * co + oc] as f32 + ko * srow[cx[x]] + b;
+    // Row by row (the row's accumulators are pixel-major and stay in cache), then one copy per
+    // channel row into the channel-major output.
+    let rows_out: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let mut t = vec![0f32; co * wd];
+            for x in 0..wd {
+                let px = &acc[(y * wd + x) * co..(y * wd + x + 1) * co];
+                for (oc, (ka, ko, b, sums)) in consts.iter().enumerate() {
+                    t[oc * wd + x] = ka * px[oc] as f32 + ko * sums[ry[y]][cx[x]] + b;
                 }
             }
-        });
+            t
+        })
+        .collect();
+    let mut v = vec![0f32; co * h * wd];
+    for (y, t) in rows_out.iter().enumerate() {
+        for oc in 0..co {
+            let d = oc * h * wd + y * wd;
+            v[d..d + wd].copy_from_slice(&t[oc * wd..(oc + 1) * wd]);
+        }
+    }
     (Host { c: co, h, w: wd, v }, path)
 }
 
@@ -245,15 +292,23 @@ impl Trace for Exec<'_> {
     type V = Host;
 
     fn conv(&mut self, c: &Conv, x: Host) -> Host {
+        let t = std::time::Instant::now();
         let (x, q) = self.quantize(&c.name, x);
+        self.stats.ms_quantize += t.elapsed().as_secs_f64() * 1e3;
+        let t = std::time::Instant::now();
         match (self.plan.layer(&c.name).filter(|l| integer(l)), q) {
             (Some(_), Some((u, a, o))) if self.prepared.contains_key(&c.name) => {
                 self.stats.int_convs += 1;
                 let (y, path) = int_conv(&self.prepared[&c.name], (&u, x.h, x.w), (a, o));
                 self.stats.path = Some(path);
+                self.stats.ms_int_conv += t.elapsed().as_secs_f64() * 1e3;
                 y
             }
-            _ => self.float_conv(c, x),
+            _ => {
+                let y = self.float_conv(c, x);
+                self.stats.ms_float_conv += t.elapsed().as_secs_f64() * 1e3;
+                y
+            }
         }
     }
 
@@ -316,18 +371,21 @@ fn conv_handle(p: &Params<Cpu>, name: &str) -> Conv {
 }
 
 /// The integer forward of one LR input (3×h×w, values in [0, rgb_range]) with the layers
-/// [`prepare`] made; `None` for a backbone without a trace.
+/// [`prepare`] made (recording every point's codes when `record_codes`); `None` for a
+/// backbone without a trace.
 pub fn forward(
     model: &Model,
     p: &Params<Cpu>,
     plan: &QuantPlan,
     prepared: &Prepared,
     x: Host,
+    record_codes: bool,
 ) -> Option<(Host, IntStats)> {
     let mut e = Exec {
         p,
         plan,
         prepared,
+        record_codes,
         stats: IntStats::default(),
     };
     let y = model.trace(&mut e, x)?;
@@ -362,7 +420,7 @@ pub fn super_resolve(
         w: lr.w,
         v,
     };
-    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x)?;
+    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x, false)?;
     Some((crate::eval::to_rgb8(&y.v, y.h, y.w, k), st))
 }
 
@@ -401,7 +459,7 @@ pub fn layer_checks(model: &Model, p: &Params<Cpu>, plan: &QuantPlan, x: &Host) 
     let _ = model.forward(&f, x.tensor());
     let cap = cap.into_inner();
     let prepared = prepare(model, p, plan);
-    let (_, st) = forward(model, p, plan, &prepared, x.clone()).expect("a traced backbone");
+    let (_, st) = forward(model, p, plan, &prepared, x.clone(), true).expect("a traced backbone");
     let mut out = Vec::new();
     for (name, xin) in &cap.act_inputs {
         let Some(l) = plan.layer(name).filter(|l| integer(l)) else {

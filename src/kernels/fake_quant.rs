@@ -27,7 +27,7 @@ use crate::spec::QForm;
 /// x86-64 (no SSE4.1 `roundps` needed): for |x| < 2^23, (|x| + 2^23) − 2^23 rounds |x| to the
 /// nearest integer, ties to even, in the default rounding mode; larger |x| are integers already.
 #[inline(always)]
-fn round_even(x: f32) -> f32 {
+pub fn round_even(x: f32) -> f32 {
     const BIG: f32 = 8_388_608.0; // 2^23
     let a = x.abs();
     let r = ((a + BIG) - BIG).copysign(x);

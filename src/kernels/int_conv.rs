@@ -134,30 +134,28 @@ pub fn conv(u: &[u8], h: usize, wd: usize, w: &IntWeights, path: IntPath) -> Vec
             }
         });
     let mut hwc = vec![0i32; h * wd * w.cout];
-    hwc.par_chunks_mut(wd * w.cout)
-        .enumerate()
-        .for_each(|(y, out)| {
-            let mut patch = vec![0u8; wd * kp];
+    hwc.par_chunks_mut(wd * w.cout).enumerate().for_each_init(
+        || vec![0u8; wd * kp],
+        |patch, (y, out)| {
             for x in 0..wd {
                 let row = &mut patch[x * kp..(x + 1) * kp];
                 for i in 0..k {
                     let yy = y as isize + i as isize - p as isize;
-                    if yy < 0 || yy as usize >= h {
-                        continue;
-                    }
                     for j in 0..k {
                         let xx = x as isize + j as isize - p as isize;
-                        if xx < 0 || xx as usize >= wd {
-                            continue;
+                        let dst = &mut row[(i * k + j) * ci..(i * k + j + 1) * ci];
+                        if yy < 0 || yy as usize >= h || xx < 0 || xx as usize >= wd {
+                            dst.fill(0); // zero padding: a zero code adds nothing
+                        } else {
+                            let src = (yy as usize * wd + xx as usize) * ci;
+                            dst.copy_from_slice(&hwc_in[src..src + ci]);
                         }
-                        let src = (yy as usize * wd + xx as usize) * ci;
-                        row[(i * k + j) * ci..(i * k + j + 1) * ci]
-                            .copy_from_slice(&hwc_in[src..src + ci]);
                     }
                 }
             }
-            dots(&patch, w, path, out);
-        });
+            dots(patch, w, path, out);
+        },
+    );
     hwc
 }
 

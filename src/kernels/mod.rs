@@ -5,6 +5,7 @@
 
 pub mod cpu_conv;
 mod fake_quant;
+pub use fake_quant::round_even;
 mod flex;
 mod geom;
 pub mod int_conv;
