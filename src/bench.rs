@@ -457,14 +457,12 @@ fn int_inference_ms(
     let mut path = String::from("none");
     let prepared = crate::infer::prepare(&model, &st.params, &st.plan);
     let ms = time(1, reps, || {
-        if let Some((_, s)) =
-            crate::infer::forward(&model, &st.params, &st.plan, &prepared, x.clone(), false)
-        {
-            path = format!(
-                "{:?}; last run: quantizers {:.0} ms, integer convs {:.0} ms, float convs {:.0} ms",
-                s.path, s.ms_quantize, s.ms_int_conv, s.ms_float_conv
-            );
-        }
+        let (_, s) =
+            crate::infer::forward(&model, &st.params, &st.plan, &prepared, x.clone(), false);
+        path = format!(
+            "{:?}; last run: quantizers {:.0} ms, integer convs {:.0} ms, float convs {:.0} ms",
+            s.path, s.ms_quantize, s.ms_int_conv, s.ms_float_conv
+        );
     });
     Ok((ms, path))
 }

@@ -1,6 +1,7 @@
 //! Acceptance (issue 16, integer inference): the integer convolution kernel against burn's conv
 //! and across its paths (AVX-512 VNNI, AVX2, scalar) and thread counts; the integer path against
-//! the fake-quant path layer by layer on toy EDSRs at 2, 3, 4 and 8 bits in each quantizer form;
+//! the fake-quant path layer by layer on toy EDSRs at 2, 3, 4 and 8 bits in each quantizer form,
+//! and on a toy RDN and SRResNet;
 //! and `odm infer`.
 
 mod common;
@@ -89,6 +90,15 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
         ("pams4", "quant: Pams(w_bits: 4, a_bits: 4),"),
         ("ddtb3", "quant: DdtbStatic(w_bits: 3, a_bits: 3),"),
         ("minmax8", "quant: MinMax(w_bits: 8, a_bits: 8),"),
+        // RDN (conv-input placement: every dense conv, LFF and GFF) and SRResNet.
+        (
+            "rdn4",
+            "model: Rdn(d: 2, c: 2, g: 4, g0: 8), quant: Odm(w_bits: 4, a_bits: 4),",
+        ),
+        (
+            "srr4",
+            "model: SrResNet(n_resblocks: 2, n_feats: 16), quant: MinMax(w_bits: 4, a_bits: 4),",
+        ),
     ];
     let img = image::open(common::repo().join("assets/cc0/holdout/chelsea.png"))
         .unwrap()
@@ -108,7 +118,11 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
     }
     let x = Host { c: 3, h, w, v };
     for (name, extra) in cases {
-        let run = common::toy_run(tmp.path(), name, 3, extra);
+        let mut text = common::toy_spec(name, 1, 3, extra);
+        if extra.starts_with("model:") {
+            text = text.replace("model: Edsr(n_resblocks: 2, n_feats: 8),", "");
+        }
+        let run = common::run_text(tmp.path(), name, &text);
         let (_, model, plan, params) =
             odm::commands::load_run::<Cpu>(&run, &Default::default()).unwrap();
         let checks = layer_checks(&model, &params, &plan, &x);

@@ -2,7 +2,7 @@
 //! each static preset, checked by `benches/onnx_parity.py` in ONNX Runtime against `odm eval`'s
 //! 8-bit SR images of the held-out CC0 photo and of Set5 (≥ 99.9 % identical values, none more
 //! than 1 level apart); the graph's structure (Q/DQ pairs per quantized point and conv,
-//! DepthToSpace); and the refusals (a dynamic preset, a backbone without a trace, an existing
+//! DepthToSpace), on EDSR, RDN and SRResNet; and the refusals (a dynamic preset, an existing
 //! file), each one line with exit code 2.
 //!
 //! The parity part needs a Python with `onnxruntime` and `numpy`, named by `ODM_ORT_PYTHON`
@@ -50,18 +50,37 @@ fn count(bytes: &[u8], op: &str) -> usize {
 #[test]
 fn static_presets_export_and_match_onnx_runtime() {
     let tmp = common::tempdir();
+    // (name, backbone (None: the toy EDSR), quantizer, quantized activations, weights).
+    let rdn = "model: Rdn(d: 2, c: 2, g: 4, g0: 8),";
+    let srr = "model: SrResNet(n_resblocks: 2, n_feats: 16),";
     let presets = [
-        ("pams", "quant: Pams(w_bits: 2, a_bits: 2),", 6, 4),
-        ("ddtb", "quant: DdtbStatic(w_bits: 4, a_bits: 4),", 6, 4),
+        ("pams", None, "quant: Pams(w_bits: 2, a_bits: 2),", 6, 4),
+        (
+            "ddtb",
+            None,
+            "quant: DdtbStatic(w_bits: 4, a_bits: 4),",
+            6,
+            4,
+        ),
         (
             "odm",
+            None,
             "quant: Odm(w_bits: 3, a_bits: 3), offsets: AllBoth,",
             4,
             4,
         ),
         (
             "minmax",
+            None,
             "quant: MinMax(w_bits: 8, a_bits: 8, per_channel: true),",
+            4,
+            4,
+        ),
+        ("rdn", Some(rdn), "quant: Pams(w_bits: 4, a_bits: 4),", 7, 8),
+        (
+            "srresnet",
+            Some(srr),
+            "quant: DdtbStatic(w_bits: 4, a_bits: 4),",
             4,
             4,
         ),
@@ -69,8 +88,12 @@ fn static_presets_export_and_match_onnx_runtime() {
     let data = std::env::var("ODM_DATA").unwrap_or_else(|_| "../shared/data".into());
     let set5 = Path::new(&data).join("benchmark/Set5");
     let holdout = common::repo().join("assets/cc0/holdout");
-    for (name, extra, acts, weights) in presets {
-        let run = common::toy_run(tmp.path(), name, 4, extra);
+    for (name, model, extra, acts, weights) in presets {
+        let mut text = common::toy_spec(name, 1, 4, extra);
+        if let Some(m) = model {
+            text = text.replace("model: Edsr(n_resblocks: 2, n_feats: 8),", m);
+        }
+        let run = common::run_text(tmp.path(), name, &text);
         let file = tmp.path().join(format!("{name}.onnx"));
         let o = export(&run, &file);
         assert!(
@@ -80,7 +103,8 @@ fn static_presets_export_and_match_onnx_runtime() {
         );
         let bytes = std::fs::read(&file).unwrap();
         // One Q/DQ pair per quantized activation point, one DequantizeLinear per quantized conv;
-        // ×2 is one DepthToSpace.
+        // ×2 is one DepthToSpace (RDN's blocks: input, second dense conv, LFF, plus the GFF 1×1
+        // input; SRResNet: both convs of both blocks).
         assert_eq!(count(&bytes, "QuantizeLinear"), acts, "{name}");
         assert_eq!(count(&bytes, "DequantizeLinear"), acts + weights, "{name}");
         assert_eq!(count(&bytes, "DepthToSpace"), 1, "{name}");
@@ -113,7 +137,7 @@ fn static_presets_export_and_match_onnx_runtime() {
 }
 
 #[test]
-fn dynamic_presets_and_untraced_backbones_are_refused() {
+fn dynamic_presets_are_refused() {
     let tmp = common::tempdir();
     let cases = [
         ("daq", "quant: Daq(w_bits: 4, a_bits: 4),", "DAQ"),
@@ -134,12 +158,4 @@ fn dynamic_presets_and_untraced_backbones_are_refused() {
         );
         assert!(!tmp.path().join(format!("{name}.onnx")).exists());
     }
-    let rdn = "model: Rdn(d: 1, c: 1, g: 4, g0: 4), quant: Pams(w_bits: 4, a_bits: 4),";
-    let text =
-        common::toy_spec("rdn", 1, 2, rdn).replace("model: Edsr(n_resblocks: 2, n_feats: 8),", "");
-    let run = common::run_text(tmp.path(), "rdn", &text);
-    let o = export(&run, &tmp.path().join("rdn.onnx"));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("EDSR only"), "{err}");
 }

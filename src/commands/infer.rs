@@ -1,7 +1,6 @@
 //! `odm infer RUN_DIR --data DIR...`: evaluation with the integer path (`crate::infer`).
 
 use crate::backend::Cpu;
-use crate::error::user;
 use crate::eval::SetScore;
 use crate::infer::IntStats;
 use std::path::{Path, PathBuf};
@@ -16,29 +15,15 @@ pub fn infer(
     let (s, model, plan, params) = super::load_run::<Cpu>(run_dir, &Default::default())?;
     let sets = super::load_eval_sets(data, s.scale)?;
     let mut stats = IntStats::default();
-    let mut missing = false;
     let scores = sets
         .iter()
         .map(|set| {
-            crate::eval::evaluate_by(set, &mut |lr| match crate::infer::super_resolve(
-                &model, &params, &plan, lr,
-            ) {
-                Some((sr, st)) => {
-                    stats = st;
-                    sr
-                }
-                None => {
-                    missing = true;
-                    lr.clone()
-                }
+            crate::eval::evaluate_by(set, &mut |lr| {
+                let (sr, st) = crate::infer::super_resolve(&model, &params, &plan, lr);
+                stats = st;
+                sr
             })
         })
         .collect();
-    if missing {
-        return Err(user(format!(
-            "{}: integer inference traces EDSR only so far; RDN and SRResNet are not written yet",
-            run_dir.display()
-        )));
-    }
     Ok((scores, stats))
 }

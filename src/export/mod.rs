@@ -1,5 +1,5 @@
 //! Export of a trained run to ONNX (`odm export RUN_DIR --onnx FILE`): the backbone's symbolic
-//! trace ([`crate::models::Trace`]) written as an opset-17 graph in the QDQ form that ONNX
+//! trace (EDSR, RDN, SRResNet; BatchNorm in evaluation mode as Mul/Add, PReLU, Concat) ([`crate::models::Trace`]) written as an opset-17 graph in the QDQ form that ONNX
 //! Runtime, TensorRT and OpenVINO read ([`qdq`]): QuantizeLinear/DequantizeLinear pairs at every
 //! planned activation point, DequantizeLinear on integer weight codes of every quantized conv,
 //! FP convolutions elsewhere, pixel shuffle as DepthToSpace (CRD order, PyTorch's), offsets as
@@ -124,6 +124,31 @@ impl Trace for Writer<'_> {
             vec![attr_i("blocksize", r as i64), attr_s("mode", "CRD")],
         )
     }
+
+    fn concat(&mut self, xs: Vec<String>) -> String {
+        let refs: Vec<&str> = xs.iter().map(|s| s.as_str()).collect();
+        self.g.node("Concat", &refs, vec![attr_i("axis", 1)])
+    }
+
+    fn channel_affine(&mut self, x: String, scale: &[f32], shift: &[f32]) -> String {
+        let s = self.g.f32s("bn_scale", &[1, scale.len(), 1, 1], scale);
+        let b = self.g.f32s("bn_shift", &[1, shift.len(), 1, 1], shift);
+        let y = self.g.node("Mul", &[&x, &s], vec![]);
+        self.g.node("Add", &[&y, &b], vec![])
+    }
+
+    fn prelu(&mut self, x: String, a: f32) -> String {
+        let s = self.g.f32s("prelu_slope", &[1], &[a]);
+        self.g.node("PRelu", &[&x, &s], vec![])
+    }
+
+    fn param(&self, id: crate::models::ParamId) -> Vec<f32> {
+        self.p.tensors[id.0]
+            .to_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32")
+    }
 }
 
 fn value_info(
@@ -172,7 +197,7 @@ fn refuse_dynamic(plan: &QuantPlan) -> anyhow::Result<()> {
 }
 
 /// The ONNX model (serialized) of `model` with weights `params` under `plan`, with
-/// `metadata` as key–value properties. Fails on a backbone without a trace or a dynamic preset.
+/// `metadata` as key–value properties. Fails on a dynamic preset.
 pub fn onnx(
     model: &Model,
     params: &Params<Cpu>,
@@ -190,9 +215,7 @@ pub fn onnx(
     let x =
         w.g.node("Cast", &["lr"], vec![attr_i("to", DataType::FLOAT as i64)]);
     let x = w.scalar(x, Scalar::Mul, k);
-    let y = model.trace(&mut w, x).ok_or_else(|| {
-        user("ONNX export traces EDSR only so far; RDN's dense blocks and SRResNet's BatchNorm/PReLU are not written yet")
-    })?;
+    let y = model.trace(&mut w, x);
     if let Some(e) = w.err.take() {
         return Err(e);
     }

@@ -54,6 +54,30 @@ impl Host {
         self
     }
 
+    /// Concatenation along channels.
+    pub fn concat(xs: Vec<Host>) -> Host {
+        let (h, w) = (xs[0].h, xs[0].w);
+        let c = xs.iter().map(|x| x.c).sum();
+        let mut v = Vec::with_capacity(c * h * w);
+        for x in xs {
+            assert_eq!((x.h, x.w), (h, w), "concatenated sizes");
+            v.extend_from_slice(&x.v);
+        }
+        Host { c, h, w, v }
+    }
+
+    /// x·scale[c] + shift[c] per channel.
+    pub fn channel_affine(mut self, scale: &[f32], shift: &[f32]) -> Self {
+        let plane = self.h * self.w;
+        self.v
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(c, ch)| {
+                ch.iter_mut().for_each(|x| *x = *x * scale[c] + shift[c]);
+            });
+        self
+    }
+
     /// x + v[c] per channel.
     pub fn add_channels(mut self, v: &[f32]) -> Self {
         let plane = self.h * self.w;

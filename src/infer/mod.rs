@@ -340,6 +340,23 @@ impl Trace for Exec<'_> {
     fn pixel_shuffle(&mut self, x: Host, r: usize) -> Host {
         x.pixel_shuffle(r)
     }
+
+    fn concat(&mut self, xs: Vec<Host>) -> Host {
+        Host::concat(xs)
+    }
+
+    fn channel_affine(&mut self, x: Host, scale: &[f32], shift: &[f32]) -> Host {
+        x.channel_affine(scale, shift)
+    }
+
+    fn prelu(&mut self, x: Host, a: f32) -> Host {
+        // relu(x) − relu(−x)·a, as `models::layers::prelu` computes it.
+        x.map(|v| v.max(0.0) - (-v).max(0.0) * a)
+    }
+
+    fn param(&self, id: crate::models::ParamId) -> Vec<f32> {
+        host_of(self.p.tensors[id.0].clone())
+    }
 }
 
 /// The integer layers of `plan` (its convs with per-layer quantized input and weights).
@@ -371,8 +388,7 @@ fn conv_handle(p: &Params<Cpu>, name: &str) -> Conv {
 }
 
 /// The integer forward of one LR input (3×h×w, values in [0, rgb_range]) with the layers
-/// [`prepare`] made (recording every point's codes when `record_codes`); `None` for a
-/// backbone without a trace.
+/// [`prepare`] made (recording every point's codes when `record_codes`).
 pub fn forward(
     model: &Model,
     p: &Params<Cpu>,
@@ -380,7 +396,7 @@ pub fn forward(
     prepared: &Prepared,
     x: Host,
     record_codes: bool,
-) -> Option<(Host, IntStats)> {
+) -> (Host, IntStats) {
     let mut e = Exec {
         p,
         plan,
@@ -388,8 +404,8 @@ pub fn forward(
         record_codes,
         stats: IntStats::default(),
     };
-    let y = model.trace(&mut e, x)?;
-    Some((y, e.stats))
+    let y = model.trace(&mut e, x);
+    (y, e.stats)
 }
 
 /// A 1×C×H×W tensor of a host value.
@@ -406,7 +422,7 @@ pub fn super_resolve(
     p: &Params<Cpu>,
     plan: &QuantPlan,
     lr: &crate::data::RgbImage,
-) -> Option<(crate::data::RgbImage, IntStats)> {
+) -> (crate::data::RgbImage, IntStats) {
     let k = (model.rgb_range() / 255.0) as f32;
     let mut v = vec![0f32; 3 * lr.h * lr.w];
     for (i, px) in lr.data.chunks_exact(3).enumerate() {
@@ -420,8 +436,8 @@ pub fn super_resolve(
         w: lr.w,
         v,
     };
-    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x, false)?;
-    Some((crate::eval::to_rgb8(&y.v, y.h, y.w, k), st))
+    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x, false);
+    (crate::eval::to_rgb8(&y.v, y.h, y.w, k), st)
 }
 
 /// One quantized conv compared between the two paths on the same input.
@@ -459,7 +475,7 @@ pub fn layer_checks(model: &Model, p: &Params<Cpu>, plan: &QuantPlan, x: &Host) 
     let _ = model.forward(&f, x.tensor());
     let cap = cap.into_inner();
     let prepared = prepare(model, p, plan);
-    let (_, st) = forward(model, p, plan, &prepared, x.clone(), true).expect("a traced backbone");
+    let (_, st) = forward(model, p, plan, &prepared, x.clone(), true);
     let mut out = Vec::new();
     for (name, xin) in &cap.act_inputs {
         let Some(l) = plan.layer(name).filter(|l| integer(l)) else {

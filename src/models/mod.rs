@@ -97,12 +97,12 @@ impl Model {
         }
     }
 
-    /// The forward as a symbolic trace, for the backbones that have one (EDSR); `None` for the
-    /// others.
-    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> Option<T::V> {
+    /// The forward as a symbolic trace (evaluation mode).
+    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> T::V {
         match &self.arch {
-            Arch::Edsr(m) => Some(m.trace(t, x)),
-            Arch::Rdn(_) | Arch::SrResNet(_) => None,
+            Arch::Edsr(m) => m.trace(t, x),
+            Arch::Rdn(m) => m.trace(t, x),
+            Arch::SrResNet(m) => m.trace(t, x),
         }
     }
 

@@ -22,6 +22,7 @@
 
 use super::build::{Bias, Builder, Conv, Point, Q};
 use super::layers::{pixel_shuffle, Ops};
+use super::trace::Trace;
 use crate::spec::RdnSpec;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -146,6 +147,34 @@ impl Rdn {
             y = pixel_shuffle(f.conv(c, y), *r);
         }
         f.conv(&self.tail, y)
+    }
+
+    /// [`Self::forward`] as a symbolic trace.
+    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> T::V {
+        let f1 = t.conv(&self.sfe1, x);
+        let mut h = t.conv(&self.sfe2, f1.clone());
+        let mut outs = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let x = t.act(&blk.input, h);
+            let mut cat = x.clone();
+            for c in &blk.dense {
+                let y = t.conv(c, cat.clone());
+                let y = t.relu(y);
+                cat = t.concat(vec![cat, y]);
+            }
+            let l = t.conv(&blk.lff, cat);
+            h = t.add(l, x);
+            outs.push(h.clone());
+        }
+        let all = t.concat(outs);
+        let g = t.conv(&self.gff[0], all);
+        let g = t.conv(&self.gff[1], g);
+        let mut y = t.add(g, f1);
+        for (c, r) in &self.upsample {
+            let z = t.conv(c, y);
+            y = t.pixel_shuffle(z, *r);
+        }
+        t.conv(&self.tail, y)
     }
 }
 

@@ -61,6 +61,7 @@
 use super::build::{Bias, Bn, Builder, Conv, PRelu, Q};
 use super::edsr::up_stages;
 use super::layers::{batch_norm, pixel_shuffle, prelu, Ops};
+use super::trace::Trace;
 use crate::spec::{SrResNetLayout, SrResNetSpec};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -210,6 +211,33 @@ impl SrResNet {
             y = prelu(f, p, pixel_shuffle(f.conv(c, y), *r));
         }
         f.conv(&self.tail, y)
+    }
+
+    /// [`Self::forward`] as a symbolic trace (evaluation mode).
+    pub fn trace<T: Trace>(&self, t: &mut T, x: T::V) -> T::V {
+        let x = t.conv(&self.head, x);
+        let x = t.prelu_layer(&self.head_act, x);
+        let mut h = x.clone();
+        for blk in &self.blocks {
+            let r = t.conv(&blk.conv1, h.clone());
+            let r = t.batch_norm(&blk.bn1, r);
+            let r = match &blk.act {
+                Some(p) => t.prelu_layer(p, r),
+                None => t.relu(r),
+            };
+            let r = t.conv(&blk.conv2, r);
+            let r = t.batch_norm(&blk.bn2, r);
+            h = t.add(h, r);
+        }
+        let e = t.conv(&self.body_end, h);
+        let e = t.batch_norm(&self.body_end_bn, e);
+        let mut y = t.add(e, x);
+        for (c, p, r) in &self.upsample {
+            let z = t.conv(c, y);
+            let z = t.pixel_shuffle(z, *r);
+            y = t.prelu_layer(p, z);
+        }
+        t.conv(&self.tail, y)
     }
 }
 
