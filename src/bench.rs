@@ -62,6 +62,10 @@ pub struct BenchReport {
     /// instructions it used (CPU only; 0 and "none" on other devices).
     pub inference_int_w4a4_ms: f64,
     pub inference_int_w2a2_ms: f64,
+    /// ONNX Runtime (CPU provider) on the same model exported by `odm export --onnx`, FP32 and
+    /// W4A4 QDQ, when `ODM_ORT_PYTHON` names a Python with `onnxruntime`; else `None`.
+    pub ort_fp_ms: Option<f64>,
+    pub ort_w4a4_ms: Option<f64>,
     pub int_path: String,
     /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
     /// fake-quant measurements come before it, and are smaller), and at the end; MiB; 0 where
@@ -381,6 +385,8 @@ fn run_on<AB: AutodiffBackend>(
     } else {
         (0.0, 0.0, "none".to_string())
     };
+    let ort = |kind| cpu.then(|| ort_ms(size, kind, input, reps)).flatten();
+    let (ort_fp, ort_q) = (ort(StepKind::Fp), ort(StepKind::Plain));
     Ok(BenchReport {
         size,
         device,
@@ -402,6 +408,8 @@ fn run_on<AB: AutodiffBackend>(
         inference_w4a4_ms: inference_q,
         inference_int_w4a4_ms: int4,
         inference_int_w2a2_ms: int2,
+        ort_fp_ms: ort_fp,
+        ort_w4a4_ms: ort_q,
         int_path,
         peak_rss_plain_mib,
         peak_rss_mib: peak_rss_mib(),
@@ -427,6 +435,41 @@ fn inference_ms<B: Backend>(
         let y = model.forward(&f, x.clone());
         let _ = y.into_data();
     }))
+}
+
+/// Median milliseconds of ONNX Runtime (the Python named by `ODM_ORT_PYTHON`, CPU provider) on
+/// the bench model of `kind` exported as `odm export --onnx` writes it, for one `[w, h]` input;
+/// `None` without that Python or when it fails (the reason on stderr).
+fn ort_ms(size: Size, kind: StepKind, [w, h]: [usize; 2], reps: usize) -> Option<f64> {
+    let py = std::env::var("ODM_ORT_PYTHON").ok()?;
+    let (_, model, _, st) = setup::<crate::backend::Cpu>(size, kind, &Default::default()).ok()?;
+    let bytes = crate::export::onnx(&model, &st.params, &st.plan, &[]).ok()?;
+    let file = std::env::temp_dir().join(format!("odm-bench-{}-{kind:?}.onnx", std::process::id()));
+    std::fs::write(&file, bytes).ok()?;
+    let script = format!(
+        "import numpy as np, onnxruntime as ort, time\n\
+         s = ort.InferenceSession({f:?}, providers=['CPUExecutionProvider'])\n\
+         x = (np.arange(3*{h}*{w}) * 37 % 256).astype(np.uint8).reshape(1, 3, {h}, {w})\n\
+         s.run(['sr'], {{'lr': x}})\n\
+         t = []\n\
+         for _ in range({reps}):\n    a = time.perf_counter(); s.run(['sr'], {{'lr': x}}); t.append((time.perf_counter() - a) * 1e3)\n\
+         print(sorted(t)[len(t) // 2])\n",
+        f = file.display().to_string()
+    );
+    let out = std::process::Command::new(py)
+        .args(["-c", &script])
+        .output()
+        .ok();
+    let _ = std::fs::remove_file(&file);
+    let out = out?;
+    if !out.status.success() {
+        eprintln!(
+            "odm bench: ONNX Runtime failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// Median milliseconds of the integer path (`crate::infer`) of the bench model quantized at
@@ -467,11 +510,18 @@ fn int_inference_ms(
     Ok((ms, path))
 }
 
+/// "x ms (r× our FP)", or "–" when not measured.
+fn ort(ms: Option<f64>, fp: f64) -> String {
+    ms.map_or("–".into(), |m| {
+        format!("{m:.1} ms ({:.2}× our FP)", fp / m)
+    })
+}
+
 impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         format!(
-            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms; integer path W4A4 {:.1} ms ({:.2}× FP), W2A2 {:.1} ms ({:.2}× FP), {}\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
+            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms; integer path W4A4 {:.1} ms ({:.2}× FP), W2A2 {:.1} ms ({:.2}× FP), {}; ONNX Runtime FP {} / W4A4 QDQ {}\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
             self.size,
             self.device,
             self.reps,
@@ -496,6 +546,8 @@ impl BenchReport {
             self.inference_int_w2a2_ms,
             self.inference_ms / self.inference_int_w2a2_ms.max(1e-9),
             self.int_path,
+            ort(self.ort_fp_ms, self.inference_ms),
+            ort(self.ort_w4a4_ms, self.inference_ms),
             self.peak_rss_plain_mib,
             self.peak_rss_mib
         )
