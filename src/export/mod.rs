@@ -12,6 +12,7 @@ pub mod qdq;
 
 use crate::backend::Cpu;
 use crate::error::user;
+use crate::models::params::host_values;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::QuantPlan;
 use graph::{attr_i, attr_ints, attr_s, Graph};
@@ -64,17 +65,13 @@ impl Trace for Writer<'_> {
                 }
             },
             None => {
-                let v = w.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+                let v = host_values(w);
                 self.g.f32s(&format!("{}.weight", c.name), &dims, &v)
             }
         };
         let mut inputs = vec![x, wn];
         if let Some(b) = c.bias {
-            let v = self.p.tensors[b.0]
-                .to_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .expect("f32");
+            let v = self.param(b);
             inputs.push(self.g.f32s(&format!("{}.bias", c.name), &[v.len()], &v));
         }
         let pad = (k / 2) as i64;
@@ -143,11 +140,7 @@ impl Trace for Writer<'_> {
     }
 
     fn param(&self, id: crate::models::ParamId) -> Vec<f32> {
-        self.p.tensors[id.0]
-            .to_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32")
+        host_values(self.p.tensors[id.0].clone())
     }
 }
 

@@ -14,13 +14,10 @@
 
 use super::graph::{attr_i, Graph};
 use crate::backend::Cpu;
+use crate::models::params::host_values;
 use crate::models::Params;
 use crate::quant::{act_bounds, fake_quant_weight, weight_range, LayerQuant, QForm};
 use burn::tensor::Tensor;
-
-fn host<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
-}
 
 /// Levels n = 2^b − 1.
 fn levels(bits: u32) -> f32 {
@@ -100,15 +97,15 @@ pub fn act(
     let mut x = x;
     let (sn, hn) = crate::quant::offset_names(name);
     if l.scale {
-        let s = bcast(g, "offset_scale", &host(p.get::<1>(&sn)));
+        let s = bcast(g, "offset_scale", &host_values(p.get::<1>(&sn)));
         x = g.node("Mul", &[&x, &s], vec![]);
     }
     if l.shift {
-        let s = bcast(g, "offset_shift", &host(p.get::<1>(&hn)));
+        let s = bcast(g, "offset_shift", &host_values(p.get::<1>(&hn)));
         x = g.node("Add", &[&x, &s], vec![]);
     }
     let (lo, hi) = act_bounds(p, name, l);
-    let (lo, hi) = (host(lo), host(hi));
+    let (lo, hi) = (host_values(lo), host_values(hi));
     let (lo_t, hi_t) = (bcast(g, "lo", &lo), bcast(g, "hi", &hi));
     let x = g.node("Min", &[&x, &hi_t], vec![]);
     let mut x = g.node("Max", &[&x, &lo_t], vec![]);
@@ -127,6 +124,35 @@ pub fn act(
     Ok(y)
 }
 
+/// Codes c of a conv's quantized weights relative to zero (w_q = s_w·c per output channel, or
+/// one s_w), the scales and the zero points of the Q/DQ form, from odm's own fake-quantized
+/// weights; fails if a code does not dequantize back to them (an internal error).
+#[allow(clippy::type_complexity)]
+pub fn weight_codes(
+    p: &Params<Cpu>,
+    name: &str,
+    l: &LayerQuant,
+    w: Tensor<Cpu, 4>,
+) -> anyhow::Result<(Vec<i32>, Vec<f32>, Vec<i32>)> {
+    let (lo, hi) = weight_range(p, name, l, &w);
+    let (lo, hi) = (host_values(lo), host_values(hi));
+    let wq = host_values(fake_quant_weight(p, name, l, w));
+    let (scale, zp) = scales(l.form, l.w_bits, &lo, &hi, true);
+    let per = wq.len() / scale.len();
+    let mut codes = Vec::with_capacity(wq.len());
+    for (i, v) in wq.iter().enumerate() {
+        let s = scale[i / per];
+        let c = (v / s).round_ties_even() as i32;
+        if (c as f32 * s - v).abs() > 1e-3 * s.abs() {
+            anyhow::bail!(
+                "{name}: weight {i} ({v}) is not on the grid of scale {s} (internal error)"
+            );
+        }
+        codes.push(c);
+    }
+    Ok((codes, scale, zp))
+}
+
 /// The quantized weights of conv `name` (C_out×C_in×k×k) as integer codes and a
 /// DequantizeLinear. Fails if a code does not dequantize to odm's fake-quantized weight.
 pub fn weight(
@@ -137,24 +163,13 @@ pub fn weight(
     w: Tensor<Cpu, 4>,
 ) -> anyhow::Result<String> {
     let dims = w.dims();
-    let (lo, hi) = weight_range(p, name, l, &w);
-    let (lo, hi) = (host(lo), host(hi));
-    let wq = host(fake_quant_weight(p, name, l, w));
-    let (scale, zp) = scales(l.form, l.w_bits, &lo, &hi, true);
-    let per = wq.len() / scale.len();
-    let mut codes = Vec::with_capacity(wq.len());
-    for (i, v) in wq.iter().enumerate() {
-        let gi = i / per;
-        let y = (v / scale[gi]).round_ties_even() as i32 + zp[gi];
-        let back = (y - zp[gi]) as f32 * scale[gi];
-        if (back - v).abs() > 1e-3 * scale[gi].abs() {
-            anyhow::bail!(
-                "{name}: weight {i} ({v}) is not on the grid of scale {} (internal error)",
-                scale[gi]
-            );
-        }
-        codes.push(y);
-    }
+    let (rel, scale, zp) = weight_codes(p, name, l, w)?;
+    let per = rel.len() / scale.len();
+    let codes: Vec<i32> = rel
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c + zp[i / per])
+        .collect();
     let fits = codes.iter().all(|&c| (-128..=127).contains(&c));
     let wname = if fits {
         g.i8s("w_codes", &dims, &codes, true)

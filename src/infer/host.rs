@@ -20,7 +20,7 @@ impl Host {
     /// From a 1×C×H×W tensor.
     pub fn from_tensor(t: Tensor<Cpu, 4>) -> Self {
         let [_, c, h, w] = t.dims();
-        let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+        let v = crate::models::params::host_values(t);
         Self { c, h, w, v }
     }
 

@@ -17,6 +17,7 @@ pub mod host;
 use crate::backend::Cpu;
 use crate::kernels::int_conv::{self, IntPath, IntWeights};
 use crate::kernels::round_even;
+use crate::models::params::host_values;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
 use burn::tensor::{Tensor, TensorData};
@@ -121,10 +122,6 @@ struct Exec<'a> {
     stats: IntStats,
 }
 
-fn host_of<const D: usize>(t: Tensor<Cpu, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
-}
-
 /// Whether a point's conv can run on integer codes: per-layer activation and weights, a static
 /// form, no gate.
 fn integer(l: &LayerQuant) -> bool {
@@ -152,7 +149,7 @@ impl Exec<'_> {
             return (Host::from_tensor(y), None);
         }
         let (lo, hi) = crate::quant::act_bounds(self.p, name, l);
-        let (lo, hi) = (host_of(lo)[0], host_of(hi)[0]);
+        let (lo, hi) = (host_values(lo)[0], host_values(hi)[0]);
         let (c, h, w) = (x.c, x.h, x.w);
         let int = integer(l) && self.prepared.contains_key(name);
         let (u, re, a, o) = quantize_host(&x.v, (lo, hi), l.a_bits, l.form, !int);
@@ -177,28 +174,6 @@ impl Exec<'_> {
     }
 }
 
-/// Integer codes c and scale s_w per output channel of a conv's quantized weights, from odm's
-/// own fake-quantized weights (w_q = s_w·c exactly up to float rounding).
-pub fn weight_codes(
-    p: &Params<Cpu>,
-    name: &str,
-    l: &LayerQuant,
-    w: Tensor<Cpu, 4>,
-) -> (Vec<i32>, Vec<f32>) {
-    let (lo, hi) = crate::quant::weight_range(p, name, l, &w);
-    let (lo, hi) = (host_of(lo), host_of(hi));
-    let wq = host_of(fake_quant_weight(p, name, l, w));
-    let (scale, zp) = crate::export::qdq::scales(l.form, l.w_bits, &lo, &hi, true);
-    let per = wq.len() / scale.len();
-    let codes = wq
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v / scale[i / per]).round_ties_even() as i32)
-        .collect();
-    let _ = zp; // the codes are relative to zero: w = s_w·c
-    (codes, scale)
-}
-
 /// A quantized conv's weights as codes for [`int_conv`]: codes, per-channel scales, bias.
 pub struct IntLayer {
     pub w: IntWeights,
@@ -210,11 +185,12 @@ impl IntLayer {
     pub fn new(p: &Params<Cpu>, c: &Conv, l: &LayerQuant) -> Self {
         let w: Tensor<Cpu, 4> = p.at(c.weight);
         let [co, ci, k, _] = w.dims();
-        let (codes, scale) = weight_codes(p, &c.name, l, w);
+        let (codes, scale, _) = crate::export::qdq::weight_codes(p, &c.name, l, w)
+            .expect("odm's fake-quantized weights lie on their grid");
         Self {
             w: IntWeights::new(&codes, co, ci, k),
             scale,
-            bias: c.bias.map(|id| host_of(p.at::<1>(id))),
+            bias: c.bias.map(|id| host_values(p.at::<1>(id))),
         }
     }
 }
@@ -355,7 +331,7 @@ impl Trace for Exec<'_> {
     }
 
     fn param(&self, id: crate::models::ParamId) -> Vec<f32> {
-        host_of(self.p.tensors[id.0].clone())
+        host_values(self.p.tensors[id.0].clone())
     }
 }
 
@@ -482,10 +458,10 @@ pub fn layer_checks(model: &Model, p: &Params<Cpu>, plan: &QuantPlan, x: &Host) 
             continue;
         };
         let (lo, hi) = crate::quant::act_bounds(p, name, l);
-        let (lo, hi) = (host_of(lo)[0], host_of(hi)[0]);
+        let (lo, hi) = (host_values(lo)[0], host_values(hi)[0]);
         let xi = Host::from_tensor(xin.clone());
         let (u, re, a, o) = codes(&xi.v, lo, hi, l.a_bits, l.form);
-        let fq = host_of(crate::quant::fake_quant_act(p, name, l, xin.clone()));
+        let fq = host_values(crate::quant::fake_quant_act(p, name, l, xin.clone()));
         let value_mismatches = re
             .iter()
             .zip(&fq)
@@ -496,7 +472,7 @@ pub fn layer_checks(model: &Model, p: &Params<Cpu>, plan: &QuantPlan, x: &Host) 
             .conv_out
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, t)| host_of(t.clone()))
+            .map(|(_, t)| host_values(t.clone()))
             .expect("recorded");
         let max_diff =
             y.v.iter()

@@ -73,6 +73,11 @@ pub fn host_tensor<B: Backend>(v: &[f32], device: &B::Device) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
+/// The values of a tensor on the host, as f32.
+pub fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
+}
+
 /// RNG stream for weight initialisation.
 pub const INIT_STREAM: u64 = 1;
 

@@ -19,7 +19,7 @@
 //!   bounds are used and the term is dropped.
 
 use super::{act_bounds, LayerQuant, QuantPlan, Quantizer};
-use crate::models::params::host_tensor;
+use crate::models::params::{host_tensor, host_values};
 use crate::models::Params;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
@@ -87,10 +87,6 @@ pub fn quant_weight(w: &[f32], bits: u32) -> Vec<f32> {
         .collect()
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
-}
-
 /// What a gate computes for a batch.
 pub struct GateOut<B: Backend> {
     /// The logits c, N×2 (column 0 scales the upper bound, column 1 the lower).
@@ -113,9 +109,9 @@ fn hidden<B: Backend>(
     train: bool,
 ) -> (Vec<f32>, Option<Moments>) {
     let [n, c, h, w] = x.dims();
-    let mut ctx = host(x.clone().detach().reshape([n, c, h * w]).mean_dim(2));
+    let mut ctx = host_values(x.clone().detach().reshape([n, c, h * w]).mean_dim(2));
     quant_minmax(&mut ctx, GATE_BITS);
-    let w1 = quant_weight(&host(p.get::<4>(&names.conv1)), GATE_BITS);
+    let w1 = quant_weight(&host_values(p.get::<4>(&names.conv1)), GATE_BITS);
     let mut z = vec![0.0f32; n * HIDDEN];
     for (b, zr) in z.chunks_mut(HIDDEN).enumerate() {
         let xr = &ctx[b * c..(b + 1) * c];
@@ -127,15 +123,15 @@ fn hidden<B: Backend>(
                 .sum();
         }
     }
-    let gamma = host(p.get::<1>(&names.bn_part("weight")));
-    let beta = host(p.get::<1>(&names.bn_part("bias")));
+    let gamma = host_values(p.get::<1>(&names.bn_part("weight")));
+    let beta = host_values(p.get::<1>(&names.bn_part("bias")));
     let (mean, var, stats) = if train {
         let (m, v) = column_moments(&z, n);
         let unbiased = v.iter().map(|v| v * n as f32 / (n - 1) as f32).collect();
         (m.clone(), v, Some((m, unbiased)))
     } else {
-        let m = host(p.get::<1>(&names.bn_part("running_mean")));
-        let v = host(p.get::<1>(&names.bn_part("running_var")));
+        let m = host_values(p.get::<1>(&names.bn_part("running_mean")));
+        let v = host_values(p.get::<1>(&names.bn_part("running_var")));
         (m, v, None)
     };
     for row in z.chunks_mut(HIDDEN) {
@@ -178,7 +174,7 @@ pub fn gate<B: Backend>(p: &Params<B>, layer: &str, x: &Tensor<B, 4>, train: boo
     let (codes, stats) = hidden(p, &names, x, train);
     let codes = Tensor::<B, 2>::from_data(TensorData::new(codes, [n, HIDDEN]), &device);
     let w2: Tensor<B, 2> = p.get::<4>(&names.conv2).reshape([2, HIDDEN]);
-    let wq = quant_weight(&host(w2.clone().detach()), GATE_BITS);
+    let wq = quant_weight(&host_values(w2.clone().detach()), GATE_BITS);
     let wq = Tensor::<B, 2>::from_data(TensorData::new(wq, [2, HIDDEN]), &device);
     let w2 = w2.clone() + (wq - w2.detach());
     let batch_stats =
