@@ -35,6 +35,27 @@ pub struct BenchReport {
     pub device: String,
     pub threads: usize,
     pub reps: usize,
+    /// The training pieces; absent with `--only inference`.
+    #[serde(flatten)]
+    pub training: Option<TrainingBench>,
+    /// The inference lines; absent with `--only training`.
+    #[serde(flatten)]
+    pub inference: Option<InferenceBench>,
+    /// Peak resident memory (VmHWM) at the end; MiB; 0 where /proc is absent.
+    pub peak_rss_mib: f64,
+}
+
+/// Which parts `odm bench` runs (`--only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parts {
+    All,
+    Training,
+    Inference,
+}
+
+/// The training pieces of [`BenchReport`].
+#[derive(Serialize, Clone, Debug)]
+pub struct TrainingBench {
     /// Measured sgemm peak, GFLOP/s. CPU: the `gemm` crate directly, all threads, best of
     /// n = 512, 1024, 1536 (see `cpu_sgemm_peak`); other devices: the backend's 1024³ matmul.
     pub sgemm_gflops: f64,
@@ -53,25 +74,43 @@ pub struct BenchReport {
     pub gated_over_plain: f64,
     /// The same step in full precision (no fake quantization): what the FP stages run.
     pub fp_step_ms: f64,
+    /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
+    /// fake-quant measurements come before it, and are smaller); MiB.
+    pub peak_rss_plain_mib: f64,
+}
+
+/// The inference lines of [`BenchReport`].
+#[derive(Serialize, Clone, Debug)]
+pub struct InferenceBench {
     /// FP inference (forward only, no autodiff) of the step's model on one LR input of
     /// `inference_input` (w×h; ×4 output 1280×720 at the full size), and the same at W4A4.
     pub inference_input: [usize; 2],
     pub inference_ms: f64,
     pub inference_w4a4_ms: f64,
-    /// The integer path (`odm infer`) on the same input at W4A4 and W2A2, and the dot-product
-    /// instructions it used (CPU only; 0 and "none" on other devices).
+    /// The integer path (`odm infer`) on the same input at W4A4 and W2A2 (CPU only; 0 on other
+    /// devices), and the split of the W4A4 path's last run.
     pub inference_int_w4a4_ms: f64,
     pub inference_int_w2a2_ms: f64,
+    pub int_split: IntSplit,
     /// ONNX Runtime (CPU provider) on the same model exported by `odm export --onnx`, FP32 and
     /// W4A4 QDQ, when `ODM_ORT_PYTHON` names a Python with `onnxruntime`; else `None`.
     pub ort_fp_ms: Option<f64>,
     pub ort_w4a4_ms: Option<f64>,
+    /// The dot-product instructions the integer convs used ("none" off the CPU).
     pub int_path: String,
-    /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
-    /// fake-quant measurements come before it, and are smaller), and at the end; MiB; 0 where
-    /// /proc is absent.
-    pub peak_rss_plain_mib: f64,
-    pub peak_rss_mib: f64,
+}
+
+/// Where the integer path's time goes (one run, milliseconds), and the ceiling it implies.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct IntSplit {
+    pub quantize_ms: f64,
+    pub int_conv_ms: f64,
+    pub float_conv_ms: f64,
+    /// Everything else (ReLU, residual adds, pixel shuffle, normalisation).
+    pub other_ms: f64,
+    /// FP32 time over the integer path's time without its quantizers and integer convs: the
+    /// speed-up the integer path could reach if those cost nothing (Amdahl's bound).
+    pub bound_vs_fp: f64,
 }
 
 /// Peak resident set size of this process in MiB (Linux `/proc/self/status` VmHWM).
@@ -335,6 +374,7 @@ pub fn run(
     size: Size,
     reps: usize,
     threads: usize,
+    parts: Parts,
     device: spec::Device,
 ) -> anyhow::Result<BenchReport> {
     let picked =
@@ -343,6 +383,7 @@ pub fn run(
         size,
         reps,
         threads,
+        parts,
         picked.describe(threads),
         &d
     ))
@@ -352,10 +393,36 @@ fn run_on<AB: AutodiffBackend>(
     size: Size,
     reps: usize,
     threads: usize,
+    parts: Parts,
     device: String,
     d: &AB::Device,
 ) -> anyhow::Result<BenchReport> {
     let reps = reps.max(1);
+    let training = match parts {
+        Parts::Inference => None,
+        _ => Some(training::<AB>(size, reps, d)?),
+    };
+    let inference = match parts {
+        Parts::Training => None,
+        _ => Some(inference::<AB>(size, reps, &device, d)?),
+    };
+    Ok(BenchReport {
+        size,
+        device,
+        threads,
+        reps,
+        training,
+        inference,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// The training pieces.
+fn training<AB: AutodiffBackend>(
+    size: Size,
+    reps: usize,
+    d: &AB::Device,
+) -> anyhow::Result<TrainingBench> {
     let conv_shape = match size {
         Size::Full => [16, 64, 48, 48],
         Size::Small => [4, 16, 16, 16],
@@ -371,27 +438,7 @@ fn run_on<AB: AutodiffBackend>(
     let peak_rss_plain_mib = peak_rss_mib();
     let gated = step_ms::<AB>(size, StepKind::Gated, reps, d)?;
     let fp_step = step_ms::<AB>(size, StepKind::Fp, reps, d)?;
-    let input = match size {
-        Size::Full => [320, 180],
-        Size::Small => [64, 48],
-    };
-    let inference = inference_ms::<Inner<AB>>(size, StepKind::Fp, input, reps, d)?;
-    let inference_q = inference_ms::<Inner<AB>>(size, StepKind::Plain, input, reps, d)?;
-    let cpu = device.starts_with("CPU") || device.starts_with("cpu");
-    let (int4, int2, int_path) = if cpu {
-        let (a, p) = int_inference_ms(size, 4, input, reps)?;
-        let (b, _) = int_inference_ms(size, 2, input, reps)?;
-        (a, b, p)
-    } else {
-        (0.0, 0.0, "none".to_string())
-    };
-    let ort = |kind| cpu.then(|| ort_ms(size, kind, input, reps)).flatten();
-    let (ort_fp, ort_q) = (ort(StepKind::Fp), ort(StepKind::Plain));
-    Ok(BenchReport {
-        size,
-        device,
-        threads,
-        reps,
+    Ok(TrainingBench {
         sgemm_gflops: sgemm,
         conv_shape,
         conv_fwd_bwd_ms: conv,
@@ -403,16 +450,45 @@ fn run_on<AB: AutodiffBackend>(
         gated_step_ms: gated,
         gated_over_plain: gated / plain,
         fp_step_ms: fp_step,
+        peak_rss_plain_mib,
+    })
+}
+
+/// The inference lines.
+fn inference<AB: AutodiffBackend>(
+    size: Size,
+    reps: usize,
+    device: &str,
+    d: &AB::Device,
+) -> anyhow::Result<InferenceBench> {
+    let input = match size {
+        Size::Full => [320, 180],
+        Size::Small => [64, 48],
+    };
+    let fp = inference_ms::<Inner<AB>>(size, StepKind::Fp, input, reps, d)?;
+    let fq = inference_ms::<Inner<AB>>(size, StepKind::Plain, input, reps, d)?;
+    let cpu = device.starts_with("CPU") || device.starts_with("cpu");
+    let (int4, int2, mut split, path) = if cpu {
+        let (a, split, p) = int_inference_ms(size, 4, input, reps)?;
+        let (b, _, _) = int_inference_ms(size, 2, input, reps)?;
+        (a, b, split, p)
+    } else {
+        (0.0, 0.0, IntSplit::default(), "none".to_string())
+    };
+    if cpu {
+        split.bound_vs_fp = fp / (split.float_conv_ms + split.other_ms).max(1e-9);
+    }
+    let ort = |kind| cpu.then(|| ort_ms(size, kind, input, reps)).flatten();
+    Ok(InferenceBench {
         inference_input: input,
-        inference_ms: inference,
-        inference_w4a4_ms: inference_q,
+        inference_ms: fp,
+        inference_w4a4_ms: fq,
         inference_int_w4a4_ms: int4,
         inference_int_w2a2_ms: int2,
-        ort_fp_ms: ort_fp,
-        ort_w4a4_ms: ort_q,
-        int_path,
-        peak_rss_plain_mib,
-        peak_rss_mib: peak_rss_mib(),
+        int_split: split,
+        ort_fp_ms: ort(StepKind::Fp),
+        ort_w4a4_ms: ort(StepKind::Plain),
+        int_path: path,
     })
 }
 
@@ -474,13 +550,13 @@ fn ort_ms(size: Size, kind: StepKind, [w, h]: [usize; 2], reps: usize) -> Option
 
 /// Median milliseconds of the integer path (`crate::infer`) of the bench model quantized at
 /// W`bits`A`bits` (ODM's quantizer, calibrated on the synthetic image) on a `[w, h]` LR input,
-/// and the dot-product path it used.
+/// the split of its last run, and the dot-product path it used.
 fn int_inference_ms(
     size: Size,
     bits: u32,
     [w, h]: [usize; 2],
     reps: usize,
-) -> anyhow::Result<(f64, String)> {
+) -> anyhow::Result<(f64, IntSplit, String)> {
     let mut spec = bench_spec(size, StepKind::Plain);
     spec.quant = crate::spec::QuantSpec::Odm(crate::spec::QuantOpts {
         calib_batches: 1,
@@ -497,17 +573,23 @@ fn int_inference_ms(
     )?;
     let v: Vec<f32> = (0..3 * h * w).map(|i| ((i * 37) % 256) as f32).collect();
     let x = crate::infer::Host { c: 3, h, w, v };
-    let mut path = String::from("none");
+    let mut last = (IntSplit::default(), String::from("none"));
     let prepared = crate::infer::prepare(&model, &st.params, &st.plan);
     let ms = time(1, reps, || {
+        let t = Instant::now();
         let (_, s) =
             crate::infer::forward(&model, &st.params, &st.plan, &prepared, x.clone(), false);
-        path = format!(
-            "{:?}; last run: quantizers {:.0} ms, integer convs {:.0} ms, float convs {:.0} ms",
-            s.path, s.ms_quantize, s.ms_int_conv, s.ms_float_conv
-        );
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        let split = IntSplit {
+            quantize_ms: s.ms_quantize,
+            int_conv_ms: s.ms_int_conv,
+            float_conv_ms: s.ms_float_conv,
+            other_ms: total - s.ms_quantize - s.ms_int_conv - s.ms_float_conv,
+            bound_vs_fp: 0.0,
+        };
+        last = (split, format!("{:?}", s.path));
     });
-    Ok((ms, path))
+    Ok((ms, last.0, last.1))
 }
 
 /// "x ms (r× our FP)", or "–" when not measured.
@@ -520,11 +602,24 @@ fn ort(ms: Option<f64>, fp: f64) -> String {
 impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
+        let mut s = format!(
+            "odm bench ({:?} on {}, median of {}):\n",
+            self.size, self.device, self.reps
+        );
+        if let Some(t) = &self.training {
+            s += &t.describe();
+        }
+        if let Some(i) = &self.inference {
+            s += &i.describe();
+        }
+        s + &format!("  peak memory: {:.0} MiB at the end\n", self.peak_rss_mib)
+    }
+}
+
+impl TrainingBench {
+    fn describe(&self) -> String {
         format!(
-            "odm bench ({:?} on {}, median of {}):\n  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n  inference {}×{} LR: FP {:.1} ms, W4A4 {:.1} ms; integer path W4A4 {:.1} ms ({:.2}× FP), W2A2 {:.1} ms ({:.2}× FP), {}; ONNX Runtime FP {} / W4A4 QDQ {}\n  peak memory: {:.0} MiB after the plain step, {:.0} MiB at the end\n",
-            self.size,
-            self.device,
-            self.reps,
+            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n",
             self.sgemm_gflops,
             self.conv_shape,
             self.conv_fwd_bwd_ms,
@@ -534,22 +629,35 @@ impl BenchReport {
             self.fake_quant_ms,
             self.fake_quant_clip_only_ms,
             self.plain_step_ms,
+            self.peak_rss_plain_mib,
             self.gated_step_ms,
             self.gated_over_plain,
             self.fp_step_ms,
+        )
+    }
+}
+
+impl InferenceBench {
+    fn describe(&self) -> String {
+        let sp = &self.int_split;
+        format!(
+            "  inference {}×{} LR: FP {:.1} ms, W4A4 fake-quant {:.1} ms\n  integer path ({}): W4A4 {:.1} ms ({:.2}× FP), W2A2 {:.1} ms ({:.2}× FP)\n    W4A4 split: quantizers {:.0} ms, integer convs {:.0} ms, float convs {:.0} ms, other {:.0} ms; ceiling with free quantizers and integer convs {:.2}× FP\n  ONNX Runtime: FP {} / W4A4 QDQ {}\n",
             self.inference_input[0],
             self.inference_input[1],
             self.inference_ms,
             self.inference_w4a4_ms,
+            self.int_path,
             self.inference_int_w4a4_ms,
             self.inference_ms / self.inference_int_w4a4_ms.max(1e-9),
             self.inference_int_w2a2_ms,
             self.inference_ms / self.inference_int_w2a2_ms.max(1e-9),
-            self.int_path,
+            sp.quantize_ms,
+            sp.int_conv_ms,
+            sp.float_conv_ms,
+            sp.other_ms,
+            sp.bound_vs_fp,
             ort(self.ort_fp_ms, self.inference_ms),
             ort(self.ort_w4a4_ms, self.inference_ms),
-            self.peak_rss_plain_mib,
-            self.peak_rss_mib
         )
     }
 }

@@ -127,6 +127,9 @@ enum Cmd {
         /// cpu, cuda or cuda:N (CUDA needs `--features cuda`).
         #[arg(long, default_value = "cpu", value_name = "cpu|cuda:N")]
         device: String,
+        /// Only the training pieces or only the inference lines.
+        #[arg(long, value_name = "training|inference")]
+        only: Option<String>,
     },
     /// The paper's tables and figures from every finished run under --results, into --out.
     Report {
@@ -361,9 +364,20 @@ fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
         threads,
         json,
         device,
+        only,
     } = c
     else {
         unreachable!("called with Cmd::Bench")
+    };
+    let parts = match only.as_deref() {
+        None => odm::bench::Parts::All,
+        Some("training") => odm::bench::Parts::Training,
+        Some("inference") => odm::bench::Parts::Inference,
+        Some(o) => {
+            return Err(odm::user(format!(
+                "--only {o:?}: use training or inference"
+            )))
+        }
     };
     let size = match size.as_str() {
         "full" => odm::bench::Size::Full,
@@ -372,7 +386,7 @@ fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
     };
     let device = parse_device(&device)?;
     let t = odm::backend::set_threads(threads);
-    let r = odm::bench::run(size, reps, t, device)?;
+    let r = odm::bench::run(size, reps, t, parts, device)?;
     if json {
         println!("{}", serde_json::to_string(&r).expect("json"));
     } else {

@@ -23,6 +23,11 @@ fn integer_conv_matches_burn_and_every_path() {
         (16, 3, 1, 6, 6, 255, 100),
         (70, 6, 3, 4, 5, 3, 1),
         (4, 2, 3, 3, 3, 255, 300),
+        // Every VNNI register block: 70 = 64 + 6 output channels (4 and 1 vectors), 33 = 2
+        // vectors + 1 channel; widths 13 = 6 + 6 + 1 and 11 = 6 + 5 pixels.
+        (64, 70, 3, 5, 13, 255, 127),
+        (12, 33, 3, 4, 11, 200, 50),
+        (5, 40, 1, 3, 10, 15, 7),
     ] {
         let u: Vec<u8> = (0..ci * h * w)
             .map(|_| rng.random_range(0..=umax) as u8)

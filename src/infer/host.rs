@@ -81,24 +81,30 @@ impl Host {
     /// x + v[c] per channel.
     pub fn add_channels(mut self, v: &[f32]) -> Self {
         let plane = self.h * self.w;
-        for (c, ch) in self.v.chunks_mut(plane).enumerate() {
-            ch.iter_mut().for_each(|x| *x += v[c]);
-        }
+        self.v
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(c, ch)| ch.iter_mut().for_each(|x| *x += v[c]));
         self
     }
 
-    /// PyTorch's `pixel_shuffle`: channel c·r² + i·r + j → (c, y·r + i, x·r + j).
+    /// PyTorch's `pixel_shuffle`: channel c·r² + i·r + j → (c, y·r + i, x·r + j); output rows in
+    /// parallel.
     pub fn pixel_shuffle(&self, r: usize) -> Self {
         let (c, h, w) = (self.c / (r * r), self.h * r, self.w * r);
         let mut v = vec![0f32; c * h * w];
-        for (ci, plane) in self.v.chunks(self.h * self.w).enumerate() {
-            let (oc, i, j) = (ci / (r * r), (ci % (r * r)) / r, ci % r);
-            for y in 0..self.h {
-                for x in 0..self.w {
-                    v[(oc * h + y * r + i) * w + x * r + j] = plane[y * self.w + x];
+        let plane = self.h * self.w;
+        v.par_chunks_mut(w).enumerate().for_each(|(row, dst)| {
+            let (oc, yy) = (row / h, row % h);
+            let (y, i) = (yy / r, yy % r);
+            for j in 0..r {
+                let ci = oc * r * r + i * r + j;
+                let src = &self.v[ci * plane + y * self.w..ci * plane + (y + 1) * self.w];
+                for (x, &s) in src.iter().enumerate() {
+                    dst[x * r + j] = s;
                 }
             }
-        }
+        });
         Self { c, h, w, v }
     }
 }

@@ -15,8 +15,9 @@
 pub mod host;
 
 use crate::backend::Cpu;
-use crate::kernels::int_conv::{self, IntPath, IntWeights};
+use crate::kernels::int_conv::{self, IntPath, IntWeights, Padded};
 use crate::kernels::round_even;
+use crate::kernels::SendPtr;
 use crate::models::params::host_values;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
@@ -46,71 +47,105 @@ pub struct IntStats {
 /// The unsigned codes u of a per-layer quantizer on `x`, with the real values a·u + o the
 /// fake-quant forward produces (its op order, `kernels::fake_quant`), and (a, o).
 pub fn codes(x: &[f32], l: f32, u: f32, bits: u32, form: QForm) -> (Vec<u8>, Vec<f32>, f32, f32) {
-    let (us, re, a, o) = quantize_host(x, (l, u), bits, form, true);
-    (us, re.expect("asked for"), a, o)
-}
-
-/// [`codes`], the real values only when `reals` (an integer conv needs only the codes).
-fn quantize_host(
-    x: &[f32],
-    (l, u): (f32, f32),
-    bits: u32,
-    form: QForm,
-    reals: bool,
-) -> (Vec<u8>, Option<Vec<f32>>, f32, f32) {
-    let n = ((1u64 << bits) - 1) as f32;
-    let half = (1u64 << (bits - 1)) as f32;
-    let (d, qm, sf) = (u - l, (n - 1.0) / 2.0, n / (u - l));
-    let zp = round_even(sf * l) + half;
+    let g = Grid::new((l, u), bits, form);
     let mut us = vec![0u8; x.len()];
-    let mut re = reals.then(|| vec![0f32; x.len()]);
-    match form {
-        QForm::Affine => fill(x, &mut us, re.as_deref_mut(), |v| {
-            let k = round_even((v.max(l).min(u) - l) / d * n);
-            (k, k / n * d + l)
-        }),
-        QForm::SymZero => fill(x, &mut us, re.as_deref_mut(), |v| {
-            let y = round_even(v.max(l).min(u) * qm / u);
-            (y + qm, y * u / qm)
-        }),
-        QForm::ZeroPoint => fill(x, &mut us, re.as_deref_mut(), |v| {
-            let y = round_even(sf * v.max(l).min(u) - zp);
-            (y + half, (y + zp) / sf)
-        }),
-        QForm::Daq { .. } => unreachable!("DAQ runs in float"),
-    }
-    let (a, o) = match form {
-        QForm::Affine => (d / n, l),
-        QForm::SymZero => (u / qm, -u),
-        _ => (1.0 / sf, (zp - half) / sf),
-    };
-    (us, re, a, o)
+    let mut re = vec![0f32; x.len()];
+    const CHUNK: usize = 1 << 14;
+    us.par_chunks_mut(CHUNK)
+        .zip(re.par_chunks_mut(CHUNK))
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|((uc, rc), xc)| {
+            for ((u, r), &v) in uc.iter_mut().zip(rc.iter_mut()).zip(xc) {
+                let (c, real) = g.apply(v);
+                (*u, *r) = (c as u8, real);
+            }
+        });
+    (us, re, g.a, g.o)
 }
 
-/// Apply `q` (value → (code, real)) to every element, in parallel chunks (elementwise: the
-/// same bits for any thread count).
-fn fill(x: &[f32], us: &mut [u8], re: Option<&mut [f32]>, q: impl Fn(f32) -> (f32, f32) + Sync) {
-    const CHUNK: usize = 1 << 14;
-    match re {
-        Some(re) => us
-            .par_chunks_mut(CHUNK)
-            .zip(re.par_chunks_mut(CHUNK))
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|((uc, rc), xc)| {
-                for ((u, r), &v) in uc.iter_mut().zip(rc.iter_mut()).zip(xc) {
-                    let (c, real) = q(v);
-                    (*u, *r) = (c as u8, real);
-                }
-            }),
-        None => us
-            .par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(uc, xc)| {
-                for (u, &v) in uc.iter_mut().zip(xc) {
-                    *u = q(v).0 as u8;
-                }
-            }),
+/// A per-layer quantizer grid: value → (code, real value) in the fake-quant forward's op order,
+/// and the code's real value a·u + o.
+#[derive(Clone, Copy)]
+struct Grid {
+    form: QForm,
+    l: f32,
+    u: f32,
+    /// 2^b − 1, (n − 1)/2, n/(u − l), the zero point, 2^(b−1).
+    n: f32,
+    qm: f32,
+    sf: f32,
+    zp: f32,
+    half: f32,
+    a: f32,
+    o: f32,
+}
+
+impl Grid {
+    fn new((l, u): (f32, f32), bits: u32, form: QForm) -> Self {
+        let n = ((1u64 << bits) - 1) as f32;
+        let half = (1u64 << (bits - 1)) as f32;
+        let (qm, sf) = ((n - 1.0) / 2.0, n / (u - l));
+        let zp = round_even(sf * l) + half;
+        let (a, o) = match form {
+            QForm::Affine => ((u - l) / n, l),
+            QForm::SymZero => (u / qm, -u),
+            QForm::ZeroPoint => (1.0 / sf, (zp - half) / sf),
+            QForm::Daq { .. } => unreachable!("DAQ runs in float"),
+        };
+        Self {
+            form,
+            l,
+            u,
+            n,
+            qm,
+            sf,
+            zp,
+            half,
+            a,
+            o,
+        }
     }
+
+    #[inline(always)]
+    fn apply(&self, v: f32) -> (f32, f32) {
+        let (l, u) = (self.l, self.u);
+        let c = v.max(l).min(u);
+        match self.form {
+            QForm::Affine => {
+                let d = u - l;
+                let k = round_even((c - l) / d * self.n);
+                (k, k / self.n * d + l)
+            }
+            QForm::SymZero => {
+                let y = round_even(c * self.qm / u);
+                (y + self.qm, y * u / self.qm)
+            }
+            _ => {
+                let y = round_even(self.sf * c - self.zp);
+                (y + self.half, (y + self.zp) / self.sf)
+            }
+        }
+    }
+
+    /// The codes of `x` (C×h×w) in the integer kernel's layout with border `p`.
+    fn padded(&self, x: &Host, p: usize) -> Padded {
+        let (c, h, w) = (x.c, x.h, x.w);
+        let cp = c.div_ceil(4) * 4;
+        Padded::build((c, h, w), p, |y, dst| {
+            for ch in 0..c {
+                let src = &x.v[(ch * h + y) * w..(ch * h + y + 1) * w];
+                for (xo, &v) in src.iter().enumerate() {
+                    dst[xo * cp + ch] = self.apply(v).0 as u8;
+                }
+            }
+        })
+    }
+}
+
+/// A quantizer's output: real values, or the codes of an integer conv's input with (a, o).
+enum Quantized {
+    Real(Host),
+    Codes(Padded, f32, f32),
 }
 
 /// The integer executor of a trace.
@@ -133,11 +168,11 @@ fn integer(l: &LayerQuant) -> bool {
 }
 
 impl Exec<'_> {
-    /// Offsets and the activation quantizer of point `name` (when planned): the codes with
-    /// (a, o) for an integer conv, and the real values.
-    fn quantize(&mut self, name: &str, x: Host) -> (Host, Option<(Vec<u8>, f32, f32)>) {
+    /// Offsets and the activation quantizer of point `name` (when planned): the real values,
+    /// or, for an integer conv, the codes in its kernel's layout with (a, o).
+    fn quantize(&mut self, name: &str, x: Host) -> Quantized {
         let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
-            return (x, None);
+            return Quantized::Real(x);
         };
         let x = if l.scale || l.shift {
             Host::from_tensor(crate::quant::apply_offsets(self.p, name, l, x.tensor()))
@@ -146,31 +181,56 @@ impl Exec<'_> {
         };
         if l.per_channel || l.dynamic || matches!(l.form, QForm::Daq { .. }) {
             let y = crate::quant::fake_quant_act(self.p, name, l, x.tensor());
-            return (Host::from_tensor(y), None);
+            return Quantized::Real(Host::from_tensor(y));
         }
         let (lo, hi) = crate::quant::act_bounds(self.p, name, l);
-        let (lo, hi) = (host_values(lo)[0], host_values(hi)[0]);
-        let (c, h, w) = (x.c, x.h, x.w);
-        let int = integer(l) && self.prepared.contains_key(name);
-        let (u, re, a, o) = quantize_host(&x.v, (lo, hi), l.a_bits, l.form, !int);
-        let re = re.unwrap_or_default();
-        if self.record_codes {
-            self.stats.codes.push((name.to_string(), u.clone()));
+        let g = Grid::new((host_values(lo)[0], host_values(hi)[0]), l.a_bits, l.form);
+        match self.prepared.get(name).filter(|_| integer(l)) {
+            Some(layer) => {
+                let codes = g.padded(&x, layer.w.k / 2);
+                if self.record_codes {
+                    self.stats.codes.push((name.to_string(), codes.to_chw()));
+                }
+                Quantized::Codes(codes, g.a, g.o)
+            }
+            None => {
+                let (u, re, _, _) = codes(&x.v, g.l, g.u, l.a_bits, l.form);
+                if self.record_codes {
+                    self.stats.codes.push((name.to_string(), u));
+                }
+                Quantized::Real(Host { v: re, ..x })
+            }
         }
-        (Host { c, h, w, v: re }, Some((u, a, o)))
     }
 
+    /// A float conv on the host values, with the kernel `kernels::conv2d_same` runs on the CPU
+    /// (no copies into tensors and back).
     fn float_conv(&mut self, c: &Conv, x: Host) -> Host {
         self.stats.float_convs += 1;
         let mut w: Tensor<Cpu, 4> = self.p.at(c.weight);
         if let Some(l) = self.plan.layer(&c.name).filter(|l| l.has_weight()) {
             w = fake_quant_weight(self.p, &c.name, l, w);
         }
-        let b = match c.bias {
-            Some(id) => self.p.at::<1>(id),
-            None => Tensor::zeros([c.cout], &Default::default()),
+        let [co, ci, k, _] = w.dims();
+        // A missing bias is zeros, as `conv2d_same` is called in the fake-quant forward.
+        let b = c
+            .bias
+            .map_or_else(|| vec![0.0; co], |id| host_values(self.p.at::<1>(id)));
+        let g = crate::kernels::cpu_conv::Geom {
+            n: 1,
+            ci,
+            co,
+            h: x.h,
+            w: x.w,
+            k,
         };
-        Host::from_tensor(crate::kernels::conv2d_same(x.tensor(), w, b))
+        let v = crate::kernels::cpu_conv::forward(&g, &x.v, &host_values(w), Some(&b));
+        Host {
+            c: co,
+            h: x.h,
+            w: x.w,
+            v,
+        }
     }
 }
 
@@ -198,70 +258,83 @@ impl IntLayer {
 /// Every integer conv of a plan, prepared once (what a deployment stores).
 pub type Prepared = std::collections::HashMap<String, IntLayer>;
 
-/// The integer conv of codes `u` (a, o) with a prepared layer; f32 output.
-pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), (a, o): (f32, f32)) -> (Host, IntPath) {
-    let (iw, sw, bias) = (&layer.w, &layer.scale, &layer.bias);
-    let (co, k) = (iw.cout, iw.k);
-    let (u, h, wd) = x;
-    let umax = u.iter().copied().max().unwrap_or(0) as u32;
-    let path = int_conv::pick(umax, iw);
-    let acc = int_conv::conv(u, h, wd, iw, path);
-    // Σ_valid c depends only on which taps fall outside: one class per distinct row range and
-    // column range (k·k·C_out sums at most 3 × 3 per channel for a 3×3 conv).
-    let pad = k / 2;
-    let range = |i: usize, n: usize| pad.saturating_sub(i)..k.min(n + pad - i);
-    let classes = |n: usize| {
-        let mut r: Vec<std::ops::Range<usize>> = Vec::new();
-        let idx: Vec<usize> = (0..n)
-            .map(|i| {
-                let g = range(i, n);
-                r.iter().position(|x| *x == g).unwrap_or_else(|| {
-                    r.push(g);
-                    r.len() - 1
-                })
-            })
-            .collect();
-        (r, idx)
-    };
-    let ((rows, ry), (cols, cx)) = (classes(h), classes(wd));
-    let consts: Vec<(f32, f32, f32, Vec<Vec<f32>>)> = (0..co)
-        .map(|oc| {
-            let s = if sw.len() == 1 { sw[0] } else { sw[oc] };
-            let b = bias.as_ref().map_or(0.0, |b| b[oc]);
-            let sums = rows
-                .iter()
-                .map(|r| {
-                    cols.iter()
-                        .map(|c| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
-                        .collect()
+/// The integer conv of codes `u` (C×h×w, channel-major) with (a, o) and a prepared layer;
+/// f32 output.
+pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), ao: (f32, f32)) -> (Host, IntPath) {
+    let (u, h, w) = x;
+    let padded = Padded::from_chw(u, (layer.w.cin, h, w), layer.w.k / 2);
+    int_conv_padded(layer, &padded, ao)
+}
+
+/// [`int_conv`] on codes already in the kernel's layout.
+pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Host, IntPath) {
+    let (iw, co, h, wd) = (&layer.w, layer.w.cout, x.h, x.w);
+    let path = int_conv::pick(x.max() as u32, iw);
+    let e = Epilogue::new(layer, (h, wd), (a, o));
+    let plane = h * wd;
+    let mut v = vec![0f32; co * plane];
+    let out = SendPtr(v.as_mut_ptr());
+    int_conv::conv_rows(x, iw, path, |y, acc| {
+        for (oc, (ka, ko, b, sums)) in e.consts.iter().enumerate() {
+            let s = &sums[e.ry[y]];
+            // SAFETY: row y of every channel plane is written by this task only.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.at(oc * plane + y * wd), wd) };
+            for (xo, d) in dst.iter_mut().enumerate() {
+                *d = ka * acc[xo * co + oc] as f32 + ko * s[e.cx[xo]] + b;
+            }
+        }
+    });
+    (Host { c: co, h, w: wd, v }, path)
+}
+
+/// The rescale y = (a·s_w)·acc + (o·s_w)·Σ_valid c + b of one conv at one input size. Σ_valid c
+/// depends only on which taps fall outside: one class per distinct row range and column range
+/// (at most 3 × 3 sums per channel for a 3×3 conv).
+struct Epilogue {
+    /// Per output channel: a·s_w, o·s_w, b, and Σ_valid c per (row class, column class).
+    consts: Vec<(f32, f32, f32, Vec<Vec<f32>>)>,
+    /// The class of each row and column.
+    ry: Vec<usize>,
+    cx: Vec<usize>,
+}
+
+impl Epilogue {
+    fn new(layer: &IntLayer, (h, wd): (usize, usize), (a, o): (f32, f32)) -> Self {
+        let (iw, sw, bias) = (&layer.w, &layer.scale, &layer.bias);
+        let k = iw.k;
+        let pad = k / 2;
+        let range = |i: usize, n: usize| pad.saturating_sub(i)..k.min(n + pad - i);
+        let classes = |n: usize| {
+            let mut r: Vec<std::ops::Range<usize>> = Vec::new();
+            let idx: Vec<usize> = (0..n)
+                .map(|i| {
+                    let g = range(i, n);
+                    r.iter().position(|x| *x == g).unwrap_or_else(|| {
+                        r.push(g);
+                        r.len() - 1
+                    })
                 })
                 .collect();
-            (a * s, o * s, b, sums)
-        })
-        .collect();
-    // Row by row (the row's accumulators are pixel-major and stay in cache), then one copy per
-    // channel row into the channel-major output.
-    let rows_out: Vec<Vec<f32>> = (0..h)
-        .into_par_iter()
-        .map(|y| {
-            let mut t = vec![0f32; co * wd];
-            for x in 0..wd {
-                let px = &acc[(y * wd + x) * co..(y * wd + x + 1) * co];
-                for (oc, (ka, ko, b, sums)) in consts.iter().enumerate() {
-                    t[oc * wd + x] = ka * px[oc] as f32 + ko * sums[ry[y]][cx[x]] + b;
-                }
-            }
-            t
-        })
-        .collect();
-    let mut v = vec![0f32; co * h * wd];
-    for (y, t) in rows_out.iter().enumerate() {
-        for oc in 0..co {
-            let d = oc * h * wd + y * wd;
-            v[d..d + wd].copy_from_slice(&t[oc * wd..(oc + 1) * wd]);
-        }
+            (r, idx)
+        };
+        let ((rows, ry), (cols, cx)) = (classes(h), classes(wd));
+        let consts = (0..iw.cout)
+            .map(|oc| {
+                let s = if sw.len() == 1 { sw[0] } else { sw[oc] };
+                let b = bias.as_ref().map_or(0.0, |b| b[oc]);
+                let sums = rows
+                    .iter()
+                    .map(|r| {
+                        cols.iter()
+                            .map(|c| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
+                            .collect()
+                    })
+                    .collect();
+                (a * s, o * s, b, sums)
+            })
+            .collect();
+        Self { consts, ry, cx }
     }
-    (Host { c: co, h, w: wd, v }, path)
 }
 
 impl Trace for Exec<'_> {
@@ -269,18 +342,18 @@ impl Trace for Exec<'_> {
 
     fn conv(&mut self, c: &Conv, x: Host) -> Host {
         let t = std::time::Instant::now();
-        let (x, q) = self.quantize(&c.name, x);
+        let q = self.quantize(&c.name, x);
         self.stats.ms_quantize += t.elapsed().as_secs_f64() * 1e3;
         let t = std::time::Instant::now();
-        match (self.plan.layer(&c.name).filter(|l| integer(l)), q) {
-            (Some(_), Some((u, a, o))) if self.prepared.contains_key(&c.name) => {
+        match q {
+            Quantized::Codes(u, a, o) => {
                 self.stats.int_convs += 1;
-                let (y, path) = int_conv(&self.prepared[&c.name], (&u, x.h, x.w), (a, o));
+                let (y, path) = int_conv_padded(&self.prepared[&c.name], &u, (a, o));
                 self.stats.path = Some(path);
                 self.stats.ms_int_conv += t.elapsed().as_secs_f64() * 1e3;
                 y
             }
-            _ => {
+            Quantized::Real(x) => {
                 let y = self.float_conv(c, x);
                 self.stats.ms_float_conv += t.elapsed().as_secs_f64() * 1e3;
                 y
@@ -289,7 +362,10 @@ impl Trace for Exec<'_> {
     }
 
     fn act(&mut self, p: &Point, x: Host) -> Host {
-        self.quantize(&p.name, x).0
+        match self.quantize(&p.name, x) {
+            Quantized::Real(x) => x,
+            Quantized::Codes(..) => unreachable!("a point without a conv has no integer layer"),
+        }
     }
 
     fn relu(&mut self, x: Host) -> Host {

@@ -38,9 +38,20 @@ impl Geom {
 
 /// A raw pointer that may cross threads; every user writes a disjoint region.
 #[derive(Clone, Copy)]
-pub(super) struct SendPtr(pub(super) *mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+pub struct SendPtr<T = f32>(pub *mut T);
+// SAFETY: every user writes a disjoint region (one band or row per task).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer `i` elements on.
+    ///
+    /// # Safety
+    /// `i` must lie inside the allocation.
+    pub unsafe fn at(self, i: usize) -> *mut T {
+        self.0.add(i)
+    }
+}
 
 /// Per-image (dW, db) summed over the images in index order (independent of the thread count).
 pub(super) fn sum_images(partial: Vec<(Vec<f32>, Vec<f32>)>) -> (Vec<f32>, Vec<f32>) {

@@ -4,13 +4,87 @@
 //! 255·32767·C·k², far below 2^31 for the layers here). Exact integer sums do not depend on the
 //! order, so every path and every thread count give the same bits.
 //!
-//! Paths, chosen at run time: AVX-512 VNNI `vpdpbusd` (64 u8×i8 products into 16 i32 per
-//! instruction, no intermediate saturation), AVX2 `vpmaddubsw` + `vpmaddwd` (32 products; the
-//! pairwise i16 sums saturate above 32767, so only when u ≤ 127 and |w| ≤ 127), and a scalar
-//! loop (any codes). The patch of each output pixel is gathered into a zero-padded row of
-//! ⌈C·k²/64⌉·64 bytes (a zero code adds nothing), one output row at a time, rows in parallel.
+//! The codes sit in a [`Padded`] buffer: pixel-major (HWC), channels rounded up to 4, with a
+//! border of p zero pixels (a zero code adds nothing; the caller accounts for the real padding
+//! value through Σ_valid w). Paths, chosen at run time: AVX-512 VNNI `vpdpbusd` (64 u8×i8
+//! products into 16 i32 per instruction, no intermediate saturation) reading the taps straight
+//! from the buffer (implicit GEMM, no patch copy), AVX2 `vpmaddubsw` + `vpmaddwd` (32 products;
+//! the pairwise i16 sums saturate above 32767, so only when u ≤ 127 and |w| ≤ 127) and a scalar
+//! loop (any codes), both on a row of patches gathered from the buffer. Rows run in parallel;
+//! each output row's accumulators are handed to the caller while they are in cache.
 
 use rayon::prelude::*;
+
+/// Codes of one image, pixel-major with a zero border: (h + 2p) × (w + 2p) pixels of `cp` bytes
+/// (the channels, rounded up to 4, the extra ones zero).
+pub struct Padded {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub p: usize,
+    pub cp: usize,
+    pub data: Vec<u8>,
+}
+
+impl Padded {
+    /// A buffer for C×h×w codes with border `p`, each interior row filled by `row(y, dst)`
+    /// (dst: w pixels of `cp` bytes, zeroed), rows in parallel.
+    pub fn build(
+        (c, h, w): (usize, usize, usize),
+        p: usize,
+        row: impl Fn(usize, &mut [u8]) + Sync,
+    ) -> Self {
+        let cp = c.div_ceil(4) * 4;
+        let wp = w + 2 * p;
+        let mut data = vec![0u8; (h + 2 * p) * wp * cp];
+        data.par_chunks_mut(wp * cp)
+            .skip(p)
+            .take(h)
+            .enumerate()
+            .for_each(|(y, r)| row(y, &mut r[p * cp..(p + w) * cp]));
+        Self {
+            c,
+            h,
+            w,
+            p,
+            cp,
+            data,
+        }
+    }
+
+    /// From channel-major codes (C × h × w).
+    pub fn from_chw(u: &[u8], (c, h, w): (usize, usize, usize), p: usize) -> Self {
+        let cp = c.div_ceil(4) * 4;
+        Self::build((c, h, w), p, |y, dst| {
+            for ch in 0..c {
+                let src = &u[(ch * h + y) * w..(ch * h + y + 1) * w];
+                for (x, &v) in src.iter().enumerate() {
+                    dst[x * cp + ch] = v;
+                }
+            }
+        })
+    }
+
+    /// Back to channel-major codes.
+    pub fn to_chw(&self) -> Vec<u8> {
+        let (wp, plane) = (self.w + 2 * self.p, self.h * self.w);
+        let mut u = vec![0u8; self.c * plane];
+        for ch in 0..self.c {
+            for y in 0..self.h {
+                for x in 0..self.w {
+                    u[ch * plane + y * self.w + x] =
+                        self.data[((y + self.p) * wp + x + self.p) * self.cp + ch];
+                }
+            }
+        }
+        u
+    }
+
+    /// The largest code.
+    pub fn max(&self) -> u8 {
+        self.data.par_iter().copied().max().unwrap_or(0)
+    }
+}
 
 /// Which dot-product instructions a convolution uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -20,19 +94,22 @@ pub enum IntPath {
     Scalar,
 }
 
-/// Weights of one conv as codes, padded for the dot kernels.
+/// Weights of one conv as codes, laid out for the dot kernels.
 pub struct IntWeights {
     pub cout: usize,
     pub cin: usize,
     pub k: usize,
-    /// C_in·k² rounded up to 64.
+    /// C_in rounded up to 4 (the channels of a [`Padded`] pixel).
+    cp: usize,
+    /// k²·cp rounded up to 64: the length of a gathered patch.
     kpad: usize,
-    /// C_out × kpad codes (zero padded), as i8 when every code fits, else none.
+    /// C_out × kpad codes in patch order (tap-major, then channel; zero padded), as i8 when
+    /// every code fits, else none.
     w8: Option<Vec<i8>>,
     /// The same codes as i32, for the scalar path.
     w32: Vec<i32>,
-    /// For VNNI: [kpad/4][C_out rounded up to 16][4] i8 (four consecutive taps of 16 output
-    /// channels per 64-byte vector).
+    /// For VNNI: [k²·cp/4][C_out rounded up to 16][4] i8 (four consecutive channels of one tap
+    /// for 16 output channels per 64-byte vector).
     wpack: Option<Vec<i8>>,
     cpad: usize,
 }
@@ -40,26 +117,26 @@ pub struct IntWeights {
 impl IntWeights {
     /// Codes in PyTorch's C_out×C_in×k×k order.
     pub fn new(codes: &[i32], cout: usize, cin: usize, k: usize) -> Self {
-        let kk = cin * k * k;
-        let kpad = kk.div_ceil(64) * 64;
-        // Reordered to (i, j, c) within a row, the order of an HWC patch.
+        let cp = cin.div_ceil(4) * 4;
+        let kpad = (k * k * cp).div_ceil(64) * 64;
         let mut w32 = vec![0i32; cout * kpad];
         for o in 0..cout {
             for c in 0..cin {
                 for t in 0..k * k {
-                    w32[o * kpad + t * cin + c] = codes[(o * cin + c) * k * k + t];
+                    w32[o * kpad + t * cp + c] = codes[(o * cin + c) * k * k + t];
                 }
             }
         }
         let fits = w32.iter().all(|&v| (-128..=127).contains(&v));
         let w8: Option<Vec<i8>> = fits.then(|| w32.iter().map(|&v| v as i8).collect());
         let cpad = cout.div_ceil(16) * 16;
+        let groups = k * k * cp / 4;
         let wpack = w8.as_ref().map(|w8| {
-            let mut p = vec![0i8; kpad * cpad];
-            for q in 0..kpad / 4 {
+            let mut p = vec![0i8; groups * cpad * 4];
+            for g in 0..groups {
                 for o in 0..cout {
                     for t in 0..4 {
-                        p[(q * cpad + o) * 4 + t] = w8[o * kpad + 4 * q + t];
+                        p[(g * cpad + o) * 4 + t] = w8[o * kpad + 4 * g + t];
                     }
                 }
             }
@@ -69,6 +146,7 @@ impl IntWeights {
             cout,
             cin,
             k,
+            cp,
             kpad,
             w8,
             w32,
@@ -89,7 +167,7 @@ impl IntWeights {
         for c in 0..self.cin {
             for i in rows.clone() {
                 for j in cols.clone() {
-                    s += self.w32[o * self.kpad + (i * k + j) * self.cin + c] as i64;
+                    s += self.w32[o * self.kpad + (i * k + j) * self.cp + c] as i64;
                 }
             }
         }
@@ -119,61 +197,60 @@ pub fn pick(umax: u32, w: &IntWeights) -> IntPath {
 /// acc (H × W × C_out, pixel-major) of codes `u` (C_in × H × W) with weights `w`, on `path`
 /// (see [`pick`]).
 pub fn conv(u: &[u8], h: usize, wd: usize, w: &IntWeights, path: IntPath) -> Vec<i32> {
-    let (k, p, kp, ci) = (w.k, w.k / 2, w.kpad, w.cin);
-    // HWC codes, so that a tap's C_in codes are one contiguous copy.
-    let plane = h * wd;
-    let mut hwc_in = vec![0u8; u.len()];
-    hwc_in
-        .par_chunks_mut(wd * ci)
-        .enumerate()
-        .for_each(|(y, row)| {
-            for (x, px) in row.chunks_mut(ci).enumerate() {
-                for (c, v) in px.iter_mut().enumerate() {
-                    *v = u[c * plane + y * wd + x];
+    let x = Padded::from_chw(u, (w.cin, h, wd), w.k / 2);
+    let co = w.cout;
+    let mut acc = vec![0i32; h * wd * co];
+    let out = super::SendPtr(acc.as_mut_ptr());
+    conv_rows(&x, w, path, |y, row| {
+        // SAFETY: each output row y is handed over once and writes only its own range.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(y * wd * co), wd * co) };
+        dst.copy_from_slice(row);
+    });
+    acc
+}
+
+/// The convolution of `x` (border p = k/2) with `w` on `path`: for every output row y, in
+/// parallel, `f(y, acc)` with acc the row's w × C_out accumulators, pixel-major.
+pub fn conv_rows(x: &Padded, w: &IntWeights, path: IntPath, f: impl Fn(usize, &[i32]) + Sync) {
+    assert_eq!((x.cp, x.p), (w.cp, w.k / 2), "codes laid out for this conv");
+    let (wd, co) = (x.w, w.cout);
+    (0..x.h).into_par_iter().for_each_init(
+        || (vec![0i32; wd * co], Vec::<u8>::new()),
+        |(acc, patch), y| {
+            match path {
+                #[cfg(target_arch = "x86_64")]
+                IntPath::Vnni512 => unsafe { x86::row_vnni(x, y, w, acc) },
+                _ => {
+                    gather(x, y, w, patch);
+                    dots(patch, w, path, acc);
                 }
             }
-        });
-    let mut hwc = vec![0i32; h * wd * w.cout];
-    hwc.par_chunks_mut(wd * w.cout).enumerate().for_each_init(
-        || vec![0u8; wd * kp],
-        |patch, (y, out)| {
-            for x in 0..wd {
-                let row = &mut patch[x * kp..(x + 1) * kp];
-                for i in 0..k {
-                    let yy = y as isize + i as isize - p as isize;
-                    for j in 0..k {
-                        let xx = x as isize + j as isize - p as isize;
-                        let dst = &mut row[(i * k + j) * ci..(i * k + j + 1) * ci];
-                        if yy < 0 || yy as usize >= h || xx < 0 || xx as usize >= wd {
-                            dst.fill(0); // zero padding: a zero code adds nothing
-                        } else {
-                            let src = (yy as usize * wd + xx as usize) * ci;
-                            dst.copy_from_slice(&hwc_in[src..src + ci]);
-                        }
-                    }
-                }
-            }
-            dots(patch, w, path, out);
+            f(y, acc);
         },
     );
-    hwc
+}
+
+/// The patches of output row y, one zero-padded row of `kpad` bytes per pixel.
+fn gather(x: &Padded, y: usize, w: &IntWeights, patch: &mut Vec<u8>) {
+    let (k, cp, kp) = (w.k, x.cp, w.kpad);
+    let wp = x.w + 2 * x.p;
+    patch.clear();
+    patch.resize(x.w * kp, 0);
+    for (xo, row) in patch.chunks_mut(kp).enumerate() {
+        for i in 0..k {
+            for j in 0..k {
+                let src = ((y + i) * wp + xo + j) * cp;
+                let t = i * k + j;
+                row[t * cp..(t + 1) * cp].copy_from_slice(&x.data[src..src + cp]);
+            }
+        }
+    }
 }
 
 /// out[x·C_out + o] = Σ_k patch[x, k]·w[o, k] for every pixel x of a row and output channel o.
 fn dots(patch: &[u8], w: &IntWeights, path: IntPath, out: &mut [i32]) {
     let kp = w.kpad;
     match path {
-        #[cfg(target_arch = "x86_64")]
-        IntPath::Vnni512 => unsafe {
-            x86::dots_vnni(
-                patch,
-                w.wpack.as_ref().expect("i8 codes"),
-                kp,
-                w.cout,
-                w.cpad,
-                out,
-            )
-        },
         #[cfg(target_arch = "x86_64")]
         IntPath::Avx2 => {
             for (px, o) in patch.chunks(kp).zip(out.chunks_mut(w.cout)) {
@@ -196,62 +273,84 @@ fn dots(patch: &[u8], w: &IntWeights, path: IntPath, out: &mut [i32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// AVX-512 VNNI: per block of up to 4 pixels × 64 output channels, 16 accumulators of 16
-    /// channels; per four taps one broadcast of each pixel's 4 codes and one 64-byte load of
-    /// the packed weights per 16 channels feed `vpdpbusd` (no horizontal sums).
+    /// Pixels per VNNI register block: NX × 4 accumulators of 16 channels, 4 weight vectors
+    /// and a broadcast stay in the 32 zmm registers.
+    const NX: usize = 6;
+
+    /// AVX-512 VNNI, output row y: blocks of up to [`NX`] pixels × 64 output channels (see
+    /// [`block`]).
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn dots_vnni(
-        patch: &[u8],
-        wp: &[i8],
-        kp: usize,
-        cout: usize,
-        cpad: usize,
-        out: &mut [i32],
-    ) {
-        let npx = patch.len() / kp;
+    pub unsafe fn row_vnni(x: &super::Padded, y: usize, w: &super::IntWeights, out: &mut [i32]) {
         let mut x0 = 0;
-        while x0 < npx {
-            let nx = (npx - x0).min(4);
+        while x0 < x.w {
+            let nx = (x.w - x0).min(NX);
             let mut o0 = 0;
-            while o0 < cout {
-                let nb = ((cout - o0).div_ceil(16)).min(4);
-                let mut acc = [[_mm512_setzero_si512(); 4]; 4];
-                for q in 0..kp / 4 {
-                    let mut wv = [_mm512_setzero_si512(); 4];
-                    for (b, v) in wv.iter_mut().enumerate().take(nb) {
-                        *v = _mm512_loadu_si512(
-                            wp.as_ptr().add((q * cpad + o0 + 16 * b) * 4) as *const _
-                        );
-                    }
-                    for p in 0..nx {
-                        let xi = std::ptr::read_unaligned(
-                            patch.as_ptr().add((x0 + p) * kp + 4 * q) as *const i32,
-                        );
-                        let xb = _mm512_set1_epi32(xi);
-                        for b in 0..nb {
-                            acc[p][b] = _mm512_dpbusd_epi32(acc[p][b], xb, wv[b]);
+            while o0 < w.cout {
+                let nb = ((w.cout - o0).div_ceil(16)).min(4);
+                macro_rules! arms {
+                    ($($a:literal $b:literal),*) => {
+                        match (nx, nb) {
+                            $(($a, $b) => block::<$a, $b>(x, y, w, (x0, o0), out),)*
+                            _ => unreachable!("block sizes"),
                         }
-                    }
+                    };
                 }
-                for p in 0..nx {
-                    for b in 0..nb {
-                        let o = o0 + 16 * b;
-                        let left = (cout - o).min(16);
-                        let mask: __mmask16 = if left == 16 {
-                            0xffff
-                        } else {
-                            (1u16 << left) - 1
-                        };
-                        _mm512_mask_storeu_epi32(
-                            out.as_mut_ptr().add((x0 + p) * cout + o),
-                            mask,
-                            acc[p][b],
-                        );
-                    }
-                }
+                arms!(6 4, 6 3, 6 2, 6 1, 5 4, 5 3, 5 2, 5 1, 4 4, 4 3, 4 2, 4 1,
+                      3 4, 3 3, 3 2, 3 1, 2 4, 2 3, 2 2, 2 1, 1 4, 1 3, 1 2, 1 1);
                 o0 += 16 * nb;
             }
             x0 += nx;
+        }
+    }
+
+    /// One register block: P pixels from x0 × B·16 output channels from o0. Per tap and four
+    /// input channels: one broadcast of each pixel's 4 codes (read in place from the padded
+    /// buffer), one 64-byte load of the packed weights per 16 channels, P·B `vpdpbusd` (no
+    /// horizontal sums). P and B are constants so that the accumulators live in registers.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    #[inline]
+    unsafe fn block<const P: usize, const B: usize>(
+        x: &super::Padded,
+        y: usize,
+        w: &super::IntWeights,
+        (x0, o0): (usize, usize),
+        out: &mut [i32],
+    ) {
+        let wp = w.wpack.as_ref().expect("i8 codes");
+        let (k, cp, cout, cpad) = (w.k, x.cp, w.cout, w.cpad);
+        let q4 = cp / 4;
+        let xw = x.w + 2 * x.p;
+        let mut acc = [[_mm512_setzero_si512(); B]; P];
+        for i in 0..k {
+            for j in 0..k {
+                let base = x.data.as_ptr().add(((y + i) * xw + x0 + j) * cp);
+                let wt = wp.as_ptr().add(((i * k + j) * q4 * cpad + o0) * 4);
+                for q in 0..q4 {
+                    let mut wv = [_mm512_setzero_si512(); B];
+                    for (b, v) in wv.iter_mut().enumerate() {
+                        *v = _mm512_loadu_si512(wt.add((q * cpad + 16 * b) * 4) as *const _);
+                    }
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let xi = std::ptr::read_unaligned(base.add(p * cp + 4 * q) as *const i32);
+                        let xb = _mm512_set1_epi32(xi);
+                        for b in 0..B {
+                            a[b] = _mm512_dpbusd_epi32(a[b], xb, wv[b]);
+                        }
+                    }
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            for (b, v) in a.iter().enumerate() {
+                let o = o0 + 16 * b;
+                let left = (cout - o).min(16);
+                let mask: __mmask16 = if left == 16 {
+                    0xffff
+                } else {
+                    (1u16 << left) - 1
+                };
+                _mm512_mask_storeu_epi32(out.as_mut_ptr().add((x0 + p) * cout + o), mask, *v);
+            }
         }
     }
 

@@ -8,6 +8,7 @@ mod fake_quant;
 pub use fake_quant::round_even;
 mod flex;
 mod geom;
+pub use geom::SendPtr;
 pub mod int_conv;
 pub mod quantizer;
 mod shuffle;
