@@ -91,6 +91,11 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
         ("odm2", "quant: Odm(w_bits: 2, a_bits: 2),"),
         ("odm3", "quant: Odm(w_bits: 3, a_bits: 3),"),
         ("odm4", "quant: Odm(w_bits: 4, a_bits: 4),"),
+        // Scale and shift offsets before every quantizer.
+        (
+            "odm3off",
+            "quant: Odm(w_bits: 3, a_bits: 3), offsets: AllBoth,",
+        ),
         ("odm8", "quant: Odm(w_bits: 8, a_bits: 8),"),
         ("pams4", "quant: Pams(w_bits: 4, a_bits: 4),"),
         ("ddtb3", "quant: DdtbStatic(w_bits: 3, a_bits: 3),"),
@@ -121,7 +126,7 @@ fn integer_path_matches_fake_quant_layer_by_layer() {
             v[c * h * w + i] = px[c] as f32;
         }
     }
-    let x = Host { c: 3, h, w, v };
+    let x = Host::new(3, h, w, v);
     for (name, extra) in cases {
         let mut text = common::toy_spec(name, 1, 3, extra);
         if extra.starts_with("model:") {

@@ -1,8 +1,11 @@
-//! A host-side C×H×W f32 value (one image) and the elementwise operations of a trace.
+//! A host-side C×H×W f32 value (one image) and the elementwise operations of a trace. The
+//! values are shared copy-on-write, so that a trace's `x.clone()` (a residual kept for a later
+//! add) costs nothing until one of the two is changed.
 
 use crate::backend::Cpu;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Elements per parallel task of an elementwise operation.
 const CHUNK: usize = 1 << 14;
@@ -13,28 +16,43 @@ pub struct Host {
     pub c: usize,
     pub h: usize,
     pub w: usize,
-    pub v: Vec<f32>,
+    pub v: Arc<Vec<f32>>,
 }
 
 impl Host {
+    /// C×h×w values, channel-major.
+    pub fn new(c: usize, h: usize, w: usize, v: Vec<f32>) -> Self {
+        assert_eq!(v.len(), c * h * w, "host value size");
+        Self {
+            c,
+            h,
+            w,
+            v: Arc::new(v),
+        }
+    }
+
+    /// The values to change in place (copied first only when shared).
+    fn values_mut(&mut self) -> &mut Vec<f32> {
+        Arc::make_mut(&mut self.v)
+    }
+
     /// From a 1×C×H×W tensor.
     pub fn from_tensor(t: Tensor<Cpu, 4>) -> Self {
         let [_, c, h, w] = t.dims();
-        let v = crate::models::params::host_values(t);
-        Self { c, h, w, v }
+        Self::new(c, h, w, crate::models::params::host_values(t))
     }
 
     /// As a 1×C×H×W tensor.
     pub fn tensor(&self) -> Tensor<Cpu, 4> {
         Tensor::from_data(
-            TensorData::new(self.v.clone(), [1, self.c, self.h, self.w]),
+            TensorData::new(self.v.to_vec(), [1, self.c, self.h, self.w]),
             &Default::default(),
         )
     }
 
     /// f on every value (in parallel chunks: elementwise, so the same bits for any thread count).
     pub fn map(mut self, f: impl Fn(f32) -> f32 + Sync) -> Self {
-        self.v
+        self.values_mut()
             .par_chunks_mut(CHUNK)
             .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
         self
@@ -47,7 +65,7 @@ impl Host {
             o.v.len(),
             "shapes of an elementwise operation"
         );
-        self.v
+        self.values_mut()
             .par_chunks_mut(CHUNK)
             .zip(o.v.par_chunks(CHUNK))
             .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x = f(*x, *y)));
@@ -63,13 +81,13 @@ impl Host {
             assert_eq!((x.h, x.w), (h, w), "concatenated sizes");
             v.extend_from_slice(&x.v);
         }
-        Host { c, h, w, v }
+        Host::new(c, h, w, v)
     }
 
     /// x·scale[c] + shift[c] per channel.
     pub fn channel_affine(mut self, scale: &[f32], shift: &[f32]) -> Self {
         let plane = self.h * self.w;
-        self.v
+        self.values_mut()
             .par_chunks_mut(plane)
             .enumerate()
             .for_each(|(c, ch)| {
@@ -78,10 +96,20 @@ impl Host {
         self
     }
 
+    /// x·v[c] per channel.
+    pub fn scale_channels(mut self, v: &[f32]) -> Self {
+        let plane = self.h * self.w;
+        self.values_mut()
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(c, ch)| ch.iter_mut().for_each(|x| *x *= v[c]));
+        self
+    }
+
     /// x + v[c] per channel.
     pub fn add_channels(mut self, v: &[f32]) -> Self {
         let plane = self.h * self.w;
-        self.v
+        self.values_mut()
             .par_chunks_mut(plane)
             .enumerate()
             .for_each(|(c, ch)| ch.iter_mut().for_each(|x| *x += v[c]));
@@ -105,6 +133,6 @@ impl Host {
                 }
             }
         });
-        Self { c, h, w, v }
+        Self::new(c, h, w, v)
     }
 }

@@ -127,15 +127,44 @@ impl Grid {
         }
     }
 
+    /// The codes of a row of values (the code part of [`Grid::apply`], one loop per form so
+    /// that it vectorizes; the codes lie in [0, 2^b − 1], so the conversion cannot overflow).
+    #[inline(always)]
+    fn code_row(&self, src: &[f32], dst: &mut [u8]) {
+        let (l, u, n) = (self.l, self.u, self.n);
+        let d = u - l;
+        let to_u8 = |k: f32| unsafe { k.to_int_unchecked::<i32>() } as u8;
+        match self.form {
+            QForm::Affine => {
+                for (o, &v) in dst.iter_mut().zip(src) {
+                    *o = to_u8(round_even((v.max(l).min(u) - l) / d * n));
+                }
+            }
+            QForm::SymZero => {
+                let qm = self.qm;
+                for (o, &v) in dst.iter_mut().zip(src) {
+                    *o = to_u8(round_even(v.max(l).min(u) * qm / u) + qm);
+                }
+            }
+            _ => {
+                let (sf, zp, half) = (self.sf, self.zp, self.half);
+                for (o, &v) in dst.iter_mut().zip(src) {
+                    *o = to_u8(round_even(sf * v.max(l).min(u) - zp) + half);
+                }
+            }
+        }
+    }
+
     /// The codes of `x` (C×h×w) in the integer kernel's layout with border `p`.
     fn padded(&self, x: &Host, p: usize) -> Padded {
         let (c, h, w) = (x.c, x.h, x.w);
         let cp = c.div_ceil(4) * 4;
         Padded::build((c, h, w), p, |y, dst| {
+            let mut row = vec![0u8; w];
             for ch in 0..c {
-                let src = &x.v[(ch * h + y) * w..(ch * h + y + 1) * w];
-                for (xo, &v) in src.iter().enumerate() {
-                    dst[xo * cp + ch] = self.apply(v).0 as u8;
+                self.code_row(&x.v[(ch * h + y) * w..(ch * h + y + 1) * w], &mut row);
+                for (xo, &v) in row.iter().enumerate() {
+                    dst[xo * cp + ch] = v;
                 }
             }
         })
@@ -174,11 +203,15 @@ impl Exec<'_> {
         let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
             return Quantized::Real(x);
         };
-        let x = if l.scale || l.shift {
-            Host::from_tensor(crate::quant::apply_offsets(self.p, name, l, x.tensor()))
-        } else {
-            x
-        };
+        // The offsets in `quant::apply_offsets`'s order: x·scale[c], then + shift[c].
+        let (sn, hn) = crate::quant::offset_names(name);
+        let mut x = x;
+        if l.scale {
+            x = x.scale_channels(&host_values(self.p.get::<1>(&sn)));
+        }
+        if l.shift {
+            x = x.add_channels(&host_values(self.p.get::<1>(&hn)));
+        }
         if l.per_channel || l.dynamic || matches!(l.form, QForm::Daq { .. }) {
             let y = crate::quant::fake_quant_act(self.p, name, l, x.tensor());
             return Quantized::Real(Host::from_tensor(y));
@@ -198,7 +231,7 @@ impl Exec<'_> {
                 if self.record_codes {
                     self.stats.codes.push((name.to_string(), u));
                 }
-                Quantized::Real(Host { v: re, ..x })
+                Quantized::Real(Host::new(x.c, x.h, x.w, re))
             }
         }
     }
@@ -225,12 +258,7 @@ impl Exec<'_> {
             k,
         };
         let v = crate::kernels::cpu_conv::forward(&g, &x.v, &host_values(w), Some(&b));
-        Host {
-            c: co,
-            h: x.h,
-            w: x.w,
-            v,
-        }
+        Host::new(co, x.h, x.w, v)
     }
 }
 
@@ -284,7 +312,7 @@ pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Hos
             }
         }
     });
-    (Host { c: co, h, w: wd, v }, path)
+    (Host::new(co, h, wd, v), path)
 }
 
 /// The rescale y = (a·s_w)·acc + (o·s_w)·Σ_valid c + b of one conv at one input size. Σ_valid c
@@ -463,7 +491,7 @@ pub fn forward(
 /// A 1×C×H×W tensor of a host value.
 pub fn tensor(x: &Host) -> Tensor<Cpu, 4> {
     Tensor::from_data(
-        TensorData::new(x.v.clone(), [1, x.c, x.h, x.w]),
+        TensorData::new(x.v.to_vec(), [1, x.c, x.h, x.w]),
         &Default::default(),
     )
 }
@@ -482,12 +510,7 @@ pub fn super_resolve(
             v[c * lr.h * lr.w + i] = px[c] as f32 * k;
         }
     }
-    let x = Host {
-        c: 3,
-        h: lr.h,
-        w: lr.w,
-        v,
-    };
+    let x = Host::new(3, lr.h, lr.w, v);
     let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x, false);
     (crate::eval::to_rgb8(&y.v, y.h, y.w, k), st)
 }
