@@ -5,8 +5,10 @@
 
 #[cfg(feature = "cuda")]
 mod cuda;
+mod malloc;
 #[cfg(feature = "cuda")]
 pub use cuda::{gpu_device, Gpu, GpuTrain};
+pub use malloc::keep_freed_memory;
 
 use crate::spec::Device;
 

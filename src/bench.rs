@@ -103,6 +103,10 @@ pub struct InferenceBench {
     pub ort_w4a4_ms: Option<f64>,
     /// The dot-product instructions the integer convs used ("none" off the CPU).
     pub int_path: String,
+    /// The `vpdpbusd` peak measured in the same run (G MAC/s, all threads; `None` without
+    /// AVX-512 VNNI), and the W4A4 integer convs' rate against it.
+    pub vnni_peak_gmacs: Option<f64>,
+    pub int_conv_gmacs: f64,
 }
 
 /// Where the integer path's time goes (one run, milliseconds), and the ceiling it implies.
@@ -272,12 +276,21 @@ pub enum StepKind {
     Gated,
 }
 
+/// Residual blocks and features of the bench model.
+fn dims(size: Size) -> (usize, usize) {
+    match size {
+        Size::Full => (16, 64),
+        Size::Small => (4, 16),
+    }
+}
+
 /// The spec of the benchmark's QAT step.
 pub fn bench_spec(size: Size, kind: StepKind) -> Spec {
     let gated = kind == StepKind::Gated;
-    let (blocks, feats, batch, patch) = match size {
-        Size::Full => (16, 64, 16, 192),
-        Size::Small => (4, 16, 4, 64),
+    let (blocks, feats) = dims(size);
+    let (batch, patch) = match size {
+        Size::Full => (16, 192),
+        Size::Small => (4, 64),
     };
     let text = format!(
         r#"(name: "bench", scale: 4, model: Edsr(n_resblocks: {blocks}, n_feats: {feats}),
@@ -486,6 +499,10 @@ fn inference<AB: AutodiffBackend>(
         split.bound_vs_fp = best / (split.float_conv_ms + split.other_ms).max(1e-9);
     }
     let ort = |kind| cpu.then(|| ort_ms(size, kind, input, reps)).flatten();
+    let peak = cpu
+        .then(|| crate::kernels::int_conv::vnni_peak_gmacs(20_000_000))
+        .flatten();
+    let int_conv_gmacs = int_macs(size, input) / (split.int_conv_ms * 1e-3).max(1e-12) / 1e9;
     Ok(InferenceBench {
         inference_input: input,
         inference_ms: fp,
@@ -498,7 +515,16 @@ fn inference<AB: AutodiffBackend>(
         ort_fp_ms: ort(StepKind::Fp),
         ort_w4a4_ms: ort(StepKind::Plain),
         int_path: path,
+        vnni_peak_gmacs: peak,
+        int_conv_gmacs,
     })
+}
+
+/// Multiply-accumulates of the bench model's quantized convs (the residual blocks' 3×3 convs) on
+/// one `[w, h]` input.
+fn int_macs(size: Size, [w, h]: [usize; 2]) -> f64 {
+    let (blocks, feats) = dims(size);
+    (2 * blocks * feats * feats * 9 * w * h) as f64
 }
 
 /// Median milliseconds of one forward-only inference of the bench model (FP, or W4A4 after
@@ -653,7 +679,7 @@ impl InferenceBench {
     fn describe(&self) -> String {
         let sp = &self.int_split;
         format!(
-            "  inference {}×{} LR: FP {:.1} ms (host executor {:.1} ms), W4A4 fake-quant {:.1} ms\n  integer path ({}): W4A4 {:.1} ms ({:.2}× our fastest FP), W2A2 {:.1} ms ({:.2}× FP)\n    W4A4 split: quantizers {:.0} ms, integer convs {:.0} ms, float convs {:.0} ms, other {:.0} ms; ceiling with free quantizers and integer convs {:.2}× our fastest FP\n  ONNX Runtime: FP {} / W4A4 QDQ {}\n",
+            "  inference {}×{} LR: FP {:.1} ms (host executor {:.1} ms), W4A4 fake-quant {:.1} ms\n  integer path ({}): W4A4 {:.1} ms ({:.2}× our fastest FP), W2A2 {:.1} ms ({:.2}× FP)\n    W4A4 split: quantizers {:.0} ms, integer convs {:.0} ms ({:.0} G MAC/s; vpdpbusd peak {}), float convs {:.0} ms, other {:.0} ms; ceiling with free quantizers and integer convs {:.2}× our fastest FP\n  ONNX Runtime: FP {} / W4A4 QDQ {}\n",
             self.inference_input[0],
             self.inference_input[1],
             self.inference_ms,
@@ -666,6 +692,9 @@ impl InferenceBench {
             self.inference_fp_best_ms / self.inference_int_w2a2_ms.max(1e-9),
             sp.quantize_ms,
             sp.int_conv_ms,
+            self.int_conv_gmacs,
+            self.vnni_peak_gmacs
+                .map_or("–".into(), |p| format!("{p:.0} G MAC/s")),
             sp.float_conv_ms,
             sp.other_ms,
             sp.bound_vs_fp,

@@ -459,6 +459,7 @@ fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    odm::backend::keep_freed_memory();
     match dispatch(Cli::parse().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -303,12 +303,18 @@ pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Hos
     let mut v = vec![0f32; co * plane];
     let out = SendPtr(v.as_mut_ptr());
     int_conv::conv_rows(x, iw, path, |y, acc| {
-        for (oc, (ka, ko, b, sums)) in e.consts.iter().enumerate() {
-            let s = &sums[e.ry[y]];
-            // SAFETY: row y of every channel plane is written by this task only.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.at(oc * plane + y * wd), wd) };
-            for (xo, d) in dst.iter_mut().enumerate() {
-                *d = ka * acc[xo * co + oc] as f32 + ko * s[e.cx[xo]] + b;
+        let t = e.row(y, acc);
+        // Pixel-major to channel-major in tiles of 16 pixels (one cache line per channel).
+        for x0 in (0..wd).step_by(16) {
+            let x1 = (x0 + 16).min(wd);
+            for oc in 0..co {
+                // SAFETY: row y of every channel plane is written by this task only.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(out.at(oc * plane + y * wd + x0), x1 - x0)
+                };
+                for (d, xo) in dst.iter_mut().zip(x0..x1) {
+                    *d = t[xo * co + oc];
+                }
             }
         }
     });
@@ -319,8 +325,12 @@ pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Hos
 /// depends only on which taps fall outside: one class per distinct row range and column range
 /// (at most 3 × 3 sums per channel for a 3×3 conv).
 struct Epilogue {
-    /// Per output channel: a·s_w, o·s_w, b, and Σ_valid c per (row class, column class).
-    consts: Vec<(f32, f32, f32, Vec<Vec<f32>>)>,
+    /// Per output channel: a·s_w, o·s_w and b.
+    ka: Vec<f32>,
+    ko: Vec<f32>,
+    b: Vec<f32>,
+    /// Σ_valid c per (row class, column class), per output channel.
+    sums: Vec<Vec<Vec<f32>>>,
     /// The class of each row and column.
     ry: Vec<usize>,
     cx: Vec<usize>,
@@ -329,6 +339,7 @@ struct Epilogue {
 impl Epilogue {
     fn new(layer: &IntLayer, (h, wd): (usize, usize), (a, o): (f32, f32)) -> Self {
         let (iw, sw, bias) = (&layer.w, &layer.scale, &layer.bias);
+        let co = iw.cout;
         let k = iw.k;
         let pad = k / 2;
         let range = |i: usize, n: usize| pad.saturating_sub(i)..k.min(n + pad - i);
@@ -346,22 +357,44 @@ impl Epilogue {
             (r, idx)
         };
         let ((rows, ry), (cols, cx)) = (classes(h), classes(wd));
-        let consts = (0..iw.cout)
-            .map(|oc| {
-                let s = if sw.len() == 1 { sw[0] } else { sw[oc] };
-                let b = bias.as_ref().map_or(0.0, |b| b[oc]);
-                let sums = rows
-                    .iter()
-                    .map(|r| {
-                        cols.iter()
-                            .map(|c| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
+        let s = |oc: usize| if sw.len() == 1 { sw[0] } else { sw[oc] };
+        let sums = rows
+            .iter()
+            .map(|r| {
+                cols.iter()
+                    .map(|c| {
+                        (0..co)
+                            .map(|oc| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
                             .collect()
                     })
-                    .collect();
-                (a * s, o * s, b, sums)
+                    .collect()
             })
             .collect();
-        Self { consts, ry, cx }
+        Self {
+            ka: (0..co).map(|oc| a * s(oc)).collect(),
+            ko: (0..co).map(|oc| o * s(oc)).collect(),
+            b: (0..co)
+                .map(|oc| bias.as_ref().map_or(0.0, |b| b[oc]))
+                .collect(),
+            sums,
+            ry,
+            cx,
+        }
+    }
+
+    /// Output row y, pixel-major, from its accumulators (pixel-major): one loop over the
+    /// channels of each pixel, so that it vectorizes.
+    fn row(&self, y: usize, acc: &[i32]) -> Vec<f32> {
+        let co = self.ka.len();
+        let sr = &self.sums[self.ry[y]];
+        let mut t = vec![0f32; acc.len()];
+        for ((tx, ax), &c) in t.chunks_mut(co).zip(acc.chunks(co)).zip(&self.cx) {
+            let s = &sr[c];
+            for oc in 0..co {
+                tx[oc] = self.ka[oc] * ax[oc] as f32 + self.ko[oc] * s[oc] + self.b[oc];
+            }
+        }
+        t
     }
 }
 

@@ -354,6 +354,24 @@ mod x86 {
         }
     }
 
+    /// `iters` rounds of 24 independent `vpdpbusd` on registers (see `vnni_peak_gmacs`).
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn spin_vnni(iters: usize) -> i64 {
+        let a = _mm512_set1_epi32(std::hint::black_box(0x0101_0101));
+        let b = _mm512_set1_epi32(std::hint::black_box(0x0102_0304));
+        let mut acc = [_mm512_setzero_si512(); 24];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for v in acc {
+            s = _mm512_add_epi32(s, v);
+        }
+        _mm512_reduce_add_epi32(s) as i64
+    }
+
     /// AVX2: `vpmaddubsw` (u8×i8 pairs into i16) then `vpmaddwd` with ones into i32.
     #[target_feature(enable = "avx2")]
     pub unsafe fn dots_avx2(px: &[u8], w: &[i8], kp: usize, out: &mut [i32]) {
@@ -381,4 +399,26 @@ mod x86 {
             o += m;
         }
     }
+}
+
+/// The `vpdpbusd` peak of this CPU in G MAC/s on every pool thread: each runs `iters` rounds of
+/// 24 independent register-only `vpdpbusd` (64 u8×i8 products each); `None` without AVX-512
+/// VNNI. The roof the integer convolution is measured against (`odm bench`).
+pub fn vnni_peak_gmacs(iters: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512f")
+    {
+        let threads = rayon::current_num_threads();
+        let t = std::time::Instant::now();
+        let sink: i64 = (0..threads)
+            .into_par_iter()
+            .map(|_| unsafe { x86::spin_vnni(iters) })
+            .sum();
+        let s = t.elapsed().as_secs_f64();
+        std::hint::black_box(sink);
+        return Some((threads * iters * 24 * 64) as f64 / s / 1e9);
+    }
+    let _ = iters;
+    None
 }
