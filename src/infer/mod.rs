@@ -22,7 +22,7 @@ use crate::models::params::host_values;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
 use burn::tensor::{Tensor, TensorData};
-pub use host::Host;
+pub use host::{Host, Layout};
 use rayon::prelude::*;
 
 /// What an integer forward did.
@@ -155,16 +155,26 @@ impl Grid {
         }
     }
 
-    /// The codes of `x` (C×h×w) in the integer kernel's layout with border `p`.
+    /// The codes of `x` in the integer kernel's layout with border `p`: one row loop per channel
+    /// (channel-major input) or one per image row (pixel-major input, already the kernel's
+    /// order when C is a multiple of 4).
     fn padded(&self, x: &Host, p: usize) -> Padded {
         let (c, h, w) = (x.c, x.h, x.w);
         let cp = c.div_ceil(4) * 4;
-        Padded::build((c, h, w), p, |y, dst| {
-            let mut row = vec![0u8; w];
-            for ch in 0..c {
-                self.code_row(&x.v[(ch * h + y) * w..(ch * h + y + 1) * w], &mut row);
-                for (xo, &v) in row.iter().enumerate() {
-                    dst[xo * cp + ch] = v;
+        Padded::build((c, h, w), p, |y, dst| match x.layout {
+            Layout::ChannelMajor => {
+                let mut row = vec![0u8; w];
+                for ch in 0..c {
+                    self.code_row(&x.v[(ch * h + y) * w..(ch * h + y + 1) * w], &mut row);
+                    for (xo, &v) in row.iter().enumerate() {
+                        dst[xo * cp + ch] = v;
+                    }
+                }
+            }
+            Layout::PixelMajor if cp == c => self.code_row(&x.v[y * w * c..(y + 1) * w * c], dst),
+            Layout::PixelMajor => {
+                for (xo, px) in x.v[y * w * c..(y + 1) * w * c].chunks(c).enumerate() {
+                    self.code_row(px, &mut dst[xo * cp..xo * cp + c]);
                 }
             }
         })
@@ -231,7 +241,7 @@ impl Exec<'_> {
                 if self.record_codes {
                     self.stats.codes.push((name.to_string(), u));
                 }
-                Quantized::Real(Host::new(x.c, x.h, x.w, re))
+                Quantized::Real(Host::with_layout((x.c, x.h, x.w), x.layout, re))
             }
         }
     }
@@ -240,6 +250,7 @@ impl Exec<'_> {
     /// (no copies into tensors and back).
     fn float_conv(&mut self, c: &Conv, x: Host) -> Host {
         self.stats.float_convs += 1;
+        let x = x.chw();
         let mut w: Tensor<Cpu, 4> = self.p.at(c.weight);
         if let Some(l) = self.plan.layer(&c.name).filter(|l| l.has_weight()) {
             w = fake_quant_weight(self.p, &c.name, l, w);
@@ -287,38 +298,28 @@ impl IntLayer {
 pub type Prepared = std::collections::HashMap<String, IntLayer>;
 
 /// The integer conv of codes `u` (C×h×w, channel-major) with (a, o) and a prepared layer;
-/// f32 output.
+/// f32 output, channel-major.
 pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), ao: (f32, f32)) -> (Host, IntPath) {
     let (u, h, w) = x;
     let padded = Padded::from_chw(u, (layer.w.cin, h, w), layer.w.k / 2);
-    int_conv_padded(layer, &padded, ao)
+    let (y, path) = int_conv_padded(layer, &padded, ao);
+    (y.chw(), path)
 }
 
-/// [`int_conv`] on codes already in the kernel's layout.
+/// [`int_conv`] on codes already in the kernel's layout; the output pixel-major, each row
+/// rescaled while its accumulators are in cache.
 pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Host, IntPath) {
     let (iw, co, h, wd) = (&layer.w, layer.w.cout, x.h, x.w);
     let path = int_conv::pick(x.max() as u32, iw);
     let e = Epilogue::new(layer, (h, wd), (a, o));
-    let plane = h * wd;
-    let mut v = vec![0f32; co * plane];
+    let mut v = vec![0f32; co * h * wd];
     let out = SendPtr(v.as_mut_ptr());
     int_conv::conv_rows(x, iw, path, |y, acc| {
-        let t = e.row(y, acc);
-        // Pixel-major to channel-major in tiles of 16 pixels (one cache line per channel).
-        for x0 in (0..wd).step_by(16) {
-            let x1 = (x0 + 16).min(wd);
-            for oc in 0..co {
-                // SAFETY: row y of every channel plane is written by this task only.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(out.at(oc * plane + y * wd + x0), x1 - x0)
-                };
-                for (d, xo) in dst.iter_mut().zip(x0..x1) {
-                    *d = t[xo * co + oc];
-                }
-            }
-        }
+        // SAFETY: output row y is written by this task only.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(y * wd * co), wd * co) };
+        e.row(y, acc, dst);
     });
-    (Host::new(co, h, wd, v), path)
+    (Host::with_layout((co, h, wd), Layout::PixelMajor, v), path)
 }
 
 /// The rescale y = (a·s_w)·acc + (o·s_w)·Σ_valid c + b of one conv at one input size. Σ_valid c
@@ -382,19 +383,17 @@ impl Epilogue {
         }
     }
 
-    /// Output row y, pixel-major, from its accumulators (pixel-major): one loop over the
+    /// Output row y (pixel-major) from its accumulators (pixel-major): one loop over the
     /// channels of each pixel, so that it vectorizes.
-    fn row(&self, y: usize, acc: &[i32]) -> Vec<f32> {
+    fn row(&self, y: usize, acc: &[i32], t: &mut [f32]) {
         let co = self.ka.len();
         let sr = &self.sums[self.ry[y]];
-        let mut t = vec![0f32; acc.len()];
         for ((tx, ax), &c) in t.chunks_mut(co).zip(acc.chunks(co)).zip(&self.cx) {
             let s = &sr[c];
             for oc in 0..co {
                 tx[oc] = self.ka[oc] * ax[oc] as f32 + self.ko[oc] * s[oc] + self.b[oc];
             }
         }
-        t
     }
 }
 
@@ -517,7 +516,7 @@ pub fn forward(
         record_codes,
         stats: IntStats::default(),
     };
-    let y = model.trace(&mut e, x);
+    let y = model.trace(&mut e, x).chw();
     (y, e.stats)
 }
 
