@@ -142,14 +142,11 @@ impl Host {
                 .par_chunks_mut(plane)
                 .enumerate()
                 .for_each(|(ch, v)| v.iter_mut().for_each(|x| *x = f(*x, ch))),
-            Layout::PixelMajor => self
-                .values_mut()
-                .par_chunks_mut(c * 1024)
-                .for_each(|px| {
-                    for p in px.chunks_mut(c) {
-                        p.iter_mut().enumerate().for_each(|(ch, x)| *x = f(*x, ch));
-                    }
-                }),
+            Layout::PixelMajor => self.values_mut().par_chunks_mut(c * 1024).for_each(|px| {
+                for p in px.chunks_mut(c) {
+                    p.iter_mut().enumerate().for_each(|(ch, x)| *x = f(*x, ch));
+                }
+            }),
         }
         self
     }
