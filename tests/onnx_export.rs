@@ -2,8 +2,9 @@
 //! each static preset, checked by `benches/onnx_parity.py` in ONNX Runtime against `odm eval`'s
 //! 8-bit SR images of the held-out CC0 photo and of Set5 (≥ 99.9 % identical values, none more
 //! than 1 level apart); the graph's structure (Q/DQ pairs per quantized point and conv,
-//! DepthToSpace), on EDSR, RDN and SRResNet; and the refusals (a dynamic preset, an existing
-//! file), each one line with exit code 2.
+//! DepthToSpace), on EDSR, RDN and SRResNet; the real EDSR-baseline ×4 (the zoo FP model, and
+//! PAMS W2A2 after 2 iterations from it) on the CC0 photo; and the refusals (a dynamic preset, an
+//! existing file), each one line with exit code 2.
 //!
 //! The parity part needs a Python with `onnxruntime` and `numpy`, named by `ODM_ORT_PYTHON`
 //! (`.ci/run` makes a throwaway venv); without it the test says so and skips that part, except
@@ -112,27 +113,73 @@ fn static_presets_export_and_match_onnx_runtime() {
         let o = export(&run, &file);
         assert_eq!(o.status.code(), Some(2), "{name}");
         let Some(py) = python() else { continue };
-        let o = Command::new(&py)
-            .arg(common::repo().join("benches/onnx_parity.py"))
-            .args([
-                "--odm",
-                common::odm_bin(),
-                "--run",
-                run.to_str().unwrap(),
-                "--onnx",
-            ])
-            .arg(&file)
-            .arg("--data")
-            .args([&holdout, &set5])
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "{name}: {out}{}",
-            String::from_utf8_lossy(&o.stderr)
+        parity(&py, &run, &file, &[&holdout, &set5]);
+    }
+}
+
+/// `benches/onnx_parity.py` on `run` exported to `file`, over `data`; panics unless it passes.
+fn parity(py: &str, run: &Path, file: &Path, data: &[&Path]) {
+    let o = Command::new(py)
+        .arg(common::repo().join("benches/onnx_parity.py"))
+        .args(["--odm", common::odm_bin(), "--run", run.to_str().unwrap()])
+        .arg("--onnx")
+        .arg(file)
+        .arg("--data")
+        .args(data)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{}: {out}", run.display());
+    assert!(
+        o.status.success() && out.contains("PASS"),
+        "{}: {out}{}",
+        run.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The real model: EDSR-baseline ×4 from the zoo, in FP and after 2 PAMS W2A2 iterations (the
+/// placement whose quantized residual stream keeps float-noise flips local; see the README on
+/// the conv-input placement), on the CC0 photo.
+#[test]
+fn edsr_baseline_from_the_zoo_matches_onnx_runtime() {
+    let Some(py) = python() else { return };
+    let tmp = common::tempdir();
+    let holdout = common::repo().join("assets/cc0/holdout");
+    for (name, extra, iterations) in [
+        ("zoo_fp", "", 1),
+        (
+            "zoo_pams",
+            "quant: Pams(w_bits: 2, a_bits: 2, calib_batches: 1),",
+            2,
+        ),
+    ] {
+        let text = format!(
+            r#"(
+    name: "{name}",
+    scale: 4,
+    model: Edsr(n_resblocks: 16, n_feats: 64, res_scale: 1.0, rgb_range: 255.0, input_norm: Symmetric),
+    init_from: Checkpoint("{zoo}"),
+    data: (train: ["{train}"], eval: ["{eval}"], patch_size: 96, batch_size: 2),
+    optim: Adam(lr: 1e-6),
+    schedule: (iterations: {iterations}),
+    {extra}
+)"#,
+            zoo = common::repo()
+                .join("zoo/edsr_baseline_x4.safetensors")
+                .display(),
+            train = common::repo().join("assets/cc0/train").display(),
+            eval = holdout.display(),
         );
-        assert!(out.contains("PASS"), "{name}: {out}");
+        let run = common::run_text(tmp.path(), name, &text);
+        let file = tmp.path().join(format!("{name}.onnx"));
+        let o = export(&run, &file);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // PAMS quantizes each block's input (conv1's and the shortcut's), conv2's input and the
+        // residual branch's output: 3 points × 16 blocks.
+        let q = count(&std::fs::read(&file).unwrap(), "QuantizeLinear");
+        assert_eq!(q, if extra.is_empty() { 0 } else { 48 }, "{name}");
+        parity(&py, &run, &file, &[&holdout]);
     }
 }
 
