@@ -232,6 +232,13 @@ enum Cmd {
         json: bool,
         #[arg(long)]
         threads: Option<usize>,
+        /// Also write every SR image (8-bit PNG, as scored) to DIR/<set>/<image>.png; DIR must
+        /// not exist yet.
+        #[arg(long, value_name = "DIR")]
+        save_sr: Option<PathBuf>,
+        /// With --save-sr, also write each LR input to DIR/<set>/lr/<image>.png.
+        #[arg(long, requires = "save_sr")]
+        save_lr: bool,
     },
     /// The bicubic baseline of a folder.
     Bicubic {
@@ -418,11 +425,14 @@ fn cmd_infer(c: Cmd) -> anyhow::Result<()> {
         data,
         json,
         threads,
+        save_sr,
+        save_lr,
     } = c
     else {
         unreachable!("called with Cmd::Infer")
     };
-    let (scores, st) = commands::infer::infer(&run_dir, &data, threads)?;
+    let save = save_sr.as_deref().map(|d| (d, save_lr));
+    let (scores, st) = commands::infer::infer(&run_dir, &data, threads, save)?;
     scores.iter().for_each(|s| print_score(s, json));
     if !json {
         println!(

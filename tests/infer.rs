@@ -184,4 +184,31 @@ fn odm_infer_scores_like_eval() {
         common::odm_ok(&args("infer")),
     );
     assert!((psnr(&e) - psnr(&i)).abs() < 0.01, "{e} {i}");
+    // --save-sr writes the scored images (and --save-lr the inputs); an existing folder is
+    // refused in one line with exit code 2.
+    let out = tmp.path().join("sr");
+    let mut a = args("infer");
+    a.extend([
+        "--save-sr".into(),
+        out.display().to_string(),
+        "--save-lr".into(),
+    ]);
+    common::odm_ok(&a);
+    let sr = image::open(out.join("holdout/chelsea.png")).unwrap();
+    let lr = image::open(out.join("holdout/lr/chelsea.png")).unwrap();
+    assert_eq!(
+        (sr.width(), sr.height()),
+        (lr.width() * 2, lr.height() * 2),
+        "×2 output"
+    );
+    let o = std::process::Command::new(common::odm_bin())
+        .args(&a)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already exists") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub mod export;
 pub mod infer;
 mod run;
+mod save;
+pub use save::SaveSr;
 pub mod sweep;
 
 pub use run::{is_finished, list, parse_points, run, run_dirs, RunOpts};
@@ -150,11 +152,8 @@ pub fn load_run<B: Backend>(
 
 /// `odm eval`: evaluate a run's checkpoint on benchmark folders, on `device` (`--device`).
 ///
-/// `save_sr`: also write every SR image (8-bit, as scored) to `<save_sr>/<set>/<image>.png`, and
-/// with its flag set every LR input to `<save_sr>/<set>/lr/<image>.png`. The folder must not
-/// exist yet, so earlier outputs are never overwritten; it is written under a
-/// temporary name and renamed when complete. `tile`: super-resolve in tiles of that many LR
-/// pixels (bit-identical; bounds the memory of large images).
+/// `save`: `--save-sr DIR` and whether `--save-lr` (see [`SaveSr`]). `tile`: super-resolve in
+/// tiles of that many LR pixels (bit-identical; bounds the memory of large images).
 pub fn eval(
     run_dir: &Path,
     data: &[PathBuf],
@@ -163,54 +162,24 @@ pub fn eval(
     save: Option<(&Path, bool)>,
     tile: Option<usize>,
 ) -> anyhow::Result<Vec<SetScore>> {
-    let (save_sr, save_lr) = (save.map(|s| s.0), save.is_some_and(|s| s.1));
     crate::backend::set_threads(threads);
     let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
-    if let Some(out) = save_sr.filter(|o| o.exists()) {
-        return Err(user(format!(
-            "--save-sr {}: already exists; name a new folder (earlier images are never overwritten)",
-            out.display()
-        )));
-    }
-    let tmp = save_sr.map(|o| {
-        let mut t = o.as_os_str().to_owned();
-        t.push(".partial");
-        PathBuf::from(t)
-    });
-    if let Some(t) = tmp.as_ref().filter(|t| t.exists()) {
-        std::fs::remove_dir_all(t)?;
-    }
+    let save = save.map(|(o, lr)| SaveSr::new(o, lr)).transpose()?;
     let scores = with_backend!(&picked, |AB, dev| {
         let (s, model, plan, params) = load_run::<Inner<AB>>(run_dir, &dev)?;
         let sets = load_eval_sets(data, s.scale)?;
         sets.iter()
             .map(|set| {
-                let mut sink = |name: &str, sr: &crate::data::RgbImage| -> anyhow::Result<()> {
-                    if let Some(t) = &tmp {
-                        let d = t.join(&set.name);
-                        std::fs::create_dir_all(&d)?;
-                        std::fs::write(d.join(format!("{name}.png")), sr.to_png()?)?;
-                        if let Some(p) = set
-                            .pairs
-                            .iter()
-                            .find(|p| p.name == name)
-                            .filter(|_| save_lr)
-                        {
-                            std::fs::create_dir_all(d.join("lr"))?;
-                            std::fs::write(
-                                d.join("lr").join(format!("{name}.png")),
-                                p.lr.to_png()?,
-                            )?;
-                        }
-                    }
-                    Ok(())
+                let mut sink = |name: &str, sr: &crate::data::RgbImage| match &save {
+                    Some(w) => w.write(set, name, sr),
+                    None => Ok(()),
                 };
                 evaluate_with(&model, &params, &plan, set, tile, &dev, &mut sink)
             })
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
-    if let (Some(t), Some(o)) = (tmp, save_sr) {
-        std::fs::rename(&t, o)?;
+    if let Some(w) = save {
+        w.finish()?;
     }
     Ok(scores)
 }
