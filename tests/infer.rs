@@ -9,7 +9,7 @@ mod common;
 use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
 use odm::infer::{layer_checks, Host};
-use odm::kernels::int_conv::{conv, pick, IntPath, IntWeights};
+use odm::kernels::int_conv::{conv, conv_rescaled, pick, IntPath, IntWeights, Padded, Rescale};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -78,6 +78,38 @@ fn integer_conv_matches_burn_and_every_path() {
             reference,
             "1 thread"
         );
+        // The rescale (in registers on the VNNI path) against the formula on the exact
+        // accumulators, bit for bit: (a·s)·acc + (o·s)·Σ_valid c + b.
+        let scale: Vec<f32> = (0..co).map(|_| rng.random_range(0.01..0.2)).collect();
+        let bias: Vec<f32> = (0..co).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let (a, o) = (0.037f32, -0.61f32);
+        let rs = Rescale::new(&iw, &scale, Some(&bias), (a, o), (h, w));
+        let padded = Padded::from_chw(&u, (ci, h, w), k / 2);
+        for path in [best, IntPath::Scalar] {
+            let mut y = vec![std::mem::MaybeUninit::<f32>::uninit(); h * w * co];
+            conv_rescaled(&padded, &iw, path, &rs, &mut y);
+            for (i, v) in y.iter().enumerate() {
+                let (px, oc) = (i / co, i % co);
+                let (yy, xx) = (px / w, px % w);
+                // Σ_valid c by brute force: the codes of the taps inside the image.
+                let mut sv = 0i64;
+                for c in 0..ci {
+                    for ti in 0..k {
+                        for tj in 0..k {
+                            let (sy, sx) = (yy + ti, xx + tj);
+                            if sy >= k / 2 && sy - k / 2 < h && sx >= k / 2 && sx - k / 2 < w {
+                                sv += wc[((oc * ci + c) * k + ti) * k + tj] as i64;
+                            }
+                        }
+                    }
+                }
+                let want =
+                    a * scale[oc] * reference[i] as f32 + o * scale[oc] * sv as f32 + bias[oc];
+                // SAFETY: `conv_rescaled` writes every value.
+                let got = unsafe { v.assume_init() };
+                assert_eq!(got.to_bits(), want.to_bits(), "{path:?} {ci}x{co} at {i}");
+            }
+        }
     }
 }
 

@@ -17,14 +17,12 @@ pub mod host;
 use crate::backend::Cpu;
 use crate::kernels::int_conv::{self, IntPath, IntWeights, Padded};
 use crate::kernels::round_even;
-use crate::kernels::SendPtr;
 use crate::models::params::host_values;
 use crate::models::{Conv, Model, Params, Point, Scalar, Trace};
 use crate::quant::{fake_quant_weight, LayerQuant, QForm, QuantPlan};
 use burn::tensor::{Tensor, TensorData};
 pub use host::{Host, Layout};
 use rayon::prelude::*;
-use std::mem::MaybeUninit;
 
 /// What an integer forward did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -324,99 +322,19 @@ pub fn int_conv(layer: &IntLayer, x: (&[u8], usize, usize), ao: (f32, f32)) -> (
     (y.chw(), path)
 }
 
-/// [`int_conv`] on codes already in the kernel's layout; the output pixel-major, each row
-/// rescaled while its accumulators are in cache.
-pub fn int_conv_padded(layer: &IntLayer, x: &Padded, (a, o): (f32, f32)) -> (Host, IntPath) {
+/// [`int_conv`] on codes already in the kernel's layout; the output pixel-major, rescaled
+/// inside the kernel ([`int_conv::Rescale`]).
+pub fn int_conv_padded(layer: &IntLayer, x: &Padded, ao: (f32, f32)) -> (Host, IntPath) {
     let (iw, co, h, wd) = (&layer.w, layer.w.cout, x.h, x.w);
     let path = int_conv::pick(x.max() as u32, iw);
-    let e = Epilogue::new(layer, (h, wd), (a, o));
-    // Every value is written below, so the buffer is not zeroed first.
+    let rs = int_conv::Rescale::new(iw, &layer.scale, layer.bias.as_deref(), ao, (h, wd));
+    // Every value is written by the kernel, so the buffer is not zeroed first.
     let n = co * h * wd;
     let mut v: Vec<f32> = Vec::with_capacity(n);
-    let out = SendPtr(v.spare_capacity_mut().as_mut_ptr());
-    int_conv::conv_rows(x, iw, path, |y, acc| {
-        // SAFETY: output row y is written by this task only, inside the capacity.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(y * wd * co), wd * co) };
-        e.row(y, acc, dst);
-    });
-    // SAFETY: the h rows of wd·co values each were all written.
+    int_conv::conv_rescaled(x, iw, path, &rs, &mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `conv_rescaled` wrote all n values.
     unsafe { v.set_len(n) };
     (Host::with_layout((co, h, wd), Layout::PixelMajor, v), path)
-}
-
-/// The rescale y = (a·s_w)·acc + (o·s_w)·Σ_valid c + b of one conv at one input size. Σ_valid c
-/// depends only on which taps fall outside: one class per distinct row range and column range
-/// (at most 3 × 3 sums per channel for a 3×3 conv).
-struct Epilogue {
-    /// Per output channel: a·s_w, o·s_w and b.
-    ka: Vec<f32>,
-    ko: Vec<f32>,
-    b: Vec<f32>,
-    /// Σ_valid c per (row class, column class), per output channel.
-    sums: Vec<Vec<Vec<f32>>>,
-    /// The class of each row and column.
-    ry: Vec<usize>,
-    cx: Vec<usize>,
-}
-
-impl Epilogue {
-    fn new(layer: &IntLayer, (h, wd): (usize, usize), (a, o): (f32, f32)) -> Self {
-        let (iw, sw, bias) = (&layer.w, &layer.scale, &layer.bias);
-        let co = iw.cout;
-        let k = iw.k;
-        let pad = k / 2;
-        let range = |i: usize, n: usize| pad.saturating_sub(i)..k.min(n + pad - i);
-        let classes = |n: usize| {
-            let mut r: Vec<std::ops::Range<usize>> = Vec::new();
-            let idx: Vec<usize> = (0..n)
-                .map(|i| {
-                    let g = range(i, n);
-                    r.iter().position(|x| *x == g).unwrap_or_else(|| {
-                        r.push(g);
-                        r.len() - 1
-                    })
-                })
-                .collect();
-            (r, idx)
-        };
-        let ((rows, ry), (cols, cx)) = (classes(h), classes(wd));
-        let s = |oc: usize| if sw.len() == 1 { sw[0] } else { sw[oc] };
-        let sums = rows
-            .iter()
-            .map(|r| {
-                cols.iter()
-                    .map(|c| {
-                        (0..co)
-                            .map(|oc| iw.tap_sum(oc, r.clone(), c.clone()) as f32)
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        Self {
-            ka: (0..co).map(|oc| a * s(oc)).collect(),
-            ko: (0..co).map(|oc| o * s(oc)).collect(),
-            b: (0..co)
-                .map(|oc| bias.as_ref().map_or(0.0, |b| b[oc]))
-                .collect(),
-            sums,
-            ry,
-            cx,
-        }
-    }
-
-    /// Output row y (pixel-major) from its accumulators (pixel-major): one loop over the
-    /// channels of each pixel, so that it vectorizes.
-    fn row(&self, y: usize, acc: &[i32], t: &mut [MaybeUninit<f32>]) {
-        let co = self.ka.len();
-        let sr = &self.sums[self.ry[y]];
-        for ((tx, ax), &c) in t.chunks_mut(co).zip(acc.chunks(co)).zip(&self.cx) {
-            let s = &sr[c];
-            for oc in 0..co {
-                tx[oc].write(self.ka[oc] * ax[oc] as f32 + self.ko[oc] * s[oc] + self.b[oc]);
-            }
-        }
-    }
 }
 
 impl Trace for Exec<'_> {

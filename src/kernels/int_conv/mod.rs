@@ -14,6 +14,7 @@
 //! each output row's accumulators are handed to the caller while they are in cache.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Codes of one image, pixel-major with a zero border: (h + 2p) × (w + 2p) pixels of `cp` bytes
 /// (the channels, rounded up to 4, the extra ones zero).
@@ -209,6 +210,12 @@ pub fn conv(u: &[u8], h: usize, wd: usize, w: &IntWeights, path: IntPath) -> Vec
     acc
 }
 
+/// Where a row's results go: the accumulators, or their rescale to floats.
+pub(crate) enum Out<'a> {
+    Acc(&'a mut [i32]),
+    Scaled(&'a Rescale, &'a mut [MaybeUninit<f32>]),
+}
+
 /// The convolution of `x` (border p = k/2) with `w` on `path`: for every output row y, in
 /// parallel, `f(y, acc)` with acc the row's w × C_out accumulators, pixel-major.
 pub fn conv_rows(x: &Padded, w: &IntWeights, path: IntPath, f: impl Fn(usize, &[i32]) + Sync) {
@@ -217,17 +224,49 @@ pub fn conv_rows(x: &Padded, w: &IntWeights, path: IntPath, f: impl Fn(usize, &[
     (0..x.h).into_par_iter().for_each_init(
         || (vec![0i32; wd * co], Vec::<u8>::new()),
         |(acc, patch), y| {
-            match path {
-                #[cfg(target_arch = "x86_64")]
-                IntPath::Vnni512 => unsafe { x86::row_vnni(x, y, w, acc) },
-                _ => {
-                    gather(x, y, w, patch);
-                    dots(patch, w, path, acc);
-                }
-            }
+            row(x, y, w, path, patch, &mut Out::Acc(acc));
             f(y, acc);
         },
     );
+}
+
+/// The convolution of `x` with `w` on `path`, rescaled by `rs` into `out` (h × w × C_out,
+/// pixel-major; every value written). The VNNI path rescales each register block in registers;
+/// the others rescale each row's accumulators.
+pub fn conv_rescaled(
+    x: &Padded,
+    w: &IntWeights,
+    path: IntPath,
+    rs: &Rescale,
+    out: &mut [MaybeUninit<f32>],
+) {
+    assert_eq!((x.cp, x.p), (w.cp, w.k / 2), "codes laid out for this conv");
+    let (wd, co) = (x.w, w.cout);
+    assert_eq!(out.len(), x.h * wd * co, "output size");
+    out.par_chunks_mut(wd * co).enumerate().for_each_init(
+        || (vec![0i32; wd * co], Vec::<u8>::new()),
+        |(acc, patch), (y, dst)| {
+            if path == IntPath::Vnni512 {
+                row(x, y, w, path, patch, &mut Out::Scaled(rs, dst));
+            } else {
+                row(x, y, w, path, patch, &mut Out::Acc(acc));
+                rs.row(y, acc, dst);
+            }
+        },
+    );
+}
+
+/// Output row y of the convolution into `out`.
+fn row(x: &Padded, y: usize, w: &IntWeights, path: IntPath, patch: &mut Vec<u8>, out: &mut Out) {
+    match (path, out) {
+        #[cfg(target_arch = "x86_64")]
+        (IntPath::Vnni512, out) => unsafe { x86::row_vnni(x, y, w, out) },
+        (_, Out::Acc(acc)) => {
+            gather(x, y, w, patch);
+            dots(patch, w, path, acc);
+        }
+        (_, Out::Scaled(..)) => unreachable!("only the VNNI path rescales in registers"),
+    }
 }
 
 /// The patches of output row y, one zero-padded row of `kpad` bytes per pixel.
@@ -268,138 +307,10 @@ fn dots(patch: &[u8], w: &IntWeights, path: IntPath, out: &mut [i32]) {
     }
 }
 
+mod rescale;
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::needless_range_loop)] // register blocks indexed by pixel and channel
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// Pixels per VNNI register block: NX × 4 accumulators of 16 channels, 4 weight vectors
-    /// and a broadcast stay in the 32 zmm registers.
-    const NX: usize = 6;
-
-    /// AVX-512 VNNI, output row y: blocks of up to [`NX`] pixels × 64 output channels (see
-    /// [`block`]).
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn row_vnni(x: &super::Padded, y: usize, w: &super::IntWeights, out: &mut [i32]) {
-        let mut x0 = 0;
-        while x0 < x.w {
-            let nx = (x.w - x0).min(NX);
-            let mut o0 = 0;
-            while o0 < w.cout {
-                let nb = ((w.cout - o0).div_ceil(16)).min(4);
-                macro_rules! arms {
-                    ($($a:literal $b:literal),*) => {
-                        match (nx, nb) {
-                            $(($a, $b) => block::<$a, $b>(x, y, w, (x0, o0), out),)*
-                            _ => unreachable!("block sizes"),
-                        }
-                    };
-                }
-                arms!(6 4, 6 3, 6 2, 6 1, 5 4, 5 3, 5 2, 5 1, 4 4, 4 3, 4 2, 4 1,
-                      3 4, 3 3, 3 2, 3 1, 2 4, 2 3, 2 2, 2 1, 1 4, 1 3, 1 2, 1 1);
-                o0 += 16 * nb;
-            }
-            x0 += nx;
-        }
-    }
-
-    /// One register block: P pixels from x0 × B·16 output channels from o0. Per tap and four
-    /// input channels: one broadcast of each pixel's 4 codes (read in place from the padded
-    /// buffer), one 64-byte load of the packed weights per 16 channels, P·B `vpdpbusd` (no
-    /// horizontal sums). P and B are constants so that the accumulators live in registers.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    #[inline]
-    unsafe fn block<const P: usize, const B: usize>(
-        x: &super::Padded,
-        y: usize,
-        w: &super::IntWeights,
-        (x0, o0): (usize, usize),
-        out: &mut [i32],
-    ) {
-        let wp = w.wpack.as_ref().expect("i8 codes");
-        let (k, cp, cout, cpad) = (w.k, x.cp, w.cout, w.cpad);
-        let q4 = cp / 4;
-        let xw = x.w + 2 * x.p;
-        let mut acc = [[_mm512_setzero_si512(); B]; P];
-        for i in 0..k {
-            for j in 0..k {
-                let base = x.data.as_ptr().add(((y + i) * xw + x0 + j) * cp);
-                let wt = wp.as_ptr().add(((i * k + j) * q4 * cpad + o0) * 4);
-                for q in 0..q4 {
-                    let mut wv = [_mm512_setzero_si512(); B];
-                    for (b, v) in wv.iter_mut().enumerate() {
-                        *v = _mm512_loadu_si512(wt.add((q * cpad + 16 * b) * 4) as *const _);
-                    }
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let xi = std::ptr::read_unaligned(base.add(p * cp + 4 * q) as *const i32);
-                        let xb = _mm512_set1_epi32(xi);
-                        for b in 0..B {
-                            a[b] = _mm512_dpbusd_epi32(a[b], xb, wv[b]);
-                        }
-                    }
-                }
-            }
-        }
-        for (p, a) in acc.iter().enumerate() {
-            for (b, v) in a.iter().enumerate() {
-                let o = o0 + 16 * b;
-                let left = (cout - o).min(16);
-                let mask: __mmask16 = if left == 16 {
-                    0xffff
-                } else {
-                    (1u16 << left) - 1
-                };
-                _mm512_mask_storeu_epi32(out.as_mut_ptr().add((x0 + p) * cout + o), mask, *v);
-            }
-        }
-    }
-
-    /// `iters` rounds of 24 independent `vpdpbusd` on registers (see `vnni_peak_gmacs`).
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn spin_vnni(iters: usize) -> i64 {
-        let a = _mm512_set1_epi32(std::hint::black_box(0x0101_0101));
-        let b = _mm512_set1_epi32(std::hint::black_box(0x0102_0304));
-        let mut acc = [_mm512_setzero_si512(); 24];
-        for _ in 0..iters {
-            for v in acc.iter_mut() {
-                *v = _mm512_dpbusd_epi32(*v, a, b);
-            }
-        }
-        let mut s = _mm512_setzero_si512();
-        for v in acc {
-            s = _mm512_add_epi32(s, v);
-        }
-        _mm512_reduce_add_epi32(s) as i64
-    }
-
-    /// AVX2: `vpmaddubsw` (u8×i8 pairs into i16) then `vpmaddwd` with ones into i32.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dots_avx2(px: &[u8], w: &[i8], kp: usize, out: &mut [i32]) {
-        let ones = _mm256_set1_epi16(1);
-        let n = out.len();
-        let mut o = 0;
-        while o < n {
-            let m = (n - o).min(4);
-            let mut acc = [_mm256_setzero_si256(); 4];
-            for c in (0..kp).step_by(32) {
-                let x = _mm256_loadu_si256(px.as_ptr().add(c) as *const _);
-                for (r, a) in acc.iter_mut().enumerate().take(m) {
-                    let wv = _mm256_loadu_si256(w.as_ptr().add((o + r) * kp + c) as *const _);
-                    let p16 = _mm256_maddubs_epi16(x, wv);
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(p16, ones));
-                }
-            }
-            for r in 0..m {
-                let v = acc[r];
-                let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-                out[o + r] = _mm_cvtsi128_si32(s);
-            }
-            o += m;
-        }
-    }
-}
+mod x86;
+pub use rescale::Rescale;
 
 /// The `vpdpbusd` peak of this CPU in G MAC/s on every pool thread: each runs `iters` rounds of
 /// 24 independent register-only `vpdpbusd` (64 u8×i8 products each); `None` without AVX-512
