@@ -41,3 +41,49 @@ fn bench_small_prints_every_field() {
     assert_eq!(v["size"], "Small");
     assert_eq!(v["conv_shape"], serde_json::json!([4, 16, 16, 16]));
 }
+
+/// `--only inference` prints the inference fields (with the integer path's split and the VNNI
+/// peak where measured) and none of the training ones; an unknown part is a one-line error.
+#[test]
+fn bench_only_inference_and_bad_part() {
+    let v = common::odm_json(&[
+        "bench",
+        "--size",
+        "small",
+        "--reps",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+        "--only",
+        "inference",
+    ]);
+    let v = &v[0];
+    for f in [
+        "inference_ms",
+        "inference_host_fp_ms",
+        "inference_int_w4a4_ms",
+        "inference_int_w2a2_ms",
+        "int_conv_gmacs",
+    ] {
+        let x = v[f]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{f} missing in {v}"));
+        assert!(x.is_finite() && x > 0.0, "{f} = {x}");
+    }
+    let bound = v["int_split"]["bound_vs_fp"].as_f64().unwrap();
+    assert!(bound.is_finite() && bound > 0.0, "{v}");
+    for f in ["sgemm_gflops", "plain_step_ms", "peak_rss_plain_mib"] {
+        assert!(v.get(f).is_none(), "{f} present with --only inference");
+    }
+    let o = std::process::Command::new(common::odm_bin())
+        .args(["bench", "--only", "everything"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--only") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
