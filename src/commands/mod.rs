@@ -124,7 +124,7 @@ pub fn load_run<B: Backend>(
     let spec_path = run_dir.join("spec.effective.ron");
     let text = std::fs::read_to_string(&spec_path).map_err(|e| {
         user(format!(
-            "{}: cannot read ({e}); --checkpoint must name a run folder under results/",
+            "{}: cannot read ({e}); name a finished run folder, results/<name>-<hash>",
             spec_path.display()
         ))
     })?;
