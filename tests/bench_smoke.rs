@@ -33,10 +33,7 @@ fn bench_small_prints_every_field() {
         "peak_rss_plain_mib",
         "peak_rss_mib",
     ] {
-        let x = v[f]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{f} missing in {v}"));
-        assert!(x.is_finite() && x > 0.0, "{f} = {x}");
+        positive(v, f);
     }
     assert_eq!(v["size"], "Small");
     assert_eq!(v["conv_shape"], serde_json::json!([4, 16, 16, 16]));
@@ -66,24 +63,20 @@ fn bench_only_inference_and_bad_part() {
         "inference_int_w2a2_ms",
         "int_conv_gmacs",
     ] {
-        let x = v[f]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{f} missing in {v}"));
-        assert!(x.is_finite() && x > 0.0, "{f} = {x}");
+        positive(v, f);
     }
     let bound = v["int_split"]["bound_vs_fp"].as_f64().unwrap();
     assert!(bound.is_finite() && bound > 0.0, "{v}");
     for f in ["sgemm_gflops", "plain_step_ms", "peak_rss_plain_mib"] {
         assert!(v.get(f).is_none(), "{f} present with --only inference");
     }
-    let o = std::process::Command::new(common::odm_bin())
-        .args(["bench", "--only", "everything"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("--only") && err.trim().lines().count() == 1,
-        "{err}"
-    );
+    common::odm_user_error(&["bench", "--only", "everything"], "--only");
+}
+
+/// Field `f` of `v` is a finite positive number.
+fn positive(v: &serde_json::Value, f: &str) {
+    let x = v[f]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{f} missing in {v}"));
+    assert!(x.is_finite() && x > 0.0, "{f} = {x}");
 }

@@ -233,14 +233,5 @@ fn odm_infer_scores_like_eval() {
         (lr.width() * 2, lr.height() * 2),
         "×2 output"
     );
-    let o = std::process::Command::new(common::odm_bin())
-        .args(&a)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("already exists") && err.trim().lines().count() == 1,
-        "{err}"
-    );
+    common::odm_user_error(&a, "already exists");
 }

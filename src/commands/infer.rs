@@ -18,12 +18,13 @@ pub fn infer(
     let save = save.map(|(o, lr)| super::SaveSr::new(o, lr)).transpose()?;
     let (s, model, plan, params) = super::load_run::<Cpu>(run_dir, &Default::default())?;
     let sets = super::load_eval_sets(data, s.scale)?;
+    let prepared = crate::infer::prepare(&model, &params, &plan);
     let mut stats = IntStats::default();
     let mut scores = Vec::new();
     for set in &sets {
         let (mut i, mut err) = (0, None);
         scores.push(crate::eval::evaluate_by(set, &mut |lr| {
-            let (sr, st) = crate::infer::super_resolve(&model, &params, &plan, lr);
+            let (sr, st) = crate::infer::super_resolve(&model, &params, &plan, &prepared, lr);
             stats = st;
             if let Some(w) = &save {
                 if let Err(e) = w.write(set, &set.pairs[i].name, &sr) {

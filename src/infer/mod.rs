@@ -468,11 +468,13 @@ pub fn tensor(x: &Host) -> Tensor<Cpu, 4> {
     )
 }
 
-/// Super-resolve one 8-bit LR image with the integer path, as `odm eval` maps pixels.
+/// Super-resolve one 8-bit LR image with the integer path and the layers [`prepare`] made, as
+/// `odm eval` maps pixels.
 pub fn super_resolve(
     model: &Model,
     p: &Params<Cpu>,
     plan: &QuantPlan,
+    prepared: &Prepared,
     lr: &crate::data::RgbImage,
 ) -> (crate::data::RgbImage, IntStats) {
     let k = (model.rgb_range() / 255.0) as f32;
@@ -483,7 +485,7 @@ pub fn super_resolve(
         }
     }
     let x = Host::new(3, lr.h, lr.w, v);
-    let (y, st) = forward(model, p, plan, &prepare(model, p, plan), x, false);
+    let (y, st) = forward(model, p, plan, prepared, x, false);
     (crate::eval::to_rgb8(&y.v, y.h, y.w, k), st)
 }
 

@@ -78,6 +78,23 @@ pub fn odm_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Run `odm` with `args`, assert that it fails with exit code 2 and a one-line error containing
+/// `want`, and return that line.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn odm_user_error<S: AsRef<std::ffi::OsStr>>(args: &[S], want: &str) -> String {
+    let o = std::process::Command::new(odm_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(want) && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    err
+}
+
 /// Run `odm … --json` (the caller passes `--json`) and parse its standard output: one JSON
 /// object per line.
 pub fn odm_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<serde_json::Value> {
