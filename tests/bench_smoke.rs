@@ -5,16 +5,7 @@ mod common;
 
 #[test]
 fn bench_small_prints_every_field() {
-    let v = common::odm_json(&[
-        "bench",
-        "--size",
-        "small",
-        "--reps",
-        "1",
-        "--json",
-        "--threads",
-        "2",
-    ]);
+    let v = small_bench(&[]);
     assert_eq!(v.len(), 1, "exactly one line");
     let v = &v[0];
     for f in [
@@ -43,18 +34,7 @@ fn bench_small_prints_every_field() {
 /// peak where measured) and none of the training ones; an unknown part is a one-line error.
 #[test]
 fn bench_only_inference_and_bad_part() {
-    let v = common::odm_json(&[
-        "bench",
-        "--size",
-        "small",
-        "--reps",
-        "1",
-        "--json",
-        "--threads",
-        "2",
-        "--only",
-        "inference",
-    ]);
+    let v = small_bench(&["--only", "inference"]);
     let v = &v[0];
     for f in [
         "inference_ms",
@@ -79,4 +59,20 @@ fn positive(v: &serde_json::Value, f: &str) {
         .as_f64()
         .unwrap_or_else(|| panic!("{f} missing in {v}"));
     assert!(x.is_finite() && x > 0.0, "{f} = {x}");
+}
+
+/// `odm bench` at the small size, one repetition, 2 threads, JSON, plus `extra`.
+fn small_bench(extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "bench",
+        "--size",
+        "small",
+        "--reps",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    common::odm_json(&args)
 }
