@@ -134,3 +134,75 @@ fn truncated_checkpoint_is_a_user_error() {
         );
     }
 }
+
+/// Runs a toy QAT spec to iteration 2, lets `edit` change the stopped folder, resumes it and
+/// returns (the stopped run's provenance, the finished run's provenance).
+fn stop_edit_resume(
+    name: &str,
+    edit: impl Fn(&std::path::Path),
+) -> (serde_json::Value, serde_json::Value) {
+    let tmp = common::tempdir();
+    let spec = common::toy_spec(name, 5, 6, "quant: Odm(w_bits: 4, a_bits: 4),");
+    let f = common::write(tmp.path(), "t.ron", &spec);
+    let opts = RunOpts {
+        out: tmp.path().join("results"),
+        threads: Some(1),
+        ..Default::default()
+    };
+    let prov = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("provenance.json")).unwrap()).unwrap()
+    };
+    let stop = RunOpts {
+        stop_after: Some(2),
+        ..opts.clone()
+    };
+    let dir = run(&f, &stop).unwrap().remove(0);
+    let first = prov(&dir);
+    edit(&dir);
+    let resume = RunOpts {
+        resume: true,
+        ..opts.clone()
+    };
+    assert_eq!(run(&f, &resume).unwrap().remove(0), dir);
+    assert!(
+        !dir.join("timing.json").exists(),
+        "the totals moved into provenance.json"
+    );
+    (first, prov(&dir))
+}
+
+/// A resumed run's provenance counts the time of every segment, not only the last one, and
+/// keeps the first segment's start.
+#[test]
+fn resumed_run_counts_time_of_all_segments() {
+    // The first segment's time, made large so that the last segment alone cannot reach it.
+    let (first, done) = stop_edit_resume("timing", |dir| {
+        let t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("timing.json")).unwrap())
+                .unwrap();
+        assert_eq!(t["at_step"], 2, "{t}");
+        assert_eq!(t["from_step"], 0, "{t}");
+        let fake =
+            r#"{"wall_seconds": 1000.0, "train_seconds": 400.0, "from_step": 0, "at_step": 2}"#;
+        std::fs::write(dir.join("timing.json"), fake).unwrap();
+    });
+    assert_eq!(done["started"], first["started"]);
+    assert_eq!(done["resumed"], true);
+    let wall = done["wall_seconds"].as_f64().unwrap();
+    let ips = done["iterations_per_second"].as_f64().unwrap();
+    assert!(wall > 1000.0, "{wall}");
+    // 6 iterations in 400 s plus the second segment's (positive) time.
+    assert!(ips < 6.0 / 400.0 && ips > 0.0, "{ips}");
+    assert!(done.get("timed_from_step").is_none(), "{done}");
+}
+
+/// Without `timing.json` (a checkpoint of an older odm) the rates count the resumed segment's
+/// iterations only, and provenance says from which iteration.
+#[test]
+fn resume_without_timing_counts_from_the_checkpoint() {
+    let (_, done) = stop_edit_resume("untimed", |dir| {
+        std::fs::remove_file(dir.join("timing.json")).unwrap();
+    });
+    assert_eq!(done["timed_from_step"], 2, "{done}");
+    assert!(done["wall_seconds"].as_f64().unwrap() > 0.0);
+}

@@ -393,17 +393,19 @@ fn finish(
     }
     write_results(dir, s, out, &bic)?;
     prov.finished = record::provenance::now();
-    prov.wall_seconds = out.wall_seconds;
+    prov.wall_seconds = out.timing.wall_seconds;
+    prov.timed_from_step = out.timing.from_step;
     prov.iterations = s.schedule.iterations;
-    prov.iterations_per_second = s.schedule.iterations as f64 / out.train_seconds.max(1e-9);
+    prov.iterations_per_second = out.timing.iterations_per_second();
     prov.patches_per_second = prov.iterations_per_second * s.data.batch_size as f64;
     atomic_write(
         &dir.join("provenance.json"),
         serde_json::to_string_pretty(prov)?.as_bytes(),
     )?;
+    crate::train::timing::Timing::remove(dir);
     eprintln!(
         "odm: finished {} in {:.1} s ({:.2} it/s)",
-        s.name, out.wall_seconds, prov.iterations_per_second
+        s.name, prov.wall_seconds, prov.iterations_per_second
     );
     say_scores(s, &out.final_scores, &bic);
     Ok(())
@@ -414,6 +416,13 @@ fn write_specs(dir: &Path, source: &str, s: &Spec, canon: &str) -> anyhow::Resul
     atomic_write(&dir.join("spec.ron"), source.as_bytes())?;
     atomic_write(&dir.join("spec.effective.ron"), pretty(s).as_bytes())?;
     atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())
+}
+
+/// When the first segment of the run in `dir` started, from its provenance.
+fn first_started(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("provenance.json")).ok()?;
+    let p: Provenance = serde_json::from_str(&text).ok()?;
+    (!p.started.is_empty()).then_some(p.started)
 }
 
 /// How a resumed run starts: with the metrics recorded so far.
@@ -535,6 +544,7 @@ fn execute(
         Start::Fresh(p.init.as_ref())
     } else {
         prov.resumed = true;
+        prov.started = first_started(dir).unwrap_or(prov.started);
         record::remove_stale_temps(dir)?;
         resume_start(dir)?
     };

@@ -16,7 +16,12 @@ pub struct Provenance {
     pub spec_hash: String,
     pub started: String,
     pub finished: String,
+    /// Seconds from start to finish, summed over the segments of a resumed run.
     pub wall_seconds: f64,
+    /// The first iteration that `wall_seconds` and the rates count: 0 unless the run resumed
+    /// from a checkpoint that had no `timing.json` beside it (written by an older odm).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timed_from_step: usize,
     pub iterations: usize,
     pub iterations_per_second: f64,
     pub patches_per_second: f64,
@@ -33,6 +38,10 @@ pub struct Provenance {
     /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuFacts>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A CUDA device as the driver reports it (recorded in `provenance.json`).

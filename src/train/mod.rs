@@ -10,6 +10,7 @@ pub mod init;
 pub mod regularize;
 pub mod skt;
 pub mod state;
+pub mod timing;
 
 use crate::data::{ImageSet, Sampler};
 use crate::eval::{evaluate, SetScore};
@@ -27,13 +28,14 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+use timing::Timing;
 
 /// What a training run hands back.
 pub struct Outcome {
     pub losses: Vec<f64>,
     pub final_scores: Vec<SetScore>,
-    pub wall_seconds: f64,
-    pub train_seconds: f64,
+    /// Time spent over all segments of the run (see [`timing`]).
+    pub timing: timing::Timing,
     /// False when the run stopped early (`stop_after`) and can be resumed.
     pub finished: bool,
 }
@@ -243,9 +245,16 @@ pub fn train<AB: AutodiffBackend>(
     progress: bool,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let mut st: State<Inner<AB>> = match start {
-        Start::Fresh(init) => state::fresh(spec, model, init, sampler, device)?,
-        Start::Resume(rows) => checkpoint::load(run_dir, spec, model, sampler, rows, device)?,
+    let (mut st, before): (State<Inner<AB>>, _) = match start {
+        Start::Fresh(init) => (
+            state::fresh(spec, model, init, sampler, device)?,
+            Timing::default(),
+        ),
+        Start::Resume(rows) => {
+            let st = checkpoint::load(run_dir, spec, model, sampler, rows, device)?;
+            let t = Timing::resumed(run_dir, st.step);
+            (st, t)
+        }
     };
     write_plan(spec, model, &st, run_dir)?;
     let reg_on = !st.plan.is_fp()
@@ -256,14 +265,15 @@ pub fn train<AB: AutodiffBackend>(
     let mut out = Outcome {
         losses: Vec::with_capacity(iters),
         final_scores: Vec::new(),
-        wall_seconds: 0.0,
-        train_seconds: 0.0,
+        timing: before,
         finished: false,
     };
+    let mut train_seconds = 0.0;
     out.final_scores = score_first(spec, model, &mut st, eval_sets, run_dir, device, &pb)?;
     if iters == 0 {
         checkpoint::save(run_dir, &st, sampler)?;
     }
+    let timed = |step, train_seconds| before.plus(started, train_seconds, step);
     while st.step < iters {
         let t0 = Instant::now();
         let it = st.step;
@@ -274,7 +284,7 @@ pub fn train<AB: AutodiffBackend>(
         let (loss_v, step) = (done.loss, st.step);
         sync_stage(spec, &mut st);
         log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), &done);
-        out.train_seconds += t0.elapsed().as_secs_f64();
+        train_seconds += t0.elapsed().as_secs_f64();
         out.losses.push(loss_v);
         pb.set_message(format!("loss {loss_v:.3}"));
         pb.inc(1);
@@ -293,9 +303,10 @@ pub fn train<AB: AutodiffBackend>(
         }
         if ckpt_now {
             checkpoint::save(run_dir, &st, sampler)?;
+            out.timing = timed(step, train_seconds);
+            out.timing.save(run_dir)?;
             if stop_after.is_some_and(|s| step >= s) && !last {
                 pb.abandon();
-                out.wall_seconds = started.elapsed().as_secs_f64();
                 return Ok(out);
             }
         }
@@ -303,7 +314,7 @@ pub fn train<AB: AutodiffBackend>(
     let (params, plan) = (&st.params, &st.plan);
     crate::eval::crops::save(&spec.crops, model, params, plan, eval_sets, run_dir, device)?;
     pb.finish_and_clear();
-    out.wall_seconds = started.elapsed().as_secs_f64();
+    out.timing = timed(st.step, train_seconds);
     out.finished = true;
     Ok(out)
 }
