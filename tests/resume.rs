@@ -4,6 +4,7 @@
 mod common;
 
 use odm::commands::{run, RunOpts};
+use std::path::PathBuf;
 
 /// Runs `quant` uninterrupted and interrupted + resumed; returns the checkpoint's tensor names.
 fn resume_case(quant: &str) -> Vec<String> {
@@ -205,4 +206,38 @@ fn resume_without_timing_counts_from_the_checkpoint() {
     });
     assert_eq!(done["timed_from_step"], 2, "{done}");
     assert!(done["wall_seconds"].as_f64().unwrap() > 0.0);
+}
+
+/// `--resume` cannot continue a folder stopped before its first checkpoint: it starts a new one
+/// and names the stale folder on stderr, leaving it in place.
+#[test]
+fn resume_names_an_unfinished_folder_without_checkpoint() {
+    let tmp = common::tempdir();
+    let spec = common::toy_spec("stale", 5, 4, "quant: Odm(w_bits: 4, a_bits: 4),");
+    let f = common::write(tmp.path(), "s.ron", &spec);
+    let out = tmp.path().join("results");
+    let stop = RunOpts {
+        out: out.clone(),
+        threads: Some(1),
+        stop_after: Some(2),
+        ..Default::default()
+    };
+    let stale = run(&f, &stop).unwrap().remove(0);
+    std::fs::remove_file(stale.join("checkpoint.safetensors")).unwrap();
+    let o = std::process::Command::new(common::odm_bin())
+        .args(["run", "--quiet", "--resume", "--threads", "1", "--out"])
+        .arg(&out)
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("has no checkpoint"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&stale.display().to_string()), "{line}");
+    assert!(stale.is_dir(), "the stale folder stays");
+    let fresh = PathBuf::from(format!("{}-2", stale.display()));
+    assert!(fresh.join("summary.json").is_file(), "{err}");
 }

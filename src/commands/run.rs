@@ -356,8 +356,20 @@ fn resumable(s: &Spec, opts: &RunOpts) -> Option<PathBuf> {
             "odm: no unfinished run of {} to resume; starting a new one",
             s.name
         );
+        say_abandoned(s, opts);
     }
     d
+}
+
+/// Name the unfinished folders of `s` that hold no checkpoint (stopped before their first one):
+/// `--resume` cannot continue them and leaves them alone, since another process may be writing.
+fn say_abandoned(s: &Spec, opts: &RunOpts) {
+    for d in run_dirs(&opts.out, s).iter().filter(|d| !is_finished(d)) {
+        eprintln!(
+            "odm: {} is unfinished and has no checkpoint (stopped before its first one); delete it unless another odm is still writing it",
+            d.display()
+        );
+    }
 }
 
 /// The closing lines: each set's PSNR against bicubic.
