@@ -231,6 +231,28 @@ pub struct StepOut {
     pub logit_loss: Option<f64>,
 }
 
+/// The state a run starts from, and the time already spent on it (none for a fresh run).
+fn begin<B: Backend>(
+    spec: &Spec,
+    model: &Model,
+    sampler: &mut Sampler,
+    run_dir: &Path,
+    device: &B::Device,
+    start: Start,
+) -> anyhow::Result<(State<B>, Timing)> {
+    Ok(match start {
+        Start::Fresh(init) => (
+            state::fresh(spec, model, init, sampler, device)?,
+            Timing::default(),
+        ),
+        Start::Resume(rows) => {
+            let st = checkpoint::load(run_dir, spec, model, sampler, rows, device)?;
+            let t = Timing::resumed(run_dir, st.step);
+            (st, t)
+        }
+    })
+}
+
 /// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
@@ -245,17 +267,7 @@ pub fn train<AB: AutodiffBackend>(
     progress: bool,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let (mut st, before): (State<Inner<AB>>, _) = match start {
-        Start::Fresh(init) => (
-            state::fresh(spec, model, init, sampler, device)?,
-            Timing::default(),
-        ),
-        Start::Resume(rows) => {
-            let st = checkpoint::load(run_dir, spec, model, sampler, rows, device)?;
-            let t = Timing::resumed(run_dir, st.step);
-            (st, t)
-        }
-    };
+    let (mut st, before) = begin::<Inner<AB>>(spec, model, sampler, run_dir, device, start)?;
     write_plan(spec, model, &st, run_dir)?;
     let reg_on = !st.plan.is_fp()
         && spec.regularizer != Regularizer::None
