@@ -167,17 +167,13 @@ fn a_daq_run_trains_and_bad_options_are_refused() {
     let spec = common::toy_spec("daq", 1, 3, "quant: Daq(w_bits: 4, a_bits: 4),");
     let f = common::write(tmp.path(), "daq.ron", &spec);
     let out = tmp.path().join("results");
-    let o = std::process::Command::new(common::odm_bin())
-        .args([
-            "run",
-            f.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let dir = std::fs::read_dir(&out)
         .unwrap()
         .next()

@@ -224,14 +224,19 @@ fn resume_names_an_unfinished_folder_without_checkpoint() {
     };
     let stale = run(&f, &stop).unwrap().remove(0);
     std::fs::remove_file(stale.join("checkpoint.safetensors")).unwrap();
-    let o = std::process::Command::new(common::odm_bin())
-        .args(["run", "--quiet", "--resume", "--threads", "1", "--out"])
-        .arg(&out)
-        .arg(&f)
-        .output()
-        .unwrap();
+    let (out, f) = (out.to_str().unwrap(), f.to_str().unwrap());
+    let args = [
+        "run",
+        "--quiet",
+        "--resume",
+        "--threads",
+        "1",
+        "--out",
+        out,
+        f,
+    ];
+    let o = common::odm_output_ok(&args);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
     let line = err
         .lines()
         .find(|l| l.contains("has no checkpoint"))

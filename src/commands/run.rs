@@ -347,8 +347,9 @@ fn data_fingerprint(s: &Spec) -> anyhow::Result<Vec<record::provenance::DataFold
 
 /// The newest unfinished run folder of `s` that holds a checkpoint (said on stderr when none).
 fn resumable(s: &Spec, opts: &RunOpts) -> Option<PathBuf> {
-    let d = run_dirs(&opts.out, s)
-        .into_iter()
+    let dirs = run_dirs(&opts.out, s);
+    let d = dirs
+        .iter()
         .rev()
         .find(|d| !is_finished(d) && d.join("checkpoint.safetensors").is_file());
     if d.is_none() {
@@ -356,15 +357,16 @@ fn resumable(s: &Spec, opts: &RunOpts) -> Option<PathBuf> {
             "odm: no unfinished run of {} to resume; starting a new one",
             s.name
         );
-        say_abandoned(s, opts);
+        say_abandoned(&dirs);
     }
-    d
+    d.cloned()
 }
 
-/// Name the unfinished folders of `s` that hold no checkpoint (stopped before their first one):
-/// `--resume` cannot continue them and leaves them alone, since another process may be writing.
-fn say_abandoned(s: &Spec, opts: &RunOpts) {
-    for d in run_dirs(&opts.out, s).iter().filter(|d| !is_finished(d)) {
+/// Name the unfinished folders among `dirs` (none holds a checkpoint: stopped before their first
+/// one): `--resume` cannot continue them and leaves them alone, since another process may be
+/// writing.
+fn say_abandoned(dirs: &[PathBuf]) {
+    for d in dirs.iter().filter(|d| !is_finished(d)) {
         eprintln!(
             "odm: {} is unfinished and has no checkpoint (stopped before its first one); delete it unless another odm is still writing it",
             d.display()

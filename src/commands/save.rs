@@ -41,11 +41,10 @@ impl SaveSr {
         let d = self.tmp.join(&set.name);
         std::fs::create_dir_all(&d)?;
         std::fs::write(d.join(format!("{name}.png")), sr.to_png()?)?;
-        if let Some(p) = set
-            .pairs
-            .iter()
-            .find(|p| p.name == name)
-            .filter(|_| self.lr)
+        if let Some(p) = self
+            .lr
+            .then(|| set.pairs.iter().find(|p| p.name == name))
+            .flatten()
         {
             std::fs::create_dir_all(d.join("lr"))?;
             std::fs::write(d.join("lr").join(format!("{name}.png")), p.lr.to_png()?)?;

@@ -63,6 +63,12 @@ pub fn odm_bin() -> &'static str {
 /// Run `odm` with `args`, assert that it succeeded (printing its stderr if not), and return
 /// its standard output.
 pub fn odm_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    String::from_utf8(odm_output_ok(args).stdout).unwrap()
+}
+
+/// Run `odm` with `args`, assert that it succeeded (printing its stderr if not), and return
+/// its whole output (standard output and standard error).
+pub fn odm_output_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     let out = std::process::Command::new(odm_bin())
         .args(args)
         .output()
@@ -75,12 +81,11 @@ pub fn odm_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
             .collect::<Vec<_>>(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
 }
 
 /// Run `odm` with `args`, assert that it fails with exit code 2 and a one-line error containing
 /// `want`, and return that line.
-#[allow(dead_code)] // not every test binary uses every helper
 pub fn odm_user_error<S: AsRef<std::ffi::OsStr>>(args: &[S], want: &str) -> String {
     let o = std::process::Command::new(odm_bin())
         .args(args)
