@@ -108,6 +108,10 @@ enum Cmd {
         /// nothing.
         #[arg(long)]
         list: bool,
+        /// With --resume: continue although the data's fingerprint changed since the run
+        /// started (recorded in provenance.json).
+        #[arg(long, requires = "resume")]
+        allow_data_change: bool,
     },
     /// Hand a grid's unfinished points to Slurm as a job array (--slurm) or to N local processes
     /// (--local); `odm sweep status DIR` reports on a sweep folder.
@@ -298,6 +302,7 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
         device,
         point,
         list,
+        allow_data_change,
     } = c
     else {
         unreachable!("called with Cmd::Run")
@@ -314,6 +319,7 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
         stop_after,
         overrides,
         points,
+        allow_data_change,
     };
     if list {
         print!("{}", commands::list(&file, &opts)?);
@@ -355,6 +361,7 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
         stop_after: None,
         overrides: a.overrides,
         points: a.point.as_deref().map(commands::parse_points).transpose()?,
+        allow_data_change: false,
     };
     let (_, lines) = commands::sweep::sweep(&file, &SweepOpts { run, target })?;
     for l in lines {
@@ -454,7 +461,7 @@ fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
         unreachable!("called with Cmd::Inspect")
     };
     odm::backend::set_threads(threads);
-    let s = commands::inspect(&run_dir, data.as_deref())?;
+    let (s, written) = commands::inspect(&run_dir, data.as_deref())?;
     for l in &s.layers {
         let clip = l
             .bounds
@@ -464,7 +471,11 @@ fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
             l.layer, l.m_sigma, l.m_mu, l.hist_lo, l.hist_hi
         );
     }
-    println!("wrote {}/activations.json and cost.json", run_dir.display());
+    if data.is_some() {
+        println!("wrote {}", written.display());
+    } else {
+        println!("wrote {} and cost.json", written.display());
+    }
     Ok(())
 }
 
@@ -473,7 +484,10 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(u) = e.downcast_ref::<odm::UserError>() {
+            if let Some(i) = e.downcast_ref::<commands::Interrupted>() {
+                eprintln!("odm: {i}");
+                ExitCode::from(130)
+            } else if let Some(u) = e.downcast_ref::<odm::UserError>() {
                 eprintln!("error: {u}");
                 ExitCode::from(2)
             } else {

@@ -46,7 +46,9 @@ pub fn export(run_dir: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
         )));
     }
     let model = Model::from_spec(&s.model, s.scale);
-    let (all, _) = record::read_safetensors(&run_dir.join("checkpoint.safetensors"))?;
+    let ckpt = run_dir.join("checkpoint.safetensors");
+    let (all, _) = record::read_safetensors(&ckpt)?;
+    crate::train::checkpoint::check_against(&ckpt, &model, &all)?;
     let by: BTreeMap<&str, &NamedTensor> = all.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut tensors = Vec::new();
     for d in model.decls() {

@@ -19,7 +19,7 @@ mod save;
 pub use save::SaveSr;
 pub mod sweep;
 
-pub use run::{is_finished, list, parse_points, run, run_dirs, RunOpts};
+pub use run::{is_finished, list, parse_points, run, run_dirs, state_of, Interrupted, RunOpts};
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 
@@ -77,9 +77,13 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The sets of `dirs`, each under a unique name ([`crate::data::unique_set_names`]).
 fn load_sets(dirs: &[PathBuf], scale: usize) -> anyhow::Result<Vec<Arc<ImageSet>>> {
+    let dirs: Vec<PathBuf> = dirs.iter().map(|d| resolve_path(d)).collect();
+    let names = crate::data::unique_set_names(&dirs)?;
     dirs.iter()
-        .map(|d| load_set(&resolve_path(d), scale))
+        .zip(&names)
+        .map(|(d, n)| crate::data::load_set_as(d, scale, n))
         .collect()
 }
 
@@ -136,16 +140,7 @@ pub fn load_run<B: Backend>(
             run_dir.display()
         )));
     }
-    let (params, _, _) = crate::train::checkpoint::checkpoint_params::<B>(run_dir, device)?;
-    for d in model.decls() {
-        if !params.has(&d.name) {
-            return Err(user(format!(
-                "{}: checkpoint lacks {}",
-                run_dir.display(),
-                d.name
-            )));
-        }
-    }
+    let (params, _, _) = crate::train::checkpoint::checkpoint_params::<B>(run_dir, &model, device)?;
     let plan = crate::train::checkpoint::restore_plan(&s, &model, &params);
     Ok((s, model, plan, params))
 }
@@ -256,12 +251,13 @@ pub fn cost_size(scale: usize) -> (usize, usize) {
 }
 
 /// Write `cost.json` (see `quant::cost`) and `activations.json` (see `eval::inspect`) into a run
-/// folder, from its checkpoint. `data`: the folder to inspect; default the spec's first
-/// evaluation set. Returns the activation statistics.
+/// folder, from its checkpoint, on the spec's first evaluation set. With `data` (another folder),
+/// the statistics go beside the run's own files, never over them: `activations-<set>.json`, and
+/// no `cost.json`. Returns the activation statistics and the file written.
 pub fn inspect(
     run_dir: &Path,
     data: Option<&Path>,
-) -> anyhow::Result<crate::eval::inspect::ActStats> {
+) -> anyhow::Result<(crate::eval::inspect::ActStats, PathBuf)> {
     let (s, model, plan, params) = load_run::<Cpu>(run_dir, &Default::default())?;
     let dir = match data {
         Some(d) => d.to_path_buf(),
@@ -274,15 +270,31 @@ pub fn inspect(
     };
     let set = load_set(&resolve_path(&dir), s.scale)?;
     let stats = crate::eval::inspect::inspect(&model, &params, &plan, &set, &Default::default());
-    let (w, h) = cost_size(s.scale);
-    let cost = crate::quant::cost::cost(&model, &plan, w, h);
-    crate::record::atomic_write(
-        &run_dir.join("cost.json"),
-        serde_json::to_string_pretty(&cost)?.as_bytes(),
-    )?;
-    crate::record::atomic_write(
-        &run_dir.join("activations.json"),
-        serde_json::to_string(&stats)?.as_bytes(),
-    )?;
-    Ok(stats)
+    let out = match data {
+        None => {
+            let (w, h) = cost_size(s.scale);
+            let cost = crate::quant::cost::cost(&model, &plan, w, h);
+            crate::record::atomic_write(
+                &run_dir.join("cost.json"),
+                serde_json::to_string_pretty(&cost)?.as_bytes(),
+            )?;
+            run_dir.join("activations.json")
+        }
+        Some(_) => {
+            let safe: String = set
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            run_dir.join(format!("activations-{safe}.json"))
+        }
+    };
+    crate::record::atomic_write(&out, serde_json::to_string(&stats)?.as_bytes())?;
+    Ok((stats, out))
 }

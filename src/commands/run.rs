@@ -27,6 +27,9 @@ pub struct RunOpts {
     pub overrides: Vec<String>,
     /// Only these grid points (indices into the expanded grid); `None`: all.
     pub points: Option<Vec<usize>>,
+    /// `--allow-data-change`: let `--resume` continue although the data's fingerprint changed
+    /// (recorded in the run's provenance).
+    pub allow_data_change: bool,
 }
 
 /// `--point`: comma-separated indices and inclusive ranges, e.g. `0,2,5-7`.
@@ -81,17 +84,7 @@ pub fn list(path: &Path, opts: &RunOpts) -> anyhow::Result<String> {
     let mut out = String::new();
     for (i, s) in selected(path, &loaded.runs, opts)? {
         let (_, hash) = canonical(s);
-        let dirs = run_dirs(&opts.out, s);
-        let state = if dirs.iter().any(|d| is_finished(d)) {
-            "finished"
-        } else if dirs
-            .iter()
-            .any(|d| d.join("checkpoint.safetensors").is_file())
-        {
-            "unfinished (resumable)"
-        } else {
-            "not started"
-        };
+        let state = state_of(&run_dirs(&opts.out, s));
         out.push_str(&format!("{i}\t{}\t{hash}\t{state}\n", s.name));
     }
     Ok(out)
@@ -119,9 +112,34 @@ pub fn run_dirs(root: &Path, spec: &Spec) -> Vec<PathBuf> {
     v.into_iter().map(|(_, p)| p).collect()
 }
 
-/// A run folder is finished when it holds `summary.json`.
+/// A run folder is finished when its `summary.json` holds a score for every evaluation set
+/// ([`record::finished`]).
 pub fn is_finished(dir: &Path) -> bool {
-    dir.join("summary.json").is_file()
+    record::finished(dir).is_some()
+}
+
+/// The state of a spec's run folders, as `--list` prints it: finished, running (locked by a
+/// live process), failed or unfinished (resumable when a checkpoint exists), or not started.
+pub fn state_of(dirs: &[PathBuf]) -> &'static str {
+    let ckpt = |d: &PathBuf| d.join("checkpoint.safetensors").is_file();
+    if dirs.iter().any(|d| is_finished(d)) {
+        "finished"
+    } else if dirs.iter().any(|d| record::lock::live_holder(d).is_some()) {
+        "running"
+    } else if let Some(d) = dirs.iter().rev().find(|d| ckpt(d)) {
+        if d.join(record::failure::FAILED).is_file() {
+            "failed (resumable)"
+        } else {
+            "unfinished (resumable)"
+        }
+    } else if dirs
+        .iter()
+        .any(|d| d.join(record::failure::FAILED).is_file())
+    {
+        "failed"
+    } else {
+        "not started"
+    }
 }
 
 /// The weights a spec starts from: a checkpoint path, or the finished result of an experiment
@@ -155,6 +173,7 @@ fn resolve_run_init(
         Some(InitFrom::Checkpoint(p)) => Ok(Some(resolve_path(p))),
         Some(InitFrom::Experiment(p)) => {
             let p = resolve_path(p);
+            check_no_cycle(&p)?;
             let loaded = spec::load_file(&p)?;
             if loaded.runs.len() != 1 {
                 return Err(user(format!(
@@ -188,15 +207,72 @@ fn resolve_run_init(
                 stop_after: None,
                 ..opts.clone()
             };
+            let _in = InChain::enter(&p);
             Ok(Some(run_one(
                 &p,
                 &loaded.source,
                 fp,
                 &sub,
                 crate::backend::set_threads(opts.threads),
+                &resume_command(&p, &sub, None),
             )?))
         }
     }
+}
+
+thread_local! {
+    /// The experiment files being run, outermost first: `init_from: Experiment` runs the file it
+    /// names first, so a cycle among files would recurse without end.
+    static CHAIN: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A file's place in [`CHAIN`] while it runs.
+struct InChain;
+
+impl InChain {
+    fn enter(file: &Path) -> InChain {
+        let f = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        CHAIN.with(|c| c.borrow_mut().push(f));
+        InChain
+    }
+}
+
+impl Drop for InChain {
+    fn drop(&mut self) {
+        CHAIN.with(|c| c.borrow_mut().pop());
+    }
+}
+
+/// An `init_from: Experiment(file)` chain that comes back to a file already being run is a
+/// cycle: a user error naming the chain, found before anything runs or is written. The chain is
+/// followed through the files (each of one run) from `file` on.
+fn check_no_cycle(file: &Path) -> anyhow::Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut chain = CHAIN.with(|c| c.borrow().clone());
+    let mut next = Some(file.to_path_buf());
+    while let Some(f) = next.take() {
+        let f = canon(&f);
+        if let Some(i) = chain.iter().position(|x| *x == f) {
+            let names: Vec<String> = chain[i..]
+                .iter()
+                .chain(std::iter::once(&f))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(user(format!(
+                "field `init_from`: the experiments start from each other in a cycle ({}); start one of them from a checkpoint or from nothing",
+                names.join(" → ")
+            )));
+        }
+        if let Ok(l) = spec::load_file(&f) {
+            if let [s] = l.runs.as_slice() {
+                if let Some(InitFrom::Experiment(p)) = &s.init_from {
+                    next = Some(resolve_path(p));
+                }
+            }
+        }
+        chain.push(f);
+    }
+    Ok(())
 }
 
 /// True when `--device` or `--set device=...` was given.
@@ -303,6 +379,8 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
         pick_device(path, &loaded.source, s, opts)?;
     }
     let threads = crate::backend::set_threads(opts.threads);
+    record::interrupt::install();
+    let _in = InChain::enter(path);
     let is_grid = loaded.grid;
     let mut dirs = Vec::new();
     let n = loaded.runs.len();
@@ -326,9 +404,43 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
         if n > 1 {
             eprintln!("odm: [point {i} of 0–{}] {}", n - 1, s.name);
         }
-        dirs.push(run_one(path, &loaded.source, s, opts, threads)?);
+        let point = (n > 1).then_some(i);
+        let cmd = resume_command(path, opts, point);
+        dirs.push(run_one(path, &loaded.source, s, opts, threads, &cmd)?);
     }
     Ok(dirs)
+}
+
+/// A word for a shell: quoted when it holds anything but plain characters.
+fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./=:,+-@%".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// The command that continues a run of `file` (`point`: its grid index) with the options given.
+fn resume_command(file: &Path, opts: &RunOpts, point: Option<usize>) -> String {
+    let mut c = format!("odm run {}", shell_word(&file.display().to_string()));
+    if opts.out != Path::new("results") {
+        c.push_str(&format!(
+            " --out {}",
+            shell_word(&opts.out.display().to_string())
+        ));
+    }
+    for o in &opts.overrides {
+        c.push_str(&format!(" --set {}", shell_word(o)));
+    }
+    if let Some(t) = opts.threads {
+        c.push_str(&format!(" --threads {t}"));
+    }
+    if let Some(i) = point {
+        c.push_str(&format!(" --point {i}"));
+    }
+    c.push_str(" --resume");
+    c
 }
 
 /// Every training and evaluation image file with its size and SHA-256, per folder.
@@ -432,11 +544,41 @@ fn write_specs(dir: &Path, source: &str, s: &Spec, canon: &str) -> anyhow::Resul
     atomic_write(&dir.join("spec.canonical.json"), canon.as_bytes())
 }
 
-/// When the first segment of the run in `dir` started, from its provenance.
-fn first_started(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("provenance.json")).ok()?;
-    let p: Provenance = serde_json::from_str(&text).ok()?;
-    (!p.started.is_empty()).then_some(p.started)
+/// The provenance of a resumed segment: the first segment's record (its start, initial weights
+/// and data) with this segment appended, and the failure it recovers from moved in from
+/// `failed.json`.
+fn resumed_provenance(dir: &Path, now: Provenance, step: usize) -> anyhow::Result<Provenance> {
+    let Some(mut prov) = read_provenance(dir) else {
+        return Ok(Provenance {
+            resumed: true,
+            ..now
+        });
+    };
+    let digest = record::provenance::data_digest(&now.data);
+    let changed = record::provenance::data_difference(&prov.data, &now.data).is_some();
+    prov.segments.push(record::provenance::Segment {
+        started: now.started.clone(),
+        from_step: step,
+        git_commit: now.git_commit.clone(),
+        git_dirty: now.git_dirty,
+        threads: now.threads,
+        device: now.device.clone(),
+        data_sha256: digest,
+        data_changed: if changed { now.data.clone() } else { vec![] },
+        allowed_data_change: changed,
+    });
+    if let Some(f) = record::failure::Failure::read(dir) {
+        prov.failures.push(f);
+    }
+    prov.resumed = true;
+    prov.finished.clear();
+    Ok(prov)
+}
+
+/// The iteration of the checkpoint in `dir`, if it holds a readable one.
+fn checkpoint_step(dir: &Path) -> Option<usize> {
+    let (_, meta) = record::read_safetensors(&dir.join("checkpoint.safetensors")).ok()?;
+    meta.get("iteration")?.parse().ok()
 }
 
 /// How a resumed run starts: with the metrics recorded so far.
@@ -448,6 +590,35 @@ fn resume_start(dir: &Path) -> anyhow::Result<Start<'static>> {
     } else {
         record::parse_metrics(&text)?
     }))
+}
+
+/// `--resume` continues only on the data the run started with: a changed, added or removed
+/// image is a user error naming it, unless `--allow-data-change` (recorded in provenance).
+fn check_same_data(
+    dir: &Path,
+    now: &[record::provenance::DataFolder],
+    allow: bool,
+) -> anyhow::Result<()> {
+    let Some(was) = read_provenance(dir).map(|p| p.data) else {
+        return Ok(());
+    };
+    match record::provenance::data_difference(&was, now) {
+        Some(what) if !allow => Err(user(format!(
+            "{}: the data changed since this run started: {what}; restore it, or pass --allow-data-change to continue on the new data (recorded in provenance.json)",
+            dir.display()
+        ))),
+        Some(what) => {
+            eprintln!("odm: --allow-data-change: continuing although {what}");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The provenance recorded in a run folder, if readable.
+fn read_provenance(dir: &Path) -> Option<Provenance> {
+    let text = std::fs::read_to_string(dir.join("provenance.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Everything a run needs, read and checked before its folder exists.
@@ -487,6 +658,13 @@ fn prepare(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Res
     )?;
     let (canon, hash) = canonical(s);
     let resume_dir = opts.resume.then(|| resumable(s, opts)).flatten();
+    if let Some(d) = &resume_dir {
+        // The checkpoint must be this spec's, and finite, before the folder is touched.
+        let path = d.join("checkpoint.safetensors");
+        let (ts, _) = record::read_safetensors(&path)?;
+        crate::train::checkpoint::check_against(&path, &model, &ts)?;
+        check_same_data(d, &fingerprint, opts.allow_data_change)?;
+    }
     let init = match resume_dir {
         None => resolve_init(s, opts)?,
         Some(_) => None,
@@ -509,32 +687,125 @@ fn prepare(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Res
     })
 }
 
-/// Run one spec: prepare, create (or reopen) its folder, train, write the results. A fresh
-/// run's folder is removed again if anything fails.
+/// Run one spec: prepare, create (or reopen) and lock its folder, train, write the results.
+/// A failure before training starts removes a fresh folder again; after that the folder is kept
+/// with its last good checkpoint and `metrics.csv`, and `failed.json` says why, where and how to
+/// continue (`resume`, the command that does).
 fn run_one(
     origin: &Path,
     source: &str,
     s: &Spec,
     opts: &RunOpts,
     threads: usize,
+    resume: &str,
 ) -> anyhow::Result<PathBuf> {
+    if record::interrupt::requested() {
+        return Err(anyhow::Error::new(Interrupted(format!(
+            "interrupted before {} started; nothing written",
+            s.name
+        ))));
+    }
     let mut p = prepare(origin, source, s, opts)?;
     let fresh = p.resume_dir.is_none();
     let dir = match &p.resume_dir {
         Some(d) => d.clone(),
         None => create_run_dir(&opts.out, &s.name, &p.hash)?,
     };
-    if let Err(e) = execute(&dir, source, s, opts, threads, &mut p) {
-        if fresh {
-            let _ = std::fs::remove_dir_all(&dir);
+    let lock = match record::lock::RunLock::acquire(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            if fresh {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
         }
-        return Err(e);
+    };
+    let mut started = false;
+    let r = execute(&dir, source, s, opts, threads, &mut p, &mut started);
+    let outcome = match r {
+        Ok(o) => o,
+        Err(e) if fresh && !started => {
+            drop(lock);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Err(e) => return Err(failed(&dir, e, resume)),
+    };
+    if let Some(step) = outcome {
+        let kept = checkpoint_step(&dir);
+        if fresh && kept.is_none() {
+            drop(lock);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(anyhow::Error::new(Interrupted(format!(
+                "interrupted before the first step of {}; nothing kept",
+                s.name
+            ))));
+        }
+        return Err(anyhow::Error::new(Interrupted(format!(
+            "interrupted after iteration {step}; {} holds the checkpoint of iteration {}; continue with: {resume}",
+            dir.display(),
+            kept.unwrap_or(0)
+        ))));
     }
     Ok(dir)
 }
 
-/// Train a prepared run in `dir` (fresh, or resumed from its checkpoint) and write its results;
-/// `Ok(false)` when it stopped early at `--stop-after`.
+/// A run stopped by SIGTERM or SIGINT: one line saying where, and how to continue. `odm` exits
+/// with code 130.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Record a failure after training started: `failed.json` (cause, step, time, the failing path,
+/// the command that continues) and one line for the user naming all of it. A user error stays
+/// one (exit code 2).
+fn failed(dir: &Path, e: anyhow::Error, resume: &str) -> anyhow::Error {
+    // anyhow's downcasts look through every context layer.
+    let step = e.downcast_ref::<crate::train::AtStep>().map_or(0, |s| s.0);
+    let write = e.downcast_ref::<record::WriteError>();
+    let cause = format!("{e:#}");
+    let ckpt = checkpoint_step(dir);
+    let f = record::failure::Failure {
+        cause: cause.clone(),
+        step,
+        checkpoint_step: ckpt,
+        time: record::provenance::now(),
+        path: write.map(|w| w.path.display().to_string()),
+        resume: resume.to_string(),
+    };
+    let noted = match f.write(dir) {
+        Ok(()) => format!("{} says why", dir.join(record::failure::FAILED).display()),
+        Err(w) => format!("failed.json could not be written either: {w:#}"),
+    };
+    let next = match ckpt {
+        Some(k) => format!(
+            "kept {} with its checkpoint of iteration {k} and metrics.csv ({noted}); continue with: {resume}",
+            dir.display()
+        ),
+        None => format!(
+            "kept {} with metrics.csv and no checkpoint yet ({noted}); a rerun starts afresh: {}",
+            dir.display(),
+            resume.trim_end_matches(" --resume")
+        ),
+    };
+    let msg = format!("{cause}; {next}");
+    if e.downcast_ref::<crate::error::UserError>().is_some() {
+        user(msg)
+    } else {
+        anyhow::anyhow!(msg)
+    }
+}
+
+/// Train a prepared run in `dir` (fresh, or resumed from its checkpoint) and write its results.
+/// `Ok(None)`: finished, or stopped early at `--stop-after`; `Ok(Some(step))`: interrupted by a
+/// signal after `step`. `started` turns true once the folder holds more than the specs.
 fn execute(
     dir: &Path,
     source: &str,
@@ -542,7 +813,8 @@ fn execute(
     opts: &RunOpts,
     threads: usize,
     p: &mut Prepared,
-) -> anyhow::Result<bool> {
+    started: &mut bool,
+) -> anyhow::Result<Option<usize>> {
     let mut prov = Provenance::start(threads, &p.picked.describe(threads), s.seed, &p.hash);
     prov.gpu = p.picked.gpu();
     prov.data = p.fingerprint.clone();
@@ -557,15 +829,18 @@ fn execute(
         }
         Start::Fresh(p.init.as_ref())
     } else {
-        prov.resumed = true;
-        prov.started = first_started(dir).unwrap_or(prov.started);
+        *started = true;
         record::remove_stale_temps(dir)?;
+        prov = resumed_provenance(dir, prov, checkpoint_step(dir).unwrap_or(0))?;
         resume_start(dir)?
     };
     atomic_write(
         &dir.join("provenance.json"),
         serde_json::to_string_pretty(&prov)?.as_bytes(),
     )?;
+    // The failure is in provenance now; the folder is a live run again.
+    let _ = std::fs::remove_file(dir.join(record::failure::FAILED));
+    *started = true;
     eprintln!(
         "odm: run {} ({} parameters, {} training images, {} threads) -> {}",
         s.name,
@@ -588,15 +863,19 @@ fn execute(
         opts.stop_after,
         opts.progress,
     ))?;
+    if out.interrupted {
+        return Ok(Some(out.step));
+    }
     if !out.finished {
         eprintln!(
             "odm: stopped after iteration {:?}; continue with --resume",
             opts.stop_after
         );
-        return Ok(false);
+        return Ok(None);
     }
-    finish(dir, s, &out, &p.eval_sets, &mut prov)?;
-    Ok(true)
+    finish(dir, s, &out, &p.eval_sets, &mut prov)
+        .map_err(|e| e.context(crate::train::AtStep(out.step)))?;
+    Ok(None)
 }
 
 fn write_results(
@@ -631,7 +910,7 @@ fn write_results(
         .collect();
     record::Summary {
         eval,
-        final_loss: out.losses.last().copied(),
+        final_loss: out.final_loss,
         iterations: s.schedule.iterations,
         name: s.name.clone(),
     }

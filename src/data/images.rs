@@ -116,7 +116,15 @@ fn is_lr_dir(name: &str) -> bool {
     name.starts_with("LR") || name.contains("_LR") || name.starts_with('.')
 }
 
-/// Image files under `dir` (recursively, LR folders skipped), sorted by path.
+fn has_image_ext(p: &Path) -> bool {
+    p.extension()
+        .map(|x| EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// Image files under `dir` (recursively, LR folders skipped), sorted by path. Every entry with
+/// an image extension is listed or named in an error: a dangling symlink, an unreadable entry or
+/// a non-file named `*.png` would otherwise change a benchmark mean without a word.
 pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Err(user(format!(
@@ -125,23 +133,45 @@ pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         )));
     }
     let root = hr_dir(dir);
-    let mut files: Vec<PathBuf> = WalkDir::new(&root)
+    let mut files = Vec::new();
+    let walk = WalkDir::new(&root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
             e.depth() == 0
                 || !(e.file_type().is_dir() && is_lr_dir(&e.file_name().to_string_lossy()))
-        })
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .filter(|p| {
-            p.extension()
-                .map(|x| EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str()))
-                .unwrap_or(false)
-        })
-        .collect();
+        });
+    for e in walk {
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                let p = err.path().map(Path::to_path_buf).unwrap_or(root.clone());
+                if err.loop_ancestor().is_none() && !has_image_ext(&p) && p != root {
+                    continue;
+                }
+                let why = if p.is_symlink() && !p.exists() {
+                    "a dangling symlink".to_string()
+                } else {
+                    format!("cannot be read ({err})")
+                };
+                return Err(user(format!(
+                    "{}: {why}; fix or remove it (every image of a data folder is used)",
+                    p.display()
+                )));
+            }
+        };
+        if !has_image_ext(e.path()) || e.file_type().is_dir() {
+            continue;
+        }
+        if !e.file_type().is_file() {
+            return Err(user(format!(
+                "{}: not a regular file; fix or remove it (every image of a data folder is used)",
+                e.path().display()
+            )));
+        }
+        files.push(e.into_path());
+    }
     files.sort();
     if files.is_empty() {
         return Err(user(format!(
@@ -151,6 +181,60 @@ pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         )));
     }
     Ok(files)
+}
+
+/// The folders a set's name can be made of: `dir` without a layout folder (`Set5/HR` → `Set5`),
+/// innermost last.
+fn name_parts(dir: &Path) -> Vec<String> {
+    let d = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut parts: Vec<String> = d
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().to_string()),
+            _ => None,
+        })
+        .collect();
+    if parts.len() > 1
+        && parts
+            .last()
+            .is_some_and(|b| HR_SUBDIRS.contains(&b.as_str()))
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// One name per folder of `dirs`: its [`set_name`], or, where two folders share it, enough of
+/// their parent folders to tell them apart (`a/holdout`, `b/holdout`), so scores, saved images
+/// and report columns never merge two sets. The same folder named twice is a user error.
+pub fn unique_set_names(dirs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = dirs.iter().map(|d| set_name(d)).collect();
+    let parts: Vec<Vec<String>> = dirs.iter().map(|d| name_parts(d)).collect();
+    for i in 0..dirs.len() {
+        for j in i + 1..dirs.len() {
+            if names[i] != names[j] {
+                continue;
+            }
+            if parts[i] == parts[j] {
+                return Err(user(format!(
+                    "{} and {}: the same folder is listed twice; list it once",
+                    dirs[i].display(),
+                    dirs[j].display()
+                )));
+            }
+            // The shortest tail of folders that tells the two apart.
+            let tail = |p: &[String], k: usize| p[p.len().saturating_sub(k)..].join("/");
+            let k = (1..=parts[i].len().max(parts[j].len()))
+                .find(|&k| tail(&parts[i], k) != tail(&parts[j], k))
+                .unwrap_or(1);
+            for x in [i, j] {
+                if names[x].matches('/').count() + 1 < k {
+                    names[x] = tail(&parts[x], k);
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// Decode one image to 8-bit RGB; grayscale is replicated to three channels.
@@ -174,7 +258,7 @@ pub fn decode(path: &Path) -> anyhow::Result<RgbImage> {
     })
 }
 
-type Cache = Mutex<HashMap<(PathBuf, usize), Arc<ImageSet>>>;
+type Cache = Mutex<HashMap<(PathBuf, usize, String), Arc<ImageSet>>>;
 
 fn cache() -> &'static Cache {
     static C: OnceLock<Cache> = OnceLock::new();
@@ -183,7 +267,12 @@ fn cache() -> &'static Cache {
 
 /// Load a folder at `scale`: decode, mod-crop, make bicubic LR. Cached per process.
 pub fn load_set(dir: &Path, scale: usize) -> anyhow::Result<Arc<ImageSet>> {
-    let key = (dir.to_path_buf(), scale);
+    load_set_as(dir, scale, &set_name(dir))
+}
+
+/// [`load_set`] under the set name `name` (see [`unique_set_names`]).
+pub fn load_set_as(dir: &Path, scale: usize, name: &str) -> anyhow::Result<Arc<ImageSet>> {
+    let key = (dir.to_path_buf(), scale, name.to_string());
     if let Some(s) = cache().lock().expect("cache lock").get(&key) {
         return Ok(s.clone());
     }
@@ -212,7 +301,7 @@ pub fn load_set(dir: &Path, scale: usize) -> anyhow::Result<Arc<ImageSet>> {
         pairs.push(Pair { name, file, hr, lr });
     }
     let set = Arc::new(ImageSet {
-        name: set_name(dir),
+        name: name.to_string(),
         dir: dir.to_path_buf(),
         scale,
         pairs,

@@ -4,5 +4,5 @@ pub mod images;
 pub mod imresize;
 pub mod sampler;
 
-pub use images::{load_set, set_name, ImageSet, Pair, RgbImage};
+pub use images::{load_set, load_set_as, set_name, unique_set_names, ImageSet, Pair, RgbImage};
 pub use sampler::{Batch, Sampler};

@@ -57,9 +57,19 @@ fn score(name: &str, sr: &RgbImage, hr: &RgbImage, scale: usize) -> ImageScore {
     }
 }
 
-/// SSIM's 11×11 window must fit in the HR image once `scale` pixels are shaved on every side.
+/// SSIM's 11×11 window must fit in the HR image once `scale` pixels are shaved on every side,
+/// and image names must be unique within the set (scores and saved images are keyed by them).
 pub fn check_evaluable(set: &ImageSet) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashMap::new();
     for p in &set.pairs {
+        if let Some(other) = seen.insert(p.name.as_str(), p.file.as_str()) {
+            return Err(crate::error::user(format!(
+                "{}: two images named {:?} ({other} and {}); rename one (per-image scores and saved images are keyed by name)",
+                set.dir.display(),
+                p.name,
+                p.file
+            )));
+        }
         let (h, w) = (
             p.hr.h.saturating_sub(2 * set.scale),
             p.hr.w.saturating_sub(2 * set.scale),

@@ -3,12 +3,15 @@
 //! (temporary file, then rename) and a folder is never reused.
 
 pub mod checkpoint;
+pub mod failure;
+pub mod interrupt;
+pub mod lock;
 pub mod provenance;
 pub mod summary;
 
 pub use checkpoint::{read_safetensors, write_safetensors, NamedTensor};
 pub use provenance::{GpuFacts, Provenance};
-pub use summary::{SetSummary, Summary};
+pub use summary::{finished, SetSummary, Summary};
 
 use anyhow::Context;
 use std::io::Write;
@@ -16,9 +19,80 @@ use std::path::{Path, PathBuf};
 
 pub use crate::digest::{hex, short_hash};
 
-/// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
+/// A write into a run folder that failed: the path it was for, how many bytes it needed and how
+/// many the file system had free (when known). Its message is one line; a disk-full error names
+/// both numbers.
+#[derive(Debug)]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub needed: u64,
+    pub free: Option<u64>,
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write {}: {}", self.path.display(), self.source)?;
+        if self.disk_full() {
+            match self.free {
+                Some(free) => write!(
+                    f,
+                    " (needs {} bytes, {free} free on that file system: free some space, or pass --out on another disk)",
+                    self.needed
+                )?,
+                None => write!(f, " (needs {} bytes: free some space, or pass --out on another disk)", self.needed)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+impl WriteError {
+    /// ENOSPC or EDQUOT: the file system (or a quota) is full.
+    pub fn disk_full(&self) -> bool {
+        matches!(
+            self.source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    }
+}
+
+/// Bytes available to an unprivileged writer on the file system holding `dir` (statvfs(3)).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Bytes available on the file system holding `dir`: unknown on this platform.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
+}
+
+/// Make a rename in `dir` durable: fsync the directory entry (POSIX leaves it to the caller).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename, fsync
+/// of the folder. A failed write never replaces or truncates an earlier `path` and leaves no
+/// temporary behind; its error is a [`WriteError`] naming `path`.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     // Unique per process and call, also across hosts that share the folder.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -28,14 +102,23 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         path.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::Error::new(WriteError {
+            path: path.to_path_buf(),
+            needed: bytes.len() as u64,
+            free: free_bytes(dir),
+            source,
+        })
+    })
 }
 
 /// Remove the temporary files of [`atomic_write`] that a killed process left in `dir` (a

@@ -38,6 +38,72 @@ pub struct Provenance {
     /// The CUDA device's facts (name, compute capability, memory, driver); absent on CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuFacts>,
+    /// Every segment after the first of a resumed run: when and with what it continued. The
+    /// fields above describe the first segment (its start, initial weights and data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+    /// Failures the run recovered from (`failed.json` of each, moved here on resume).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<super::failure::Failure>,
+}
+
+/// One resumed segment of a run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Segment {
+    pub started: String,
+    /// The iteration of the checkpoint it continued from.
+    pub from_step: usize,
+    pub git_commit: String,
+    pub git_dirty: bool,
+    pub threads: usize,
+    pub device: String,
+    /// SHA-256 over the data fingerprint this segment read.
+    pub data_sha256: String,
+    /// The data as this segment found it, when it differed from the first segment's (possible
+    /// only with `--allow-data-change`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_changed: Vec<DataFolder>,
+    /// True when `--allow-data-change` let it continue on changed data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allowed_data_change: bool,
+}
+
+/// SHA-256 over a data fingerprint (its JSON form).
+pub fn data_digest(data: &[DataFolder]) -> String {
+    let json = serde_json::to_vec(data).expect("fingerprint serializes");
+    super::hex(&<sha2::Sha256 as sha2::Digest>::digest(&json))
+}
+
+/// The first difference between two data fingerprints, in words (`None`: the same data).
+pub fn data_difference(was: &[DataFolder], now: &[DataFolder]) -> Option<String> {
+    for (a, b) in was.iter().zip(now) {
+        if a.folder != b.folder {
+            return Some(format!("data folder {} is now {}", a.folder, b.folder));
+        }
+        for f in &a.files {
+            match b.files.iter().find(|g| g.name == f.name) {
+                None => return Some(format!("{}/{} was removed", a.folder, f.name)),
+                Some(g) if g.sha256 != f.sha256 => {
+                    return Some(format!(
+                        "{}/{} changed (SHA-256 {}… → {}…)",
+                        a.folder,
+                        f.name,
+                        &f.sha256[..12.min(f.sha256.len())],
+                        &g.sha256[..12.min(g.sha256.len())]
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let Some(g) = b
+            .files
+            .iter()
+            .find(|g| !a.files.iter().any(|f| f.name == g.name))
+        {
+            return Some(format!("{}/{} was added", b.folder, g.name));
+        }
+    }
+    (was.len() != now.len()).then(|| "the list of data folders changed".to_string())
 }
 
 fn is_zero(n: &usize) -> bool {

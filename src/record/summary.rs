@@ -54,3 +54,21 @@ impl Summary {
         )
     }
 }
+
+/// The evaluation sets a run's spec names (`spec.canonical.json`'s `data.eval`), or `None` when
+/// the file is missing or unreadable.
+fn spec_eval_count(run_dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(run_dir.join("spec.canonical.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["data"]["eval"].as_array().map(Vec::len)
+}
+
+/// The summary of a finished run: `summary.json` readable and holding a score for every
+/// evaluation set the spec names. A summary without them (written by an odm that resumed from a
+/// final checkpoint without scoring) is not a finished run: `--resume` scores it again.
+pub fn finished(run_dir: &Path) -> Option<Summary> {
+    let text = std::fs::read_to_string(run_dir.join("summary.json")).ok()?;
+    let s: Summary = serde_json::from_str(&text).ok()?;
+    let want = spec_eval_count(run_dir)?;
+    (s.eval.len() == want).then_some(s)
+}

@@ -59,7 +59,29 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     }
     index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
     index.extend(qualitative::write(&runs, out, &mut written)?);
-    let readme = tables::index_md(&runs, &index);
+    let mut readme = tables::index_md(&runs, &index);
+    readme.push_str(&stopped_md(&runs::stopped(results)));
     put(out, "README.md", readme.as_bytes(), &mut written)?;
     Ok(written)
+}
+
+/// The README's section on runs that failed or stopped without scores (empty when none).
+fn stopped_md(stopped: &[runs::Stopped]) -> String {
+    if stopped.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Failed or incomplete runs\n\nThese folders hold no finished result; no table or figure above uses them.\n\n| folder | stopped after iteration | cause | continue with |\n|---|---|---|---|\n",
+    );
+    for r in stopped {
+        let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+        s.push_str(&format!(
+            "| `{}` | {} | {} | `{}` |\n",
+            cell(&r.folder),
+            r.step.map_or("?".to_string(), |n| n.to_string()),
+            cell(&r.cause),
+            cell(&r.resume)
+        ));
+    }
+    s
 }

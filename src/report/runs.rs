@@ -206,7 +206,8 @@ pub fn read_run(dir: &Path) -> anyhow::Result<Run> {
     })
 }
 
-/// Every finished run (a folder holding `summary.json` and `spec.effective.ron`) under `root`,
+/// Every finished run (a folder holding `spec.effective.ron` and a `summary.json` with a score
+/// for every evaluation set, [`crate::record::finished`]) under `root`,
 /// sorted by spec name, then folder. Reruns of the same spec (`-2`, `-3` folders) count once:
 /// the newest folder wins.
 pub fn collect(root: &Path) -> anyhow::Result<Vec<Run>> {
@@ -222,7 +223,7 @@ pub fn collect(root: &Path) -> anyhow::Result<Vec<Run>> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_dir())
         .map(|e| e.into_path())
-        .filter(|d| d.join("summary.json").is_file() && d.join("spec.effective.ron").is_file())
+        .filter(|d| crate::record::finished(d).is_some() && d.join("spec.effective.ron").is_file())
         .collect();
     dirs.sort();
     let mut runs: Vec<Run> = Vec::new();
@@ -246,4 +247,50 @@ fn folder_rank(d: &Path) -> u32 {
         .and_then(|s| s.parse::<u32>().ok())
         .filter(|&k| k < 1000)
         .unwrap_or(1)
+}
+
+/// A run folder under a results root that stopped without a finished result: it has
+/// `failed.json`, or a `summary.json` that lacks scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stopped {
+    /// The folder, relative to the results root.
+    pub folder: String,
+    /// Why, on one line.
+    pub cause: String,
+    /// The last iteration completed (when known).
+    pub step: Option<usize>,
+    /// The command that continues it.
+    pub resume: String,
+}
+
+/// Every failed or incomplete run folder under `root`, sorted by folder.
+pub fn stopped(root: &Path) -> Vec<Stopped> {
+    let mut out: Vec<Stopped> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_dir())
+        .filter_map(|e| {
+            let d = e.path();
+            let folder = d.strip_prefix(root).unwrap_or(d).display().to_string();
+            if let Some(f) = crate::record::failure::Failure::read(d) {
+                return Some(Stopped {
+                    folder,
+                    cause: f.cause,
+                    step: Some(f.step),
+                    resume: f.resume,
+                });
+            }
+            let incomplete =
+                d.join("summary.json").is_file() && crate::record::finished(d).is_none();
+            incomplete.then(|| Stopped {
+                folder,
+                cause: "summary.json lacks the scores of its evaluation sets".into(),
+                step: None,
+                resume: "odm run <its experiment file> --resume".into(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.folder.cmp(&b.folder));
+    out
 }

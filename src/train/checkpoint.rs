@@ -49,7 +49,58 @@ pub fn save<B: Backend>(run_dir: &Path, st: &State<B>, sampler: &Sampler) -> any
         .map(|(n, _)| n)
         .collect();
     meta.insert("frozen".into(), serde_json::to_string(&frozen)?);
+    // A non-finite state never replaces the last good checkpoint.
+    if let Some(t) = tensors
+        .iter()
+        .find(|t| t.data.iter().any(|v| !v.is_finite()))
+    {
+        anyhow::bail!(
+            "training diverged: {} is not finite at iteration {} (lower optim.lr or set schedule.grad_clip); the checkpoint before it is kept",
+            t.name,
+            st.step
+        );
+    }
     record::write_safetensors(&run_dir.join(CKPT), &tensors, &meta)
+}
+
+/// Check the tensors of a checkpoint (or weights file) `path` against `model`: every declared
+/// parameter present, in declaration order at the start (the order forward passes index), with
+/// the declared shape; every stored value finite. The error names the file, the first offending
+/// tensor and what was expected, on one line.
+pub fn check_against(path: &Path, model: &Model, tensors: &[NamedTensor]) -> anyhow::Result<()> {
+    let file = path.display();
+    let foreign = "a checkpoint of another architecture or spec: name the run folder it belongs to";
+    for (i, d) in model.decls().iter().enumerate() {
+        let Some(t) = tensors.iter().find(|t| t.name == d.name) else {
+            return Err(crate::error::user(format!(
+                "{file}: lacks tensor {} of shape {:?} ({foreign})",
+                d.name, d.shape
+            )));
+        };
+        if t.shape != d.shape {
+            return Err(crate::error::user(format!(
+                "{file}: tensor {} has shape {:?}, the spec's model declares {:?} ({foreign})",
+                d.name, t.shape, d.shape
+            )));
+        }
+        if tensors.get(i).is_none_or(|u| u.name != d.name) {
+            return Err(crate::error::user(format!(
+                "{file}: tensor {} is stored out of the model's order ({foreign})",
+                d.name
+            )));
+        }
+    }
+    if let Some(t) = tensors
+        .iter()
+        .find(|t| t.data.iter().any(|v| !v.is_finite()))
+    {
+        let bad = t.data.iter().filter(|v| !v.is_finite()).count();
+        return Err(crate::error::user(format!(
+            "{file}: tensor {} holds {bad} non-finite value(s) (NaN or infinity): the weights are unusable; use an earlier checkpoint or train again",
+            t.name
+        )));
+    }
+    Ok(())
 }
 
 /// Parameters, metadata and the other stored tensors (Adam moments, SKT teacher) of a checkpoint.
@@ -59,9 +110,12 @@ pub type StoredCheckpoint<B> = (Params<B>, BTreeMap<String, String>, Vec<NamedTe
 /// which come back as the third element), in stored order.
 pub fn checkpoint_params<B: Backend>(
     run_dir: &Path,
+    model: &Model,
     device: &B::Device,
 ) -> anyhow::Result<StoredCheckpoint<B>> {
-    let (ts, meta) = record::read_safetensors(&run_dir.join(CKPT))?;
+    let path = run_dir.join(CKPT);
+    let (ts, meta) = record::read_safetensors(&path)?;
+    check_against(&path, model, &ts)?;
     let (opt, ps): (Vec<_>, Vec<_>) = ts
         .into_iter()
         .partition(|t| t.name.starts_with("adam.") || t.name.starts_with("teacher."));
@@ -83,7 +137,7 @@ pub fn load<B: Backend>(
     rows: Vec<MetricRow>,
     device: &B::Device,
 ) -> anyhow::Result<State<B>> {
-    let (mut params, meta, opt) = checkpoint_params::<B>(run_dir, device)?;
+    let (mut params, meta, opt) = checkpoint_params::<B>(run_dir, model, device)?;
     let get = |k: &str| {
         meta.get(k).ok_or_else(|| {
             crate::error::user(format!(

@@ -164,6 +164,16 @@ pub fn read(
             None => report.left_at_init.push(d.name.clone()),
         }
     }
+    if let Some(n) = report
+        .loaded
+        .iter()
+        .find(|n| found[*n].data.iter().any(|v| !v.is_finite()))
+    {
+        return Err(user(format!(
+            "{}: tensor for {n} holds non-finite values (NaN or infinity); start from other weights",
+            file.display()
+        )));
+    }
     // Our own checkpoints also hold quantizer state and Adam moments: not "unused" weights.
     report.unused = all
         .into_keys()

@@ -36,8 +36,26 @@ pub struct Outcome {
     pub final_scores: Vec<SetScore>,
     /// Time spent over all segments of the run (see [`timing`]).
     pub timing: timing::Timing,
-    /// False when the run stopped early (`stop_after`) and can be resumed.
+    /// False when the run stopped early (`stop_after`, or SIGTERM / SIGINT) and can be
+    /// resumed.
     pub finished: bool,
+    /// True when SIGTERM or SIGINT stopped it (see [`crate::record::interrupt`]).
+    pub interrupted: bool,
+    /// The iteration it stopped at.
+    pub step: usize,
+    /// The last training loss (L1) recorded, at the last iteration.
+    pub final_loss: Option<f64>,
+}
+
+/// A training failure, with the last iteration completed before it (the context of the error
+/// `train` returns; `odm run` records it in `failed.json`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AtStep(pub usize);
+
+impl std::fmt::Display for AtStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "after iteration {}", self.0)
+    }
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
@@ -253,7 +271,19 @@ fn begin<B: Backend>(
     })
 }
 
-/// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`.
+/// The last L1 loss among the recorded rows (the summary's `final_loss`; the same value the
+/// last step returned, also for a run resumed from its final checkpoint).
+fn last_loss(rows: &[MetricRow]) -> Option<f64> {
+    rows.iter()
+        .rev()
+        .find(|r| r.split == keys::TRAIN && r.metric == keys::L1)
+        .map(|r| r.value)
+}
+
+/// Train `model` as `spec` says, writing metrics and checkpoints into `run_dir`. An error
+/// carries the last completed iteration as its context ([`AtStep`]); `metrics.csv` then holds
+/// every row recorded so far and the checkpoint is the last good one (a non-finite state is never
+/// written).
 #[allow(clippy::too_many_arguments)]
 pub fn train<AB: AutodiffBackend>(
     spec: &Spec,
@@ -267,34 +297,94 @@ pub fn train<AB: AutodiffBackend>(
     progress: bool,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let (mut st, before) = begin::<Inner<AB>>(spec, model, sampler, run_dir, device, start)?;
-    write_plan(spec, model, &st, run_dir)?;
+    let (mut st, before) = begin::<Inner<AB>>(spec, model, sampler, run_dir, device, start)
+        .map_err(|e| e.context(AtStep(0)))?;
+    let first = st.step;
+    let mut out = Outcome {
+        losses: Vec::new(),
+        final_scores: Vec::new(),
+        timing: before,
+        finished: false,
+        interrupted: false,
+        step: st.step,
+        final_loss: None,
+    };
+    let r = train_loop::<AB>(
+        spec, model, sampler, eval_sets, run_dir, device, &mut st, &mut out, started, stop_after,
+        progress,
+    );
+    out.step = st.step;
+    match r {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // Keep the loss curve that shows why: every row so far, beside the last checkpoint.
+            if st.step > first || !st.rows.is_empty() {
+                let _ = write_metrics(run_dir, &st);
+            }
+            Err(e.context(AtStep(st.step)))
+        }
+    }
+}
+
+/// The loop of [`train`]: steps, logging, evaluation, checkpoints, interruption.
+#[allow(clippy::too_many_arguments)]
+fn train_loop<AB: AutodiffBackend>(
+    spec: &Spec,
+    model: &Model,
+    sampler: &mut Sampler,
+    eval_sets: &[Arc<ImageSet>],
+    run_dir: &Path,
+    device: &Device<Inner<AB>>,
+    st: &mut State<Inner<AB>>,
+    out: &mut Outcome,
+    started: Instant,
+    stop_after: Option<usize>,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let before = out.timing;
+    write_plan(spec, model, st, run_dir)?;
     let reg_on = !st.plan.is_fp()
         && spec.regularizer != Regularizer::None
         && spec.gating.rule != GateRule::Never;
     let iters = spec.schedule.iterations;
     let pb = progress_bar(progress, iters, st.step);
-    let mut out = Outcome {
-        losses: Vec::with_capacity(iters),
-        final_scores: Vec::new(),
-        timing: before,
-        finished: false,
-    };
     let mut train_seconds = 0.0;
-    out.final_scores = score_first(spec, model, &mut st, eval_sets, run_dir, device, &pb)?;
+    let mut saved_at = (st.step > 0).then_some(st.step);
+    out.final_scores = score_first(spec, model, st, eval_sets, run_dir, device, &pb)?;
     if iters == 0 {
-        checkpoint::save(run_dir, &st, sampler)?;
+        checkpoint::save(run_dir, st, sampler)?;
     }
     let timed = |step, train_seconds| before.plus(started, train_seconds, step);
     while st.step < iters {
+        if crate::record::interrupt::requested() {
+            // Stop on a checkpoint of the last completed step (none before the first step).
+            pb.abandon();
+            if st.step > 0 && saved_at != Some(st.step) {
+                write_metrics(run_dir, st)?;
+                checkpoint::save(run_dir, st, sampler)?;
+                out.timing = timed(st.step, train_seconds);
+                out.timing.save(run_dir)?;
+            }
+            out.interrupted = true;
+            return Ok(());
+        }
         let t0 = Instant::now();
         let it = st.step;
         let cur_lr = spec.schedule.lr_decay.lr_at(spec.optim.lr(), it);
         let b = sampler.next_batch();
-        let done = step::<AB>(spec, model, &mut st, b, cur_lr, reg_on, device)
-            .map_err(|e| anyhow::anyhow!("iteration {}: {e}", it + 1))?;
+        let done = match step::<AB>(spec, model, st, b, cur_lr, reg_on, device) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(l) = e.downcast_ref::<Diverged>() {
+                    // The diverged loss goes into the curve, at the iteration it was computed.
+                    st.rows
+                        .push(MetricRow::new(it + 1, keys::TRAIN, "-", keys::L1, l.0));
+                }
+                return Err(e);
+            }
+        };
         let (loss_v, step) = (done.loss, st.step);
-        sync_stage(spec, &mut st);
+        sync_stage(spec, st);
         log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), &done);
         train_seconds += t0.elapsed().as_secs_f64();
         out.losses.push(loss_v);
@@ -304,32 +394,62 @@ pub fn train<AB: AutodiffBackend>(
         let every = |n: usize| n > 0 && step.is_multiple_of(n);
         let eval_now = last || every(spec.eval_every);
         if !eval_sets.is_empty() && eval_now {
-            let scores = score_sets(model, &mut st, eval_sets, device, &pb);
+            let scores = score_sets(model, st, eval_sets, device, &pb);
             if last {
                 out.final_scores = scores;
             }
         }
         let ckpt_now = last || every(spec.checkpoint_every);
         if ckpt_now || eval_now {
-            write_metrics(run_dir, &st)?;
+            write_metrics(run_dir, st)?;
         }
         if ckpt_now {
-            checkpoint::save(run_dir, &st, sampler)?;
+            checkpoint::save(run_dir, st, sampler)?;
+            saved_at = Some(step);
             out.timing = timed(step, train_seconds);
             out.timing.save(run_dir)?;
+            if last {
+                crate::record::interrupt::fault_point("after-final-checkpoint");
+            }
             if stop_after.is_some_and(|s| step >= s) && !last {
                 pb.abandon();
-                return Ok(out);
+                return Ok(());
             }
         }
+    }
+    // Resumed from the final checkpoint (a crash before the summary): score every set again,
+    // without adding rows (metrics.csv already holds this step's evaluation).
+    if out.final_scores.is_empty() && !eval_sets.is_empty() && iters > 0 {
+        out.final_scores = eval_sets
+            .iter()
+            .map(|s| evaluate(model, &st.params, &st.plan, s, device))
+            .collect();
     }
     let (params, plan) = (&st.params, &st.plan);
     crate::eval::crops::save(&spec.crops, model, params, plan, eval_sets, run_dir, device)?;
     pb.finish_and_clear();
     out.timing = timed(st.step, train_seconds);
+    out.final_loss = last_loss(&st.rows);
     out.finished = true;
-    Ok(out)
+    Ok(())
 }
+
+/// A training loss that is not finite (the error [`step`] returns; its value goes into the
+/// loss curve).
+#[derive(Debug, Clone, Copy)]
+pub struct Diverged(pub f64);
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged: loss is {} (lower optim.lr or set schedule.grad_clip)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
 
 /// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
 /// backward, and L_reg needs nothing past the last quantized layer), its gradient g_var, and the
@@ -470,9 +590,7 @@ pub fn step<AB: AutodiffBackend>(
         .collect();
     drop(p_ad);
     if !loss_v.is_finite() {
-        anyhow::bail!(
-            "training diverged: loss is {loss_v} (lower optim.lr or set schedule.grad_clip)"
-        );
+        return Err(anyhow::Error::new(Diverged(loss_v)));
     }
     let mut gate = None;
     if reg_on {

@@ -1,6 +1,7 @@
 //! `odm sweep status DIR`: per point, finished, running or pending (from `squeue` when it is on
-//! PATH), resumable (a checkpoint, nothing queued), failed (a task log, no result, nothing
-//! queued; with the log's last lines) or not started.
+//! PATH), failed (`failed.json` in its run folder: with its cause; or a task log, no result,
+//! nothing queued: with the log's last lines; resumable when a checkpoint exists), running (a
+//! live lock on its run folder) or not started.
 
 use super::manifest::{check_matches, entries, Manifest, FROZEN};
 use super::Plan;
@@ -89,6 +90,25 @@ pub fn status(dir: &Path) -> anyhow::Result<String> {
                 },
                 st.clone(),
             )
+        } else if let Some((d, f)) = dirs
+            .iter()
+            .rev()
+            .find_map(|d| crate::record::failure::Failure::read(d).map(|f| (d, f)))
+        {
+            let state = if d.join("checkpoint.safetensors").is_file() {
+                "failed (resumable)"
+            } else {
+                "failed"
+            };
+            (
+                state,
+                format!("after iteration {}: {} ({})", f.step, f.cause, d.display()),
+            )
+        } else if let Some(h) = dirs
+            .iter()
+            .find_map(|d| crate::record::lock::live_holder(d))
+        {
+            ("running", format!("pid {} on {}", h.pid, h.host))
         } else if let Some(log) = log_of(dir, &m, p.index) {
             let resumable = dirs
                 .iter()
