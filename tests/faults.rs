@@ -265,6 +265,17 @@ fn divergence_keeps_the_loss_curve_and_the_last_finite_checkpoint() {
         assert!(ts.iter().all(|t| t.data.iter().all(|v| v.is_finite())));
         assert_eq!(meta["iteration"].parse::<usize>().unwrap(), step);
     }
+    // The report lists it, with its cause, beside a finished run.
+    let ok = toy_file(tmp.path(), "fine", 2, "");
+    odm_ok(&["run", s(&ok), "--quiet", "--out", s(&out)]);
+    let rep = tmp.path().join("rep");
+    odm_ok(&["report", "--results", s(&out), "--out", s(&rep)]);
+    let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Failed or incomplete runs").expect(&readme)..];
+    assert!(
+        section.contains("div-") && section.contains("diverged"),
+        "{section}"
+    );
 }
 
 /// A crash between the final checkpoint and summary.json: the run is not finished, and

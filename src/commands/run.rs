@@ -479,6 +479,14 @@ fn resumable(s: &Spec, opts: &RunOpts) -> Option<PathBuf> {
 /// writing.
 fn say_abandoned(dirs: &[PathBuf]) {
     for d in dirs.iter().filter(|d| !is_finished(d)) {
+        if let Some(f) = record::failure::Failure::read(d) {
+            eprintln!(
+                "odm: {} failed before its first checkpoint ({}); it stays as the record of that failure",
+                d.display(),
+                f.cause
+            );
+            continue;
+        }
         eprintln!(
             "odm: {} is unfinished and has no checkpoint (stopped before its first one); delete it unless another odm is still writing it",
             d.display()

@@ -145,7 +145,10 @@ pub fn create_run_dir(root: &Path, name: &str, hash: &str) -> anyhow::Result<Pat
             root.join(format!("{name}-{hash}-{k}"))
         };
         match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
+            Ok(()) => {
+                sync_dir(root)?;
+                return Ok(dir);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
         }

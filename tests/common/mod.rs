@@ -37,11 +37,17 @@ pub fn tempdir() -> TempDir {
 }
 
 /// The shared data root (`ODM_DATA`, else `../shared/data`), or `None` with a printed reason.
+/// Under `CI=true` missing data is a failure, never a silent skip.
 pub fn data_root() -> Option<PathBuf> {
     let root = odm::spec::data_root();
     if root.join("benchmark").is_dir() {
         Some(root)
     } else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: shared data not found at {} (set ODM_DATA to the folder holding benchmark/ and train/)",
+            root.display()
+        );
         eprintln!(
             "SKIP: shared data not found at {} (set ODM_DATA to the folder holding benchmark/ and train/)",
             root.display()
