@@ -54,7 +54,7 @@ struct SweepArgs {
     #[arg(long, default_value = "results")]
     out: PathBuf,
     /// Total threads of a local sweep (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
     /// Override a spec field (as `odm run --set`); passed on to every task.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
@@ -83,7 +83,7 @@ enum Cmd {
         #[arg(long, default_value = "results")]
         out: PathBuf,
         /// Worker threads (default: all cores). Results are bit-identical for a given count.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Hide the progress bar.
         #[arg(long)]
@@ -124,7 +124,7 @@ enum Cmd {
         /// Timed repetitions (median reported) after one warm-up.
         #[arg(long, default_value_t = 3)]
         reps: usize,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         #[arg(long)]
         json: bool,
@@ -172,7 +172,7 @@ enum Cmd {
         /// Images to inspect (default: the spec's first evaluation set).
         #[arg(long)]
         data: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
     },
     /// Mean ± std over seeds of a spec's finished runs (e.g. an ablation grid).
@@ -205,7 +205,7 @@ enum Cmd {
         /// Print one JSON object per folder.
         #[arg(long)]
         json: bool,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// cpu, cuda or cuda:N (CUDA needs `--features cuda`).
         #[arg(long, default_value = "cpu", value_name = "cpu|cuda:N")]
@@ -234,7 +234,7 @@ enum Cmd {
         /// Print one JSON object per folder.
         #[arg(long)]
         json: bool,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_threads)]
         threads: Option<usize>,
         /// Also write every SR image (8-bit PNG, as scored) to DIR/<set>/<image>.png; DIR must
         /// not exist yet.
@@ -254,6 +254,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The most worker threads `--threads` accepts.
+const MAX_THREADS: usize = 1024;
+
+/// `--threads N`: 1 to [`MAX_THREADS`].
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?}: use a thread count from 1 to {MAX_THREADS} (default: all cores)"
+        )),
+    }
 }
 
 fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {

@@ -680,3 +680,47 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
     odm_ok(&resume);
     same_files(&refd, &dir, &RESULT_FILES);
 }
+
+/// Exit code 2 and `want` in the error; nothing panicked.
+fn refused(args: &[&str], want: &str) {
+    let o = odm(args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+    assert!(e.contains(want) && !e.contains("panicked"), "{args:?}: {e}");
+}
+
+/// Absurd numbers and endless inputs on the command line: refused at once with the limit, never
+/// an allocation abort, a hang or a thread bomb.
+#[test]
+fn absurd_command_line_numbers_and_endless_inputs_are_refused() {
+    let tmp = tempdir();
+    let f = toy_file(tmp.path(), "cli", 2, "");
+    refused(
+        &["run", s(&f), "--list", "--point", "0-99999999999"],
+        "expected indices and ranges",
+    );
+    refused(
+        &["run", s(&f), "--list", "--threads", "100000"],
+        "1 to 1024",
+    );
+    refused(&["run", s(&f), "--list", "--threads", "0"], "1 to 1024");
+    let t = std::time::Instant::now();
+    refused(&["check", "/dev/zero"], "larger than 16 MiB");
+    assert!(t.elapsed().as_secs() < 30);
+    // A grid of 10^12 points (six axes of 100 values).
+    let values: Vec<String> = (0..100).map(|i| format!("{}", i + 1)).collect();
+    let axes: Vec<String> = (0..6)
+        .map(|_| format!("(field: \"log_every\", values: [{}])", values.join(",")))
+        .collect();
+    let g = write(
+        tmp.path(),
+        "huge.ron",
+        &common::toy_spec(
+            "huge",
+            1,
+            2,
+            &format!("grid: (axes: [{}]),", axes.join(",")),
+        ),
+    );
+    refused(&["check", s(&g)], "more than 100000 runs");
+}

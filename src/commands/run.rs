@@ -46,7 +46,7 @@ pub fn parse_points(text: &str) -> anyhow::Result<Vec<usize>> {
             a.trim().parse().map_err(|_| bad())?,
             b.trim().parse().map_err(|_| bad())?,
         );
-        if a > b {
+        if a > b || b - a >= crate::spec::MAX_POINTS {
             return Err(bad());
         }
         v.extend(a..=b);

@@ -41,10 +41,27 @@ pub struct Axis {
 }
 
 /// Expand a spec into its runs. A spec without a grid is one run.
+/// The most runs one grid may expand to.
+pub const MAX_POINTS: usize = 100_000;
+
 pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     let Some(grid) = &spec.grid else {
         return Ok(vec![spec.clone()]);
     };
+    let total = grid
+        .axes
+        .iter()
+        .map(|a| a.values.len())
+        .chain(std::iter::once(grid.seeds.len().max(1)))
+        .try_fold(1usize, |n, k| n.checked_mul(k).filter(|&n| n <= MAX_POINTS));
+    if total.is_none() {
+        return Err(FieldError {
+            field: "grid".into(),
+            msg: format!(
+                "the grid expands to more than {MAX_POINTS} runs (the product of its axes' lengths and seeds); split it into several files"
+            ),
+        });
+    }
     let mut base = spec.clone();
     base.grid = None;
     let base_json = serde_json::to_value(&base).expect("spec serializes");

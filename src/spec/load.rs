@@ -98,11 +98,7 @@ fn load_checked(
     check: fn(&Spec) -> Result<(), FieldError>,
 ) -> anyhow::Result<LoadedSpec> {
     let origin = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        user(format!(
-            "{origin}: cannot read the spec file: {e} (check the path)"
-        ))
-    })?;
+    let source = read_text(path, "spec file")?;
     let spec = apply_overrides(&origin, parse_str(&origin, &source)?, overrides)?;
     let runs = grid::expand(&spec).map_err(|e| locate_err(&origin, &source, e))?;
     for run in &runs {
@@ -153,4 +149,32 @@ pub fn locate(source: &str, ident: &str) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// The most bytes a text input (a spec, `expected.ron`) may have.
+pub const MAX_TEXT_BYTES: u64 = 16 << 20;
+
+/// Read a text input of odm's (`what`: "spec file", ...) as UTF-8, at most
+/// [`MAX_TEXT_BYTES`]: a device such as `/dev/zero` or a huge file is a user error naming the
+/// path, never an endless read.
+pub fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let bad = |e: String| {
+        user(format!(
+            "{}: cannot read the {what}: {e} (check the path)",
+            path.display()
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_TEXT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_TEXT_BYTES {
+        return Err(bad(format!(
+            "larger than {} MiB; a {what} is a small text file",
+            MAX_TEXT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))
 }

@@ -5,6 +5,7 @@
 //! defaults, so older files keep their meaning.
 
 mod grid;
+pub use grid::MAX_POINTS;
 pub mod load;
 mod odm;
 mod quant;
