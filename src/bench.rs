@@ -124,14 +124,20 @@ pub struct IntSplit {
 
 /// Peak resident set size of this process in MiB (Linux `/proc/self/status` VmHWM).
 pub fn peak_rss_mib() -> f64 {
+    peak_rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
+}
+
+/// Peak resident set size of this process in bytes: `VmHWM` of `/proc/self/status` (Linux; the
+/// kernel reports whole KiB). `None` where that file is absent.
+pub fn peak_rss_bytes() -> Option<u64> {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .map(|kb| kb * 1024)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -492,9 +492,22 @@ fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With `ODM_REPORT_PEAK_RSS=1`, `odm` prints `peak_rss_bytes N` to standard error as it exits:
+/// its peak resident memory (VmHWM of `/proc/self/status`; Linux only, no line elsewhere), so a
+/// test or a script can check the memory a command needed (`tests/fault_tile_memory.rs`).
+fn report_peak_rss() {
+    if std::env::var_os("ODM_REPORT_PEAK_RSS").is_some_and(|v| v == "1") {
+        if let Some(b) = odm::bench::peak_rss_bytes() {
+            eprintln!("peak_rss_bytes {b}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     odm::backend::keep_freed_memory();
-    match dispatch(Cli::parse().cmd) {
+    let result = dispatch(Cli::parse().cmd);
+    report_peak_rss();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(i) = e.downcast_ref::<commands::Interrupted>() {

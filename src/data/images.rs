@@ -62,6 +62,26 @@ impl RgbImage {
         self.crop(self.h - self.h % scale, self.w - self.w % scale)
     }
 
+    /// [`mod_crop`](Self::mod_crop) in place: rows are moved down within the buffer, so a
+    /// large image is not held twice (and an image already a multiple of `scale` is not copied).
+    pub fn into_mod_crop(mut self, scale: usize) -> RgbImage {
+        let (h, w) = (self.h - self.h % scale, self.w - self.w % scale);
+        if w != self.w {
+            // Row y moves from y·self.w to y·w ≤ y·self.w: earlier rows are never overwritten
+            // before they are moved.
+            for y in 1..h {
+                let src = y * self.w * 3;
+                self.data.copy_within(src..src + w * 3, y * w * 3);
+            }
+        }
+        self.data.truncate(h * w * 3);
+        RgbImage {
+            h,
+            w,
+            data: self.data,
+        }
+    }
+
     /// MATLAB `imresize(img, 1/scale, 'bicubic')`, rounded to 8 bits.
     pub fn downscale(&self, scale: usize) -> RgbImage {
         let (data, h, w) = imresize_u8(&self.data, self.h, self.w, 3, 1.0 / scale as f64);
@@ -237,19 +257,59 @@ pub fn unique_set_names(dirs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Decode one image to 8-bit RGB; grayscale is replicated to three channels.
+/// The largest side, in pixels, of an image odm decodes. `odm eval --tile` bounds the memory of
+/// super-resolving and scoring such an image; what remains is the image itself (the 8-bit HR,
+/// its LR and the 8-bit SR, 3 bytes a pixel each).
+pub const MAX_SIDE: u32 = 16_384;
+
+/// The decoder's allocation limit: a `MAX_SIDE`² image in the widest pixel format the decoders
+/// produce (RGBA, 16 bits a channel: 8 bytes a pixel), 2 GiB. The `image` crate's default,
+/// 512 MiB, refuses an 8-bit RGB image above about 13 000 × 13 000 px.
+pub const MAX_DECODE_BYTES: u64 = (MAX_SIDE as u64) * (MAX_SIDE as u64) * 8;
+
+/// The decoder limits odm decodes with ([`MAX_DECODE_BYTES`]; the sides are checked by
+/// [`check_size`], with a message of ours).
+pub fn decode_limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(MAX_DECODE_BYTES);
+    l
+}
+
+/// Refuse an image of `w`×`h` px whose decoded buffer takes `bytes` when it is beyond what odm
+/// decodes ([`MAX_SIDE`], [`MAX_DECODE_BYTES`]): a one-line user error naming the file, the
+/// limit and the fix.
+pub fn check_size(path: &Path, w: u32, h: u32, bytes: u64) -> anyhow::Result<()> {
+    if w > MAX_SIDE || h > MAX_SIDE || bytes > MAX_DECODE_BYTES {
+        return Err(user(format!(
+            "{}: image is {w}×{h} px; odm reads images up to {MAX_SIDE}×{MAX_SIDE} px \
+             ({} MiB decoded): crop or split it into parts of at most {MAX_SIDE} px a side",
+            path.display(),
+            MAX_DECODE_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Decode one image to 8-bit RGB; grayscale is replicated to three channels. Images up to
+/// [`MAX_SIDE`] px a side are read (see [`check_size`]); an 8-bit RGB image is taken over
+/// without a copy.
 pub fn decode(path: &Path) -> anyhow::Result<RgbImage> {
-    let img = image::ImageReader::open(path)
+    let corrupt = |e: image::ImageError| {
+        user(format!(
+            "{}: corrupt or unsupported image: {e} (remove or replace the file)",
+            path.display()
+        ))
+    };
+    let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|e| user(format!("{}: cannot open image: {e}", path.display())))?
-        .decode()
-        .map_err(|e| {
-            user(format!(
-                "{}: corrupt or unsupported image: {e} (remove or replace the file)",
-                path.display()
-            ))
-        })?;
-    let rgb = img.to_rgb8();
+        .map_err(|e| user(format!("{}: cannot open image: {e}", path.display())))?;
+    reader.limits(decode_limits());
+    let decoder = reader.into_decoder().map_err(corrupt)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    check_size(path, w, h, image::ImageDecoder::total_bytes(&decoder))?;
+    let rgb = image::DynamicImage::from_decoder(decoder)
+        .map_err(corrupt)?
+        .into_rgb8();
     let (w, h) = rgb.dimensions();
     Ok(RgbImage {
         h: h as usize,
@@ -288,7 +348,7 @@ pub fn load_set_as(dir: &Path, scale: usize, name: &str) -> anyhow::Result<Arc<I
                 img.h
             )));
         }
-        let hr = img.mod_crop(scale);
+        let hr = img.into_mod_crop(scale);
         let lr = hr.downscale(scale);
         let name = f
             .file_stem()
@@ -308,4 +368,21 @@ pub fn load_set_as(dir: &Path, scale: usize, name: &str) -> anyhow::Result<Arc<I
     });
     cache().lock().expect("cache lock").insert(key, set.clone());
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RgbImage;
+
+    #[test]
+    fn mod_crop_in_place_equals_the_copying_crop() {
+        for (h, w, scale) in [(7, 10, 3), (8, 9, 4), (6, 6, 2), (5, 4, 4)] {
+            let img = RgbImage {
+                h,
+                w,
+                data: (0..h * w * 3).map(|i| (i * 7 % 251) as u8).collect(),
+            };
+            assert_eq!(img.clone().into_mod_crop(scale), img.mod_crop(scale));
+        }
+    }
 }

@@ -22,6 +22,10 @@
 //!   (MATLAB's order for equal scales).
 //! * For 8-bit images the final `f64` result is rounded half away from zero
 //!   and saturated to `0..=255` (MATLAB's `uint8` conversion).
+//! * The work is streamed one output row at a time (the height pass of that
+//!   row, then its width pass), so no whole-image `f64` intermediate exists;
+//!   every value is computed by the same operations in the same order as the
+//!   whole-image two-pass resize, hence bit-identical to it.
 //!
 //! This module is standalone (std only).
 
@@ -126,54 +130,65 @@ pub fn contributions(in_len: usize, out_len: usize, scale: f64) -> Contributions
     }
 }
 
-/// Resize along the height of an interleaved `h x w x c` image.
-fn resize_rows(src: &[f64], w: usize, c: usize, con: &Contributions) -> Vec<f64> {
-    let row = w * c;
-    let mut out = vec![0.0f64; con.out_len * row];
-    for (o, dst) in out.chunks_exact_mut(row).enumerate() {
-        let idx = &con.indices[o * con.taps..(o + 1) * con.taps];
-        let wts = &con.weights[o * con.taps..(o + 1) * con.taps];
-        for (&i, &wt) in idx.iter().zip(wts) {
-            let s = &src[i * row..(i + 1) * row];
-            for (d, &v) in dst.iter_mut().zip(s) {
-                *d += wt * v;
-            }
-        }
-    }
-    out
-}
-
-/// Resize along the width of an interleaved `h x w x c` image.
-fn resize_cols(src: &[f64], h: usize, w: usize, c: usize, con: &Contributions) -> Vec<f64> {
-    let in_row = w * c;
-    let out_row = con.out_len * c;
-    let mut out = vec![0.0f64; h * out_row];
-    for (s, dst) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
-        for (o, px) in dst.chunks_exact_mut(c).enumerate() {
-            let idx = &con.indices[o * con.taps..(o + 1) * con.taps];
-            let wts = &con.weights[o * con.taps..(o + 1) * con.taps];
-            for (&i, &wt) in idx.iter().zip(wts) {
-                let sp = &s[i * c..(i + 1) * c];
-                for (d, &v) in px.iter_mut().zip(sp) {
-                    *d += wt * v;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Core: resize an interleaved `h x w x c` f64 image, rows first.
-fn resize_hwc(src: &[f64], h: usize, w: usize, c: usize, scale: f64) -> (Vec<f64>, usize, usize) {
+/// Resize an interleaved `h x w x c` image, rows (height) first, handing each output row
+/// (`out_w * c` values, interleaved) to `emit` in order; returns `(out_h, out_w)`.
+///
+/// The work is streamed: one height-resized row (`w * c` values) and one output row are held at
+/// a time, never a whole-image intermediate. Every output value is computed by exactly the
+/// operations of the two-pass protocol above, in the same order (`0.0`, then `+= weight * value`
+/// over the height taps; `0.0`, then `+= weight * value` over the width taps), so the results are
+/// bit-identical to resizing the whole image along the height and then along the width.
+fn resize_streamed<T: Copy>(
+    src: &[T],
+    h: usize,
+    w: usize,
+    c: usize,
+    scale: f64,
+    to_f64: impl Fn(T) -> f64,
+    mut emit: impl FnMut(&[f64]),
+) -> (usize, usize) {
     assert_eq!(src.len(), h * w * c, "imresize: buffer size mismatch");
     assert!(h > 0 && w > 0 && c > 0, "imresize: empty image");
     let out_h = output_len(h, scale);
     let out_w = output_len(w, scale);
     let ch = contributions(h, out_h, scale);
     let cw = contributions(w, out_w, scale);
-    let tmp = resize_rows(src, w, c, &ch);
-    let out = resize_cols(&tmp, out_h, w, c, &cw);
-    (out, out_h, out_w)
+    let row = w * c;
+    let mut tmp = vec![0.0f64; row];
+    let mut out = vec![0.0f64; out_w * c];
+    for o in 0..out_h {
+        // Height pass for output row `o`.
+        tmp.fill(0.0);
+        let idx = &ch.indices[o * ch.taps..(o + 1) * ch.taps];
+        let wts = &ch.weights[o * ch.taps..(o + 1) * ch.taps];
+        for (&i, &wt) in idx.iter().zip(wts) {
+            let s = &src[i * row..(i + 1) * row];
+            for (d, &v) in tmp.iter_mut().zip(s) {
+                *d += wt * to_f64(v);
+            }
+        }
+        // Width pass of that row.
+        out.fill(0.0);
+        for (ox, px) in out.chunks_exact_mut(c).enumerate() {
+            let idx = &cw.indices[ox * cw.taps..(ox + 1) * cw.taps];
+            let wts = &cw.weights[ox * cw.taps..(ox + 1) * cw.taps];
+            for (&i, &wt) in idx.iter().zip(wts) {
+                let sp = &tmp[i * c..(i + 1) * c];
+                for (d, &v) in px.iter_mut().zip(sp) {
+                    *d += wt * v;
+                }
+            }
+        }
+        emit(&out);
+    }
+    (out_h, out_w)
+}
+
+/// Core: resize an interleaved `h x w x c` f64 image, rows first.
+fn resize_hwc(src: &[f64], h: usize, w: usize, c: usize, scale: f64) -> (Vec<f64>, usize, usize) {
+    let mut out = Vec::with_capacity(output_len(h, scale) * output_len(w, scale) * c);
+    let (oh, ow) = resize_streamed(src, h, w, c, scale, |v| v, |r| out.extend_from_slice(r));
+    (out, oh, ow)
 }
 
 /// Resize a planar f64 image (one channel, row-major h*w) by `scale`; returns (data, out_h, out_w).
@@ -181,7 +196,10 @@ pub fn imresize_plane(src: &[f64], h: usize, w: usize, scale: f64) -> (Vec<f64>,
     resize_hwc(src, h, w, 1, scale)
 }
 
-/// Resize an interleaved 8-bit image (HWC, c channels) in float64, round half away from zero and clamp to 0..=255 (MATLAB uint8 conversion); returns (data, out_h, out_w).
+/// Resize an interleaved 8-bit image (HWC, c channels) in float64, round half away from zero and
+/// clamp to 0..=255 (MATLAB uint8 conversion); returns (data, out_h, out_w). Streams row by row
+/// (see [`resize_streamed`]): besides the 8-bit output it holds two rows of `f64`, so synthesising
+/// the LR of a large HR image costs no whole-image float copy.
 pub fn imresize_u8(
     src: &[u8],
     h: usize,
@@ -189,14 +207,12 @@ pub fn imresize_u8(
     c: usize,
     scale: f64,
 ) -> (Vec<u8>, usize, usize) {
-    let f: Vec<f64> = src.iter().map(|&v| f64::from(v)).collect();
-    let (out, oh, ow) = resize_hwc(&f, h, w, c, scale);
+    let mut q = Vec::with_capacity(output_len(h, scale) * output_len(w, scale) * c);
     // `f64::round` rounds half away from zero; `as u8` would saturate too,
     // but clamp explicitly for clarity.
-    let q = out
-        .iter()
-        .map(|&v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
+    let (oh, ow) = resize_streamed(src, h, w, c, scale, f64::from, |r| {
+        q.extend(r.iter().map(|&v| v.round().clamp(0.0, 255.0) as u8))
+    });
     (q, oh, ow)
 }
 
@@ -214,6 +230,80 @@ pub fn imresize_f64(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole-image two-pass resize (the implementation before streaming): all rows along
+    /// the height into an `out_h x w x c` intermediate, then along the width.
+    fn reference_resize(
+        src: &[f64],
+        h: usize,
+        w: usize,
+        c: usize,
+        scale: f64,
+    ) -> (Vec<f64>, usize, usize) {
+        let (out_h, out_w) = (output_len(h, scale), output_len(w, scale));
+        let (ch, cw) = (
+            contributions(h, out_h, scale),
+            contributions(w, out_w, scale),
+        );
+        let row = w * c;
+        let mut tmp = vec![0.0f64; out_h * row];
+        for (o, dst) in tmp.chunks_exact_mut(row).enumerate() {
+            for t in 0..ch.taps {
+                let (i, wt) = (ch.indices[o * ch.taps + t], ch.weights[o * ch.taps + t]);
+                for (d, &v) in dst.iter_mut().zip(&src[i * row..(i + 1) * row]) {
+                    *d += wt * v;
+                }
+            }
+        }
+        let out_row = out_w * c;
+        let mut out = vec![0.0f64; out_h * out_row];
+        for (s, dst) in tmp.chunks_exact(row).zip(out.chunks_exact_mut(out_row)) {
+            for (o, px) in dst.chunks_exact_mut(c).enumerate() {
+                for t in 0..cw.taps {
+                    let (i, wt) = (cw.indices[o * cw.taps + t], cw.weights[o * cw.taps + t]);
+                    for (d, &v) in px.iter_mut().zip(&s[i * c..(i + 1) * c]) {
+                        *d += wt * v;
+                    }
+                }
+            }
+        }
+        (out, out_h, out_w)
+    }
+
+    #[test]
+    fn streamed_equals_whole_image_two_pass_bit_for_bit() {
+        let mut seed = 5u64;
+        for &(h, w, c, s) in &[
+            (37usize, 29usize, 3usize, 0.25f64),
+            (36, 28, 3, 0.5),
+            (33, 30, 3, 1.0 / 3.0),
+            (9, 11, 3, 4.0),
+            (10, 7, 3, 2.0),
+            (12, 13, 1, 3.0),
+            (1, 5, 3, 0.5),
+        ] {
+            let img: Vec<u8> = (0..h * w * c)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            let f: Vec<f64> = img.iter().map(|&v| f64::from(v)).collect();
+            let (want, wh, ww) = reference_resize(&f, h, w, c, s);
+            let (got, gh, gw) = imresize_f64(&f, h, w, c, s);
+            assert_eq!((gh, gw), (wh, ww));
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{h}x{w}x{c} scale {s}");
+            let (q, _, _) = imresize_u8(&img, h, w, c, s);
+            let want_q: Vec<u8> = want
+                .iter()
+                .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+                .collect();
+            assert_eq!(q, want_q, "u8 {h}x{w}x{c} scale {s}");
+        }
+    }
 
     #[test]
     fn kernel_values() {

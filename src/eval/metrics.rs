@@ -14,7 +14,9 @@
 //!    to sum 1), `K1 = 0.01`, `K2 = 0.03`, `L = 255`, 'valid' filtering, mean
 //!    of the SSIM map.
 //!
-//! All arithmetic is `f64`. This module is standalone (std only).
+//! All arithmetic is `f64`. [`score_y`] works row by row (Y rows computed as needed, an 11-row
+//! window of the SSIM filter), so scoring a large image holds no whole `f64` plane; its scores
+//! are bit-identical to the whole-plane computation. This module is standalone (std only).
 
 /// BT.601 luma coefficients of MATLAB `rgb2ycbcr` (first row of its matrix).
 const KR: f64 = 65.481;
@@ -79,7 +81,12 @@ pub fn psnr(a: &[f64], b: &[f64], peak: f64) -> f64 {
             d * d
         })
         .sum();
-    let mse = sse / a.len() as f64;
+    psnr_of_sse(sse, a.len(), peak)
+}
+
+/// PSNR from the sum of squared differences over `n` values.
+fn psnr_of_sse(sse: f64, n: usize, peak: f64) -> f64 {
+    let mse = sse / n as f64;
     if mse == 0.0 {
         f64::INFINITY
     } else {
@@ -106,17 +113,56 @@ fn gaussian_1d() -> [f64; SSIM_WIN] {
     g
 }
 
-/// Separable 'valid' Gaussian filtering of the five SSIM statistics
-/// (x, y, x^2, y^2, xy). Returns five `(h-10) x (w-10)` planes.
-fn filter_stats(a: &[f64], b: &[f64], h: usize, w: usize) -> [Vec<f64>; 5] {
-    let g = gaussian_1d();
-    let ow = w - (SSIM_WIN - 1);
-    let oh = h - (SSIM_WIN - 1);
-    // Horizontal pass: h x ow for each statistic.
-    let mut hp: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; h * ow]);
-    for r in 0..h {
-        let ra = &a[r * w..(r + 1) * w];
-        let rb = &b[r * w..(r + 1) * w];
+/// Mean SSIM (Wang et al. 2004) of two planes fed row by row: the separable 'valid' Gaussian
+/// filtering of the five statistics (x, y, x², y², xy) keeps the horizontal pass of the last 11
+/// rows only, so the memory is `O(w)` whatever the height.
+///
+/// Bit-identical to filtering whole planes: each horizontal value is `0.0 + Σ_k g_k·v` in tap
+/// order, each vertical value `0.0 + Σ_k g_k·h_{r+k}` in tap order, and the map is summed in
+/// row-major order: the operations, and their order, of the whole-plane two-pass filter (kept as
+/// the reference in this module's tests).
+struct SsimRows {
+    g: [f64; SSIM_WIN],
+    w: usize,
+    ow: usize,
+    /// Rows pushed so far.
+    rows: usize,
+    /// Horizontal pass of the last `SSIM_WIN` rows, row `r` in slot `r % SSIM_WIN`: five
+    /// statistics of `ow` values each, `[stat][slot * ow + x]`.
+    ring: [Vec<f64>; 5],
+    /// The vertical pass of one output row.
+    col: [Vec<f64>; 5],
+    total: f64,
+    n: usize,
+}
+
+impl SsimRows {
+    fn new(w: usize) -> Self {
+        assert!(
+            w >= SSIM_WIN,
+            "ssim: image width {w} smaller than the 11x11 window"
+        );
+        let ow = w - (SSIM_WIN - 1);
+        Self {
+            g: gaussian_1d(),
+            w,
+            ow,
+            rows: 0,
+            ring: std::array::from_fn(|_| vec![0.0; SSIM_WIN * ow]),
+            col: std::array::from_fn(|_| vec![0.0; ow]),
+            total: 0.0,
+            n: 0,
+        }
+    }
+
+    /// Feed the next row of both planes (`w` values each).
+    fn push(&mut self, ra: &[f64], rb: &[f64]) {
+        assert!(
+            ra.len() == self.w && rb.len() == self.w,
+            "ssim: row length mismatch"
+        );
+        let (g, ow) = (&self.g, self.ow);
+        let slot = (self.rows % SSIM_WIN) * ow;
         for x in 0..ow {
             let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for (k, &gk) in g.iter().enumerate() {
@@ -128,27 +174,55 @@ fn filter_stats(a: &[f64], b: &[f64], h: usize, w: usize) -> [Vec<f64>; 5] {
                 syy += gk * (v * v);
                 sxy += gk * (u * v);
             }
-            let o = r * ow + x;
-            hp[0][o] = sx;
-            hp[1][o] = sy;
-            hp[2][o] = sxx;
-            hp[3][o] = syy;
-            hp[4][o] = sxy;
+            let o = slot + x;
+            self.ring[0][o] = sx;
+            self.ring[1][o] = sy;
+            self.ring[2][o] = sxx;
+            self.ring[3][o] = syy;
+            self.ring[4][o] = sxy;
         }
-    }
-    // Vertical pass: contiguous row axpy.
-    let mut out: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; oh * ow]);
-    for (src, dst) in hp.iter().zip(out.iter_mut()) {
-        for (r, drow) in dst.chunks_exact_mut(ow).enumerate() {
+        self.rows += 1;
+        if self.rows < SSIM_WIN {
+            return;
+        }
+        // Output row r = rows - 11 filters rows r..r+11 vertically.
+        let r = self.rows - SSIM_WIN;
+        for (src, dst) in self.ring.iter().zip(self.col.iter_mut()) {
+            dst.fill(0.0);
             for (k, &gk) in g.iter().enumerate() {
-                let srow = &src[(r + k) * ow..(r + k + 1) * ow];
-                for (d, &s) in drow.iter_mut().zip(srow) {
-                    *d += gk * s;
+                let s = ((r + k) % SSIM_WIN) * ow;
+                for (d, &v) in dst.iter_mut().zip(&src[s..s + ow]) {
+                    *d += gk * v;
                 }
             }
         }
+        const L: f64 = 255.0;
+        let c1 = (0.01 * L) * (0.01 * L);
+        let c2 = (0.03 * L) * (0.03 * L);
+        let [mx, my, exx, eyy, exy] = &self.col;
+        for i in 0..ow {
+            let (mux, muy) = (mx[i], my[i]);
+            let mux2 = mux * mux;
+            let muy2 = muy * muy;
+            let muxy = mux * muy;
+            let sx2 = exx[i] - mux2;
+            let sy2 = eyy[i] - muy2;
+            let sxy = exy[i] - muxy;
+            self.total +=
+                ((2.0 * muxy + c1) * (2.0 * sxy + c2)) / ((mux2 + muy2 + c1) * (sx2 + sy2 + c2));
+        }
+        self.n += ow;
     }
-    out
+
+    /// The mean of the SSIM map.
+    fn finish(self) -> f64 {
+        assert!(
+            self.rows >= SSIM_WIN,
+            "ssim: image height {} smaller than the 11x11 window",
+            self.rows
+        );
+        self.total / self.n as f64
+    }
 }
 
 /// Mean SSIM (Wang et al. 2004) of two row-major `h x w` planes on the
@@ -163,23 +237,11 @@ pub fn ssim(a: &[f64], b: &[f64], h: usize, w: usize) -> f64 {
         h >= SSIM_WIN && w >= SSIM_WIN,
         "ssim: image {h}x{w} smaller than the 11x11 window"
     );
-    const L: f64 = 255.0;
-    let c1 = (0.01 * L) * (0.01 * L);
-    let c2 = (0.03 * L) * (0.03 * L);
-    let [mx, my, exx, eyy, exy] = filter_stats(a, b, h, w);
-    let n = mx.len();
-    let mut total = 0.0;
-    for i in 0..n {
-        let (mux, muy) = (mx[i], my[i]);
-        let mux2 = mux * mux;
-        let muy2 = muy * muy;
-        let muxy = mux * muy;
-        let sx2 = exx[i] - mux2;
-        let sy2 = eyy[i] - muy2;
-        let sxy = exy[i] - muxy;
-        total += ((2.0 * muxy + c1) * (2.0 * sxy + c2)) / ((mux2 + muy2 + c1) * (sx2 + sy2 + c2));
+    let mut acc = SsimRows::new(w);
+    for (ra, rb) in a.chunks_exact(w).zip(b.chunks_exact(w)) {
+        acc.push(ra, rb);
     }
-    total / n as f64
+    acc.finish()
 }
 
 /// Y-channel PSNR (dB, peak 255) and SSIM of an SR result against its HR
@@ -190,19 +252,59 @@ pub struct YScore {
     pub ssim: f64,
 }
 
+/// Luma (as [`gray_or_rgb_to_y`]) of `out.len()` pixels from column `x0` of row `r` of an 8-bit
+/// `h x w x c` image (`c` = 1 or 3), into `out`.
+fn y_row(img: &[u8], w: usize, c: usize, r: usize, x0: usize, out: &mut [f64]) {
+    let px = &img[(r * w + x0) * c..(r * w + x0 + out.len()) * c];
+    match c {
+        3 => {
+            for (o, p) in out.iter_mut().zip(px.chunks_exact(3)) {
+                *o = y_of(p[0], p[1], p[2]);
+            }
+        }
+        1 => {
+            for (o, &v) in out.iter_mut().zip(px) {
+                *o = y_of(v, v, v);
+            }
+        }
+        _ => panic!("score_y: unsupported channel count {c}"),
+    }
+}
+
 /// Score an SR image against HR by the standard protocol: both are 8-bit
 /// `h x w x c` (`c` = 1 or 3), converted to BT.601 Y (MATLAB `rgb2ycbcr`),
 /// shaved by `scale` pixels on every side (EDSR/BasicSR convention), then
 /// PSNR (peak 255) and SSIM (Wang et al. 2004) on the Y planes.
+///
+/// Streamed row by row: the Y rows are computed as they are needed and fed to the PSNR sum (in
+/// row-major order) and to [`SsimRows`], so scoring holds `O(w)` floats, not whole `f64` planes;
+/// the scores are bit-identical to converting, shaving and scoring whole planes
+/// ([`gray_or_rgb_to_y`], [`shave`], [`psnr`], [`ssim`]).
 pub fn score_y(sr: &[u8], hr: &[u8], h: usize, w: usize, c: usize, scale: usize) -> YScore {
     assert_eq!(sr.len(), hr.len(), "score_y: SR/HR size mismatch");
-    let ys = gray_or_rgb_to_y(sr, h, w, c);
-    let yh = gray_or_rgb_to_y(hr, h, w, c);
-    let (ys, sh, sw) = shave(&ys, h, w, scale);
-    let (yh, _, _) = shave(&yh, h, w, scale);
+    assert_eq!(sr.len(), h * w * c, "score_y: buffer size mismatch");
+    let sh = h.saturating_sub(2 * scale);
+    let sw = w.saturating_sub(2 * scale);
+    assert!(sh > 0 && sw > 0, "psnr: empty input");
+    assert!(
+        sh >= SSIM_WIN && sw >= SSIM_WIN,
+        "ssim: image {sh}x{sw} smaller than the 11x11 window"
+    );
+    let (mut ys, mut yh) = (vec![0.0; sw], vec![0.0; sw]);
+    let mut sse = 0.0;
+    let mut acc = SsimRows::new(sw);
+    for r in scale..scale + sh {
+        y_row(sr, w, c, r, scale, &mut ys);
+        y_row(hr, w, c, r, scale, &mut yh);
+        for (&x, &y) in ys.iter().zip(&yh) {
+            let d = x - y;
+            sse += d * d;
+        }
+        acc.push(&ys, &yh);
+    }
     YScore {
-        psnr: psnr(&ys, &yh, 255.0),
-        ssim: ssim(&ys, &yh, sh, sw),
+        psnr: psnr_of_sse(sse, sh * sw, 255.0),
+        ssim: acc.finish(),
     }
 }
 
@@ -221,6 +323,79 @@ mod tests {
     fn noise_plane(h: usize, w: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
         (0..h * w).map(|_| (lcg(&mut s) * 255.0).floor()).collect()
+    }
+
+    /// The whole-plane SSIM (the implementation before streaming): horizontal pass of all rows,
+    /// vertical pass of all five statistics, then the mean of the map.
+    fn reference_ssim(a: &[f64], b: &[f64], h: usize, w: usize) -> f64 {
+        let g = gaussian_1d();
+        let (oh, ow) = (h - 10, w - 10);
+        let mut hp: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; h * ow]);
+        for r in 0..h {
+            for x in 0..ow {
+                let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for (k, &gk) in g.iter().enumerate() {
+                    let (u, v) = (a[r * w + x + k], b[r * w + x + k]);
+                    sx += gk * u;
+                    sy += gk * v;
+                    sxx += gk * (u * u);
+                    syy += gk * (v * v);
+                    sxy += gk * (u * v);
+                }
+                for (p, v) in hp.iter_mut().zip([sx, sy, sxx, syy, sxy]) {
+                    p[r * ow + x] = v;
+                }
+            }
+        }
+        let mut out: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; oh * ow]);
+        for (src, dst) in hp.iter().zip(out.iter_mut()) {
+            for (r, drow) in dst.chunks_exact_mut(ow).enumerate() {
+                for (k, &gk) in g.iter().enumerate() {
+                    for (d, &s) in drow.iter_mut().zip(&src[(r + k) * ow..(r + k + 1) * ow]) {
+                        *d += gk * s;
+                    }
+                }
+            }
+        }
+        let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+        let [mx, my, exx, eyy, exy] = out;
+        let mut total = 0.0;
+        for i in 0..mx.len() {
+            let (mux, muy) = (mx[i], my[i]);
+            let (mux2, muy2, muxy) = (mux * mux, muy * muy, mux * muy);
+            let (sx2, sy2, sxy) = (exx[i] - mux2, eyy[i] - muy2, exy[i] - muxy);
+            total +=
+                ((2.0 * muxy + c1) * (2.0 * sxy + c2)) / ((mux2 + muy2 + c1) * (sx2 + sy2 + c2));
+        }
+        total / mx.len() as f64
+    }
+
+    #[test]
+    fn streamed_scores_equal_whole_plane_scores_bit_for_bit() {
+        let mut s = 17u64;
+        for &(h, w, c, scale) in &[
+            (40usize, 37usize, 3usize, 4usize),
+            (23, 31, 3, 2),
+            (11, 11, 1, 0),
+            (29, 50, 1, 3),
+        ] {
+            let hr: Vec<u8> = (0..h * w * c)
+                .map(|_| (lcg(&mut s) * 256.0) as u8)
+                .collect();
+            let sr: Vec<u8> = hr
+                .iter()
+                .map(|&v| v.saturating_add((lcg(&mut s) * 20.0) as u8))
+                .collect();
+            let ys = gray_or_rgb_to_y(&sr, h, w, c);
+            let yh = gray_or_rgb_to_y(&hr, h, w, c);
+            let (ys, sh, sw) = shave(&ys, h, w, scale);
+            let (yh, _, _) = shave(&yh, h, w, scale);
+            let want_ssim = reference_ssim(&ys, &yh, sh, sw);
+            assert_eq!(ssim(&ys, &yh, sh, sw).to_bits(), want_ssim.to_bits());
+            let got = score_y(&sr, &hr, h, w, c, scale);
+            assert_eq!(got.psnr.to_bits(), psnr(&ys, &yh, 255.0).to_bits());
+            assert_eq!(got.ssim.to_bits(), want_ssim.to_bits());
+        }
     }
 
     #[test]

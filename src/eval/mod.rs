@@ -13,6 +13,7 @@ use crate::quant::QuantPlan;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// One image's scores.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -104,14 +105,31 @@ pub fn bicubic(set: &ImageSet) -> SetScore {
 
 /// An 8-bit HWC image as a 1×3×H×W tensor on the model's `rgb_range` scale.
 pub fn lr_tensor<B: Backend>(model: &Model, lr: &RgbImage, device: &B::Device) -> Tensor<B, 4> {
+    lr_tensor_region(model, lr, 0..lr.h, 0..lr.w, device)
+}
+
+/// Rows `ys` × columns `xs` of an 8-bit HWC image as a 1×3×h×w tensor on the model's
+/// `rgb_range` scale: per pixel the values of [`lr_tensor`], so a tile built this way equals the
+/// same slice of the whole image's tensor.
+fn lr_tensor_region<B: Backend>(
+    model: &Model,
+    lr: &RgbImage,
+    ys: Range<usize>,
+    xs: Range<usize>,
+    device: &B::Device,
+) -> Tensor<B, 4> {
     let k = (model.rgb_range() / 255.0) as f32;
-    let mut chw = vec![0f32; 3 * lr.h * lr.w];
-    for (i, px) in lr.data.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            chw[c * lr.h * lr.w + i] = px[c] as f32 * k;
+    let (h, w) = (ys.len(), xs.len());
+    let mut chw = vec![0f32; 3 * h * w];
+    for (y, row) in ys.enumerate() {
+        let src = &lr.data[(row * lr.w + xs.start) * 3..(row * lr.w + xs.end) * 3];
+        for (x, px) in src.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                chw[c * h * w + y * w + x] = px[c] as f32 * k;
+            }
         }
     }
-    Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, lr.h, lr.w]), device)
+    Tensor::<B, 4>::from_data(TensorData::new(chw, [1, 3, h, w]), device)
 }
 
 /// Run the model on one LR image; output rounded and clipped to 8 bits (EDSR-PyTorch `quantize`).
@@ -126,6 +144,10 @@ pub fn super_resolve<B: Backend>(
 }
 
 /// [`super_resolve`] in tiles of `tile` LR pixels (bit-identical output; see [`tiles`]).
+///
+/// Each tile's input tensor is built from the 8-bit LR and its float output rounded into the 8-bit
+/// SR image as it comes, so no float tensor of the whole image (input or output) is ever held:
+/// with tiles, the memory beyond the 8-bit LR and SR images is one tile's forward.
 pub fn super_resolve_tiled<B: Backend>(
     model: &Model,
     params: &Params<B>,
@@ -135,27 +157,50 @@ pub fn super_resolve_tiled<B: Backend>(
     device: &B::Device,
 ) -> RgbImage {
     let k = (model.rgb_range() / 255.0) as f32;
-    let x = lr_tensor::<B>(model, lr, device);
-    let y = tiles::forward_tiled(model, params, plan, x, tile);
-    let [_, _, h, w] = y.dims();
-    let v = y
-        .to_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("f32 output");
-    to_rgb8(&v, h, w, k)
+    let input = |ys: Range<usize>, xs: Range<usize>| lr_tensor_region(model, lr, ys, xs, device);
+    let mut out: Option<RgbImage> = None;
+    tiles::forward_tiles(model, params, plan, [lr.h, lr.w], &input, tile, &mut |p| {
+        let [_, _, th, tw] = p.y.dims();
+        let d = p.y.to_data().convert::<f32>();
+        let v = d.as_slice::<f32>().expect("f32 output");
+        let img = out.get_or_insert_with(|| {
+            let (h, w) = (lr.h * p.scale, lr.w * p.scale);
+            RgbImage {
+                h,
+                w,
+                data: vec![0u8; h * w * 3],
+            }
+        });
+        write_rgb8(v, th, tw, k, img, p.oy, p.ox);
+    });
+    out.expect("a forward hands over at least one piece")
 }
 
 /// A 3×H×W output on the `rgb_range` scale (`k` = rgb_range/255) as 8-bit HWC: clipped to
 /// [0, 255] and rounded (EDSR-PyTorch `quantize`).
 pub fn to_rgb8(v: &[f32], h: usize, w: usize, k: f32) -> RgbImage {
-    let mut data = vec![0u8; h * w * 3];
+    let mut img = RgbImage {
+        h,
+        w,
+        data: vec![0u8; h * w * 3],
+    };
+    write_rgb8(v, h, w, k, &mut img, 0, 0);
+    img
+}
+
+/// [`to_rgb8`] of a 3×h×w block into `img` with its top-left pixel at `(oy, ox)` (per pixel, so
+/// a tiled output rounds to the same bytes as the whole one).
+fn write_rgb8(v: &[f32], h: usize, w: usize, k: f32, img: &mut RgbImage, oy: usize, ox: usize) {
     for c in 0..3 {
-        for i in 0..h * w {
-            data[i * 3 + c] = (v[c * h * w + i] / k).clamp(0.0, 255.0).round() as u8;
+        let plane = &v[c * h * w..(c + 1) * h * w];
+        for (y, src) in plane.chunks_exact(w).enumerate() {
+            let row = (oy + y) * img.w + ox;
+            let dst = &mut img.data[row * 3..(row + w) * 3];
+            for (px, &s) in dst.chunks_exact_mut(3).zip(src) {
+                px[c] = (s / k).clamp(0.0, 255.0).round() as u8;
+            }
         }
     }
-    RgbImage { h, w, data }
 }
 
 /// Score a set with any super-resolver `sr` (LR → 8-bit SR), under the same protocol.
