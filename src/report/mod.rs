@@ -42,7 +42,7 @@ pub(crate) fn put(
 /// `odm report`: every table and figure from `results` into `out`. Returns the files written
 /// (relative to `out`), in order.
 pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
-    let runs = collect(results)?;
+    let (runs, superseded) = runs::collect_noted(results)?;
     if runs.is_empty() {
         return Err(crate::error::user(format!(
             "{}: no finished runs (folders with summary.json); run `odm run FILE` first or pass --results DIR",
@@ -61,6 +61,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     index.extend(qualitative::write(&runs, out, &mut written)?);
     let mut readme = tables::index_md(&runs, &index);
     readme.push_str(&stopped_md(&runs::stopped(results)));
+    readme.push_str(&superseded_md(&superseded));
     put(out, "README.md", readme.as_bytes(), &mut written)?;
     Ok(written)
 }
@@ -81,6 +82,23 @@ fn stopped_md(stopped: &[runs::Stopped]) -> String {
             r.step.map_or("?".to_string(), |n| n.to_string()),
             cell(&r.cause),
             cell(&r.resume)
+        ));
+    }
+    s
+}
+
+/// The README's section on finished runs left out for a newer spec of the same name.
+fn superseded_md(runs: &[runs::Superseded]) -> String {
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Superseded runs\n\nFolders of the same run name whose spec differs: the one that finished last is used, the other is left out of every table and figure.\n\n| run | used | left out |\n|---|---|---|\n",
+    );
+    for r in runs {
+        s.push_str(&format!(
+            "| {} | `{}` | `{}` |\n",
+            r.name, r.kept, r.dropped
         ));
     }
     s

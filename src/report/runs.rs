@@ -207,10 +207,47 @@ pub fn read_run(dir: &Path) -> anyhow::Result<Run> {
 }
 
 /// Every finished run (a folder holding `spec.effective.ron` and a `summary.json` with a score
-/// for every evaluation set, [`crate::record::finished`]) under `root`,
-/// sorted by spec name, then folder. Reruns of the same spec (`-2`, `-3` folders) count once:
-/// the newest folder wins.
+/// for every evaluation set, [`crate::record::finished`]) under `root`, sorted by spec name, then
+/// folder; see [`collect_noted`].
 pub fn collect(root: &Path) -> anyhow::Result<Vec<Run>> {
+    Ok(collect_noted(root)?.0)
+}
+
+/// A finished run left out because another folder of the same name holds a different spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Superseded {
+    pub name: String,
+    /// The folder kept and the one left out, relative to the results root.
+    pub kept: String,
+    pub dropped: String,
+}
+
+/// The spec without what differs between the seeds of one group (name and seed), as JSON.
+fn spec_but_seed(s: &Spec) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).expect("spec serializes");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("name");
+        o.remove("seed");
+    }
+    v
+}
+
+/// When a run finished (provenance `finished`, else `started`; RFC 3339 sorts as text).
+fn finished_at(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("provenance.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    [&v["finished"], &v["started"]]
+        .iter()
+        .find_map(|t| t.as_str().filter(|t| !t.is_empty()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Every finished run under `root`, and the runs left out. Reruns of the same spec (`-2`, `-3`
+/// folders) count once: the newest folder wins. Two folders of one name whose specs differ (an
+/// edited spec under the same name): the one that finished last wins, and the other is listed
+/// as superseded, so no table silently mixes them. A group whose seeds differ in anything but
+/// the seed is a user error naming the folders.
+pub fn collect_noted(root: &Path) -> anyhow::Result<(Vec<Run>, Vec<Superseded>)> {
     if !root.is_dir() {
         return Err(crate::error::user(format!(
             "{}: no such results folder; pass --results DIR",
@@ -226,17 +263,58 @@ pub fn collect(root: &Path) -> anyhow::Result<Vec<Run>> {
         .filter(|d| crate::record::finished(d).is_some() && d.join("spec.effective.ron").is_file())
         .collect();
     dirs.sort();
+    let rel = |d: &Path| d.strip_prefix(root).unwrap_or(d).display().to_string();
     let mut runs: Vec<Run> = Vec::new();
+    let mut superseded = Vec::new();
     for d in dirs {
         let r = read_run(&d)?;
-        match runs.iter_mut().find(|x| x.name == r.name) {
-            Some(x) if folder_rank(&r.dir) > folder_rank(&x.dir) => *x = r,
-            Some(_) => {}
-            None => runs.push(r),
+        let Some(x) = runs.iter_mut().find(|x| x.name == r.name) else {
+            runs.push(r);
+            continue;
+        };
+        if spec_but_seed(&x.spec) == spec_but_seed(&r.spec) && x.spec.seed == r.spec.seed {
+            if folder_rank(&r.dir) > folder_rank(&x.dir) {
+                *x = r;
+            }
+            continue;
         }
+        let (keep, drop) = if (finished_at(&r.dir), &r.dir) > (finished_at(&x.dir), &x.dir) {
+            (r, x.clone())
+        } else {
+            (x.clone(), r)
+        };
+        superseded.push(Superseded {
+            name: keep.name.clone(),
+            kept: rel(&keep.dir),
+            dropped: rel(&drop.dir),
+        });
+        *x = keep;
     }
     runs.sort_by(|a, b| a.name.cmp(&b.name).then(a.dir.cmp(&b.dir)));
-    Ok(runs)
+    check_groups(&runs, root)?;
+    superseded.sort_by(|a, b| (&a.name, &a.dropped).cmp(&(&b.name, &b.dropped)));
+    Ok((runs, superseded))
+}
+
+/// The seeds of one group must differ in the seed only: a user error names two folders that
+/// differ in more.
+fn check_groups(runs: &[Run], root: &Path) -> anyhow::Result<()> {
+    for (i, a) in runs.iter().enumerate() {
+        if let Some(b) = runs[i + 1..]
+            .iter()
+            .find(|b| b.group == a.group && spec_but_seed(&b.spec) != spec_but_seed(&a.spec))
+        {
+            let rel = |d: &Path| d.strip_prefix(root).unwrap_or(d).display().to_string();
+            return Err(crate::error::user(format!(
+                "{} and {}: one group ({}) whose specs differ in more than the seed; rename one, or move the stale folder out of {}",
+                rel(&a.dir),
+                rel(&b.dir),
+                a.group,
+                root.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `name-hash` = 1, `name-hash-2` = 2, ...
