@@ -131,23 +131,9 @@ pub fn latex(head: &[String], rows: &[Vec<String>], caption: &str, label: &str) 
     s
 }
 
-/// CSV with minimal quoting.
+/// CSV with minimal quoting (RFC 4180, [`crate::record::csv_text`]).
 pub fn csv(head: &[&str], rows: &[Vec<String>]) -> String {
-    let q = |s: &String| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.clone()
-        }
-    };
-    let mut s = format!("{}\n", head.join(","));
-    for r in rows {
-        s.push_str(&format!(
-            "{}\n",
-            r.iter().map(q).collect::<Vec<_>>().join(",")
-        ));
-    }
-    s
+    crate::record::csv_text(head, rows)
 }
 
 /// Number of distinct seed counts, for captions: "1–3 seeds".
