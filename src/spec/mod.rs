@@ -5,6 +5,7 @@
 //! defaults, so older files keep their meaning.
 
 mod grid;
+pub mod limits;
 pub mod load;
 mod odm;
 mod quant;
