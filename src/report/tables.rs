@@ -566,7 +566,7 @@ const GRID_CSV: [&str; 11] = [
 /// BitOPs a method spends adapting to each input: DAQ's FP32 statistics (`dynamic_ops` at
 /// 32×32) and DDTB's gates.
 fn dynamic_bitops(c: &crate::quant::cost::CostReport) -> u128 {
-    let daq: u128 = c.layers.iter().map(|l| l.dynamic_ops as u128 * 1024).sum();
+    let daq: u128 = c.layers.iter().map(|l| l.dynamic_ops * 1024).sum();
     daq + c.gates.as_ref().map_or(0, |g| g.bitops)
 }
 
