@@ -269,11 +269,22 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `--size WxH`: each side 1 to `spec::limits::MAX_SIDE` LR pixels (so the cost counts are
+/// exact, `quant::cost`).
 fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
-    s.split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-        .filter(|&(w, h)| w > 0 && h > 0)
-        .ok_or_else(|| odm::user(format!("--size {s:?}: expected WxH, e.g. 320x180")))
+    let max = odm::spec::limits::MAX_SIDE;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let (w, h) = s
+        .split_once('x')
+        .filter(|(w, h)| digits(w) && digits(h))
+        .ok_or_else(|| odm::user(format!("--size {s:?}: expected WxH, e.g. 320x180")))?;
+    let side = |t: &str| t.parse::<usize>().ok().filter(|v| (1..=max).contains(v));
+    match (side(w), side(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(odm::user(format!(
+            "--size {s}: each side must be 1 to {max} LR pixels; use a smaller size, e.g. 320x180"
+        ))),
+    }
 }
 
 /// A `--device` value, or an input error naming the allowed forms.
@@ -532,7 +543,21 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             commands::cost(&file, w, h).map(|reports| {
                 for (name, r) in reports {
                     if json {
-                        println!("{}", serde_json::json!({"run": name, "cost": r}));
+                        // Serialized directly, not through `serde_json::Value`, which holds no
+                        // integer past u64 (counts at large sizes are u128, `quant::cost`).
+                        #[derive(serde::Serialize)]
+                        struct Line<'a> {
+                            run: &'a str,
+                            cost: &'a odm::quant::cost::CostReport,
+                        }
+                        let line = Line {
+                            run: &name,
+                            cost: &r,
+                        };
+                        println!(
+                            "{}",
+                            serde_json::to_string(&line).expect("a cost report serializes")
+                        );
                     } else {
                         println!("# {name}\n{}", r.table());
                     }

@@ -153,7 +153,7 @@ fn cost_overhead_by_hand() {
     let minmax = QuantPlan::from_spec(&QuantSpec::MinMax(QuantOpts::bits(2, 2)), &m);
     let (a, b) = (cost(&m, &daq, 320, 180), cost(&m, &minmax, 320, 180));
     assert_eq!(a.total_bitops - b.total_bitops, 483_183_820_800);
-    let ops: u64 = a.layers.iter().map(|l| l.dynamic_ops).sum();
+    let ops: u128 = a.layers.iter().map(|l| l.dynamic_ops).sum();
     assert_eq!(ops, 32 * 64 * 320 * 180 * 4);
     assert_eq!(
         a.total_params, b.total_params,

@@ -148,7 +148,8 @@ pub fn load_run<B: Backend>(
 /// `odm eval`: evaluate a run's checkpoint on benchmark folders, on `device` (`--device`).
 ///
 /// `save`: `--save-sr DIR` and whether `--save-lr` (see [`SaveSr`]). `tile`: super-resolve in
-/// tiles of that many LR pixels (bit-identical; bounds the memory of large images).
+/// tiles of that many LR pixels (bit-identical; bounds the memory of large images), 1 to
+/// `spec::limits::MAX_SIDE`, checked before anything is read or written.
 pub fn eval(
     run_dir: &Path,
     data: &[PathBuf],
@@ -157,6 +158,12 @@ pub fn eval(
     save: Option<(&Path, bool)>,
     tile: Option<usize>,
 ) -> anyhow::Result<Vec<SetScore>> {
+    let max = crate::spec::limits::MAX_SIDE;
+    if let Some(t) = tile.filter(|t| !(1..=max).contains(t)) {
+        return Err(user(format!(
+            "--tile {t}: a tile is 1 to {max} LR pixels on a side; use e.g. --tile 256, or leave it out to run whole images"
+        )));
+    }
     crate::backend::set_threads(threads);
     let picked = pick(device).map_err(|m| user(format!("--device: {m}; use --device cpu")))?;
     let save = save.map(|(o, lr)| SaveSr::new(o, lr)).transpose()?;

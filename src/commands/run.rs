@@ -892,15 +892,29 @@ fn write_results(
     out: &crate::train::Outcome,
     bic: &[SetScore],
 ) -> anyhow::Result<()> {
-    let mut per = String::from("set,image,psnr_y,ssim_y,bicubic_psnr_y,bicubic_ssim_y\n");
-    for (m, b) in out.final_scores.iter().zip(bic) {
-        for (pm, pb) in m.per_image.iter().zip(&b.per_image) {
-            per.push_str(&format!(
-                "{},{},{},{},{},{}\n",
-                m.set, pm.image, pm.psnr_y, pm.ssim_y, pb.psnr_y, pb.ssim_y
-            ));
-        }
-    }
+    // RFC 4180 quoting where a set or image name needs it; floats in shortest round-trip form.
+    let per = record::csv_text(
+        &[
+            "set",
+            "image",
+            "psnr_y",
+            "ssim_y",
+            "bicubic_psnr_y",
+            "bicubic_ssim_y",
+        ],
+        out.final_scores.iter().zip(bic).flat_map(|(m, b)| {
+            m.per_image.iter().zip(&b.per_image).map(|(pm, pb)| {
+                [
+                    m.set.clone(),
+                    pm.image.clone(),
+                    pm.psnr_y.to_string(),
+                    pm.ssim_y.to_string(),
+                    pb.psnr_y.to_string(),
+                    pb.ssim_y.to_string(),
+                ]
+            })
+        }),
+    );
     atomic_write(&dir.join("per_image.csv"), per.as_bytes())?;
     let eval = out
         .final_scores

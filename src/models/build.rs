@@ -37,9 +37,14 @@ impl ConvInfo {
         self.cin * self.cout * self.k * self.k
     }
 
-    /// Multiply-accumulates for an LR input of h×w: (h·res)(w·res)·cout·cin·k².
-    pub fn macs(&self, h: usize, w: usize) -> u64 {
-        (h * self.res * w * self.res) as u64 * self.weights() as u64
+    /// Multiply-accumulates for an LR input of h×w: (h·res)(w·res)·cout·cin·k², in `u128`: exact
+    /// for sides up to `spec::limits::MAX_SIDE` (2^16) on any backbone within the spec's limits
+    /// (at most 2^16·2^16·4²·2^40, far below 2^128); larger sides are a caller's bug.
+    pub fn macs(&self, h: usize, w: usize) -> u128 {
+        [h, self.res, w, self.res, self.weights()]
+            .into_iter()
+            .try_fold(1u128, |a, b| a.checked_mul(b as u128))
+            .expect("MACs within u128: image sides within spec::limits::MAX_SIDE")
     }
 }
 

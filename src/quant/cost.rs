@@ -16,6 +16,10 @@
 //! 32·C + 64 + 64 per gate (conv weights at 2 bits, BatchNorm at 32 in storage); DDTB builds a
 //! gate in every quantizer but runs only the selected ones, so both counts are reported.
 //!
+//! Counts that grow with the input size (MACs, BitOPs, offset and DAQ operations, pooling
+//! additions) are `u128`: at the largest LR side `odm cost` accepts (`spec::limits::MAX_SIDE`,
+//! 65536) a wide backbone's MACs pass 2^64, and must not wrap around.
+//!
 //! ODM's distribution offsets: a channel-wise scale costs C FP multiplications per pixel of the
 //! layer's input (counted as MACs at 32×32 bits) and C·32 bits of storage; a channel-wise shift
 //! costs C·32 bits of storage and no BitOPs, because it folds into a per-channel zero point of the
@@ -29,17 +33,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LayerCost {
     pub layer: String,
-    pub macs: u64,
+    pub macs: u128,
     pub w_bits: u32,
     pub a_bits: u32,
     pub bitops: u128,
     pub params: u64,
     pub storage_bits: u64,
     /// FP multiplications of a channel-wise offset scale (0 without one).
-    pub offset_macs: u64,
+    pub offset_macs: u128,
     /// FP32 operations of a dynamic quantizer's per-input statistics (DAQ), 0 for static ones.
     #[serde(default)]
-    pub dynamic_ops: u64,
+    pub dynamic_ops: u128,
 }
 
 /// Per-layer costs, totals and the FP/quantized ratios.
@@ -48,7 +52,7 @@ pub struct CostReport {
     pub input_w: usize,
     pub input_h: usize,
     pub layers: Vec<LayerCost>,
-    pub total_macs: u64,
+    pub total_macs: u128,
     pub total_bitops: u128,
     pub total_params: u64,
     pub total_storage_bits: u64,
@@ -79,7 +83,7 @@ pub struct GateCost {
     /// 2-bit MACs of the gates' convolutions.
     pub macs: u64,
     /// FP32 additions of the gates' average pooling.
-    pub pool_adds: u64,
+    pub pool_adds: u128,
     /// (pool additions + BatchNorm) · 32·32 + MACs · 2·2.
     pub bitops: u128,
     /// False when counted from a spec on a backbone whose points differ in width (the
@@ -120,11 +124,11 @@ fn gate_cost(model: &Model, plan: &QuantPlan, w: usize, h: usize, exact: bool) -
     let convs = model.convs();
     let res = |n: &str| convs.iter().find(|c| c.name == n).map_or(1, |c| c.res);
     let hidden = super::ddtb::HIDDEN as u64;
-    let (mut macs, mut pool, mut params_run, mut storage) = (0u64, 0u64, 0u64, 0u64);
+    let (mut macs, mut pool, mut params_run, mut storage) = (0u64, 0u128, 0u64, 0u64);
     for (n, l) in &gated {
         let c = l.channels as u64;
         macs += hidden * c + 2 * hidden;
-        pool += c * (h * w * res(n) * res(n)) as u64;
+        pool += c as u128 * pixels(h, w, res(n));
         params_run += super::ddtb::gate_params(l.channels);
         storage += (hidden * c + 2 * hidden) * 2 + 2 * hidden * 32;
     }
@@ -140,9 +144,14 @@ fn gate_cost(model: &Model, plan: &QuantPlan, w: usize, h: usize, exact: bool) -
         storage_bits: storage,
         macs,
         pool_adds: pool,
-        bitops: (pool + bn) as u128 * 1024 + macs as u128 * 4,
+        bitops: (pool + bn as u128) * 1024 + macs as u128 * 4,
         exact,
     })
+}
+
+/// Pixels of a layer at `res` times an LR input of `w`×`h` (`u128`: no wrap-around).
+fn pixels(h: usize, w: usize, res: usize) -> u128 {
+    h as u128 * res as u128 * w as u128 * res as u128
 }
 
 /// Cost of `model` under `plan` for an LR input of `w`×`h`.
@@ -173,12 +182,12 @@ pub fn cost_with(model: &Model, plan: &QuantPlan, w: usize, h: usize, exact: boo
             let macs = c.macs(h, w);
             let l = plan.layer(&c.name);
             let (scale, shift) = l.map(|l| (l.scale, l.shift)).unwrap_or((false, false));
-            let pixels = (h * c.res * w * c.res) as u64;
-            let offset_macs = if scale { pixels * c.cin as u64 } else { 0 };
+            let pixels = pixels(h, w, c.res);
+            let offset_macs = if scale { pixels * c.cin as u128 } else { 0 };
             let dynamic =
                 l.is_some_and(|l| l.has_act() && matches!(l.form, super::QForm::Daq { .. }));
             let dynamic_ops = if dynamic {
-                4 * pixels * c.cin as u64
+                4 * pixels * c.cin as u128
             } else {
                 0
             };
@@ -188,8 +197,7 @@ pub fn cost_with(model: &Model, plan: &QuantPlan, w: usize, h: usize, exact: boo
                 macs,
                 w_bits: wb,
                 a_bits: ab,
-                bitops: macs as u128 * wb as u128 * ab as u128
-                    + (offset_macs + dynamic_ops) as u128 * 1024,
+                bitops: macs * wb as u128 * ab as u128 + (offset_macs + dynamic_ops) * 1024,
                 params: (c.weights() + biases(c)) as u64 + offset_params,
                 storage_bits: c.weights() as u64 * wb as u64
                     + biases(c) as u64 * 32
@@ -203,11 +211,11 @@ pub fn cost_with(model: &Model, plan: &QuantPlan, w: usize, h: usize, exact: boo
     let (g_bitops, g_params, g_storage) = gates
         .as_ref()
         .map_or((0, 0, 0), |g| (g.bitops, g.params_run, g.storage_bits));
-    let total_macs = layers.iter().map(|l| l.macs).sum();
+    let total_macs = layers.iter().map(|l| l.macs).sum::<u128>();
     let total_bitops = layers.iter().map(|l| l.bitops).sum::<u128>() + g_bitops;
     let total_params = layers.iter().map(|l| l.params).sum::<u64>() + g_params;
     let total_storage_bits = layers.iter().map(|l| l.storage_bits).sum::<u64>() + g_storage;
-    let fp_bitops = total_macs as u128 * 1024;
+    let fp_bitops = total_macs * 1024;
     let offset_params: u64 = layers.iter().map(|l| l.params).sum::<u64>() + g_params
         - model
             .convs()

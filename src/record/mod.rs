@@ -199,34 +199,61 @@ impl MetricRow {
     }
 }
 
-/// Parse a `metrics.csv` written by [`metrics_csv`].
+/// CSV text: the `head` row, then `rows`, as RFC 4180 describes it with `\n` line ends. A field
+/// is quoted only where it must be (the `csv` crate's `QuoteStyle::Necessary`: it holds a comma,
+/// a double quote, CR or LF; quotes inside are doubled), so a file of plain names and numbers
+/// reads exactly as a comma-joined one. Every row has as many fields as `head`.
+pub fn csv_text<R, F>(head: &[&str], rows: impl IntoIterator<Item = R>) -> String
+where
+    R: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let ok = "CSV rows as long as their header, written to memory";
+    w.write_record(head).expect(ok);
+    for r in rows {
+        w.write_record(r).expect(ok);
+    }
+    String::from_utf8(w.into_inner().expect(ok)).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// The records of CSV `text` below its header row (RFC 4180 quoting, as [`csv_text`] writes
+/// it); every record must have the header's number of fields. Blank lines are skipped.
+pub fn csv_records(text: &str) -> anyhow::Result<Vec<csv::StringRecord>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    Ok(r.records().collect::<Result<_, _>>()?)
+}
+
+/// Parse a `metrics.csv` written by [`metrics_csv`] (fields quoted as RFC 4180 says).
 pub fn parse_metrics(text: &str) -> anyhow::Result<Vec<MetricRow>> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            anyhow::ensure!(f.len() == 5, "bad metrics row {l:?}");
+    csv_records(text)?
+        .iter()
+        .map(|f| {
+            anyhow::ensure!(f.len() == 5, "bad metrics row {:?}", f.as_slice());
             Ok(MetricRow::new(
                 f[0].parse()?,
-                f[1],
-                f[2],
-                f[3],
+                &f[1],
+                &f[2],
+                &f[3],
                 f[4].parse()?,
             ))
         })
         .collect()
 }
 
-/// Render metrics rows as CSV (`step,split,set,metric,value`). Floats use Rust's shortest
-/// round-trip form, so the file is exact.
+/// Render metrics rows as CSV (`step,split,set,metric,value`; [`csv_text`] quotes a set name
+/// with a comma). Floats use Rust's shortest round-trip form, so the file is exact.
 pub fn metrics_csv(rows: &[MetricRow]) -> String {
-    let mut s = String::from("step,split,set,metric,value\n");
-    for r in rows {
-        s.push_str(&format!(
-            "{},{},{},{},{}\n",
-            r.step, r.split, r.set, r.metric, r.value
-        ));
-    }
-    s
+    csv_text(
+        &["step", "split", "set", "metric", "value"],
+        rows.iter().map(|r| {
+            [
+                r.step.to_string(),
+                r.split.clone(),
+                r.set.clone(),
+                r.metric.clone(),
+                r.value.to_string(),
+            ]
+        }),
+    )
 }

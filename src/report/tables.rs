@@ -131,23 +131,9 @@ pub fn latex(head: &[String], rows: &[Vec<String>], caption: &str, label: &str) 
     s
 }
 
-/// CSV with minimal quoting.
+/// CSV with minimal quoting (RFC 4180, [`crate::record::csv_text`]).
 pub fn csv(head: &[&str], rows: &[Vec<String>]) -> String {
-    let q = |s: &String| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.clone()
-        }
-    };
-    let mut s = format!("{}\n", head.join(","));
-    for r in rows {
-        s.push_str(&format!(
-            "{}\n",
-            r.iter().map(q).collect::<Vec<_>>().join(",")
-        ));
-    }
-    s
+    crate::record::csv_text(head, rows)
 }
 
 /// Number of distinct seed counts, for captions: "1–3 seeds".
@@ -580,7 +566,7 @@ const GRID_CSV: [&str; 11] = [
 /// BitOPs a method spends adapting to each input: DAQ's FP32 statistics (`dynamic_ops` at
 /// 32×32) and DDTB's gates.
 fn dynamic_bitops(c: &crate::quant::cost::CostReport) -> u128 {
-    let daq: u128 = c.layers.iter().map(|l| l.dynamic_ops as u128 * 1024).sum();
+    let daq: u128 = c.layers.iter().map(|l| l.dynamic_ops * 1024).sum();
     daq + c.gates.as_ref().map_or(0, |g| g.bitops)
 }
 

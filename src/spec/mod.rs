@@ -6,6 +6,7 @@
 
 mod grid;
 pub use grid::MAX_POINTS;
+pub mod limits;
 pub mod load;
 mod odm;
 mod quant;

@@ -1,5 +1,9 @@
 //! Semantic checks that serde cannot express. Each names the field and the allowed values.
 
+use super::limits::{
+    step_bytes, MAX_BATCH, MAX_CALIB_BATCHES, MAX_FEATS, MAX_ITERATIONS, MAX_PATCH, MAX_RDN_BLOCKS,
+    MAX_RDN_CONVS, MAX_RESBLOCKS, MAX_SIDE, MAX_STEP_BYTES,
+};
 use super::load::FieldError;
 use super::{
     resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec, RangeInit,
@@ -11,6 +15,15 @@ fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
         field: field.to_string(),
         msg: msg.into(),
     })
+}
+
+/// `value` of `field` is at most `max` (a bound of [`super::limits`]); past it, one line with
+/// the limit and `fix`.
+fn at_most(field: &str, value: usize, max: usize, fix: &str) -> Result<(), FieldError> {
+    if value > max {
+        return fail(field, format!("{value} is past the limit of {max}; {fix}"));
+    }
+    Ok(())
 }
 
 /// Validate one (expanded) spec. Data folders must exist; their contents are checked on load.
@@ -119,6 +132,7 @@ fn check_model(s: &Spec) -> Result<(), FieldError> {
             if m.n_feats == 0 {
                 return fail("model.n_feats", "must be at least 1");
             }
+            check_resnet_size(m.n_resblocks, m.n_feats)?;
             if !(m.res_scale > 0.0 && m.res_scale.is_finite()) {
                 return fail(
                     "model.res_scale",
@@ -143,6 +157,11 @@ fn check_model(s: &Spec) -> Result<(), FieldError> {
                     );
                 }
             }
+            let fix = "use a smaller network (the papers use D = 16, C = 8, G = G0 = 64)";
+            at_most("model.d", m.d, MAX_RDN_BLOCKS, fix)?;
+            at_most("model.c", m.c, MAX_RDN_CONVS, fix)?;
+            at_most("model.g", m.g, MAX_FEATS, fix)?;
+            at_most("model.g0", m.g0, MAX_FEATS, fix)?;
         }
         ModelSpec::SrResNet(m) => {
             if m.n_resblocks == 0 || m.n_feats == 0 {
@@ -151,9 +170,17 @@ fn check_model(s: &Spec) -> Result<(), FieldError> {
                     "n_resblocks and n_feats must be at least 1",
                 );
             }
+            check_resnet_size(m.n_resblocks, m.n_feats)?;
         }
     }
     Ok(())
+}
+
+/// EDSR's and SRResNet's depth and width within [`super::limits`].
+fn check_resnet_size(n_resblocks: usize, n_feats: usize) -> Result<(), FieldError> {
+    let fix = "use a smaller network (EDSR uses 32 blocks of 256 features at most)";
+    at_most("model.n_resblocks", n_resblocks, MAX_RESBLOCKS, fix)?;
+    at_most("model.n_feats", n_feats, MAX_FEATS, fix)
 }
 
 /// Quantizer bits and options.
@@ -178,6 +205,12 @@ fn check_quant(s: &Spec) -> Result<(), FieldError> {
         if q.calib_batches == 0 {
             return fail("quant.calib_batches", "must be at least 1");
         }
+        at_most(
+            "quant.calib_batches",
+            q.calib_batches,
+            MAX_CALIB_BATCHES,
+            "calibrate on fewer batches (the presets use 1 to a few dozen)",
+        )?;
         if !q.bound_lr_mult.is_none_or(|m| m >= 0.0 && m.is_finite()) {
             return fail("quant.bound_lr_mult", "must be a non-negative number");
         }
@@ -225,6 +258,12 @@ fn check_odm(s: &Spec) -> Result<(), FieldError> {
     if s.gating.log_every == 0 {
         return fail("gating.log_every", "must be at least 1");
     }
+    at_most(
+        "gating.log_every",
+        s.gating.log_every,
+        MAX_ITERATIONS,
+        "log at most every schedule.iterations",
+    )?;
     if s.offsets != OffsetPolicy::None && !quantized {
         return fail(
             "offsets",
@@ -399,8 +438,34 @@ fn check_data(s: &Spec) -> Result<(), FieldError> {
             ),
         );
     }
+    at_most(
+        "data.patch_size",
+        d.patch_size,
+        MAX_PATCH,
+        "use a smaller HR patch (EDSR uses 192 at ×4)",
+    )?;
     if d.batch_size == 0 {
         return fail("data.batch_size", "must be at least 1");
+    }
+    at_most(
+        "data.batch_size",
+        d.batch_size,
+        MAX_BATCH,
+        "use a smaller batch (EDSR uses 16)",
+    )?;
+    let bytes = step_bytes(s);
+    if bytes > MAX_STEP_BYTES {
+        let gib = |b: f64| b / (1u64 << 30) as f64;
+        return fail(
+            "data.batch_size",
+            format!(
+                "one training step of batch {} × {}² px patches on this model needs about {:.0} GiB, past the limit of {:.0} GiB; lower data.batch_size or data.patch_size, or use a smaller model",
+                d.batch_size,
+                d.patch_size,
+                gib(bytes),
+                gib(MAX_STEP_BYTES)
+            ),
+        );
     }
     Ok(())
 }
@@ -430,6 +495,24 @@ fn check_optim(s: &Spec) -> Result<(), FieldError> {
             "must be at least 1 (got 0); 0 only evaluates given weights, so it needs `init_from`",
         );
     }
+    at_most(
+        "schedule.iterations",
+        s.schedule.iterations,
+        MAX_ITERATIONS,
+        "train in fewer iterations (the papers use 300000 at most)",
+    )?;
+    for (f, v) in [
+        ("eval_every", s.eval_every),
+        ("checkpoint_every", s.checkpoint_every),
+        ("log_every", s.log_every),
+    ] {
+        at_most(
+            f,
+            v,
+            MAX_ITERATIONS,
+            "use an interval within the iterations' limit",
+        )?;
+    }
     for (i, c) in s.crops.iter().enumerate() {
         if !(8..=512).contains(&c.w) || !(8..=512).contains(&c.h) {
             return fail(
@@ -437,11 +520,26 @@ fn check_optim(s: &Spec) -> Result<(), FieldError> {
                 format!("box is {}×{}; each side must be 8 to 512 px", c.w, c.h),
             );
         }
+        if c.x.max(c.y) > MAX_SIDE {
+            return fail(
+                &format!("crops[{i}]"),
+                format!(
+                    "corner ({}, {}) is past the limit of {MAX_SIDE} px; give a corner inside the image",
+                    c.x, c.y
+                ),
+            );
+        }
     }
     if let LrDecay::Step { every, gamma } = s.schedule.lr_decay {
         if every == 0 {
             return fail("schedule.lr_decay.every", "must be at least 1");
         }
+        at_most(
+            "schedule.lr_decay.every",
+            every,
+            MAX_ITERATIONS,
+            "use an interval within the iterations' limit",
+        )?;
         if !(gamma > 0.0 && gamma <= 1.0) {
             return fail(
                 "schedule.lr_decay.gamma",
