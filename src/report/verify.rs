@@ -594,29 +594,26 @@ pub fn check(e: &Expected, runs: &[Run], aggs: &Aggs, hist: &History) -> Verdict
         .iter()
         .map(|c| judge(c, runs, &first, hist))
         .collect();
-    // Holm within each experiment, over its tested claims, in file order.
-    let mut families: Vec<&str> = claims
+    // Holm within each experiment, over its tested claims, once for "A > B" and once for
+    // "A < B".
+    let mut families: Vec<String> = claims
         .iter()
         .filter(|r| r.tested.is_some())
-        .map(|r| r.family.as_str())
+        .map(|r| r.family.clone())
         .collect();
     families.sort();
     families.dedup();
-    let families: Vec<String> = families.into_iter().map(String::from).collect();
     for f in &families {
-        let idx: Vec<usize> = (0..claims.len())
+        let members: Vec<usize> = (0..claims.len())
             .filter(|&i| claims[i].tested.is_some() && &claims[i].family == f)
             .collect();
-        let get = |i: usize, up: bool| {
-            let t = claims[i]
-                .tested
-                .as_ref()
-                .map_or(1.0, |t| if up { t.p } else { t.p_against });
-            t
-        };
-        let up = stats::holm(&idx.iter().map(|&i| get(i, true)).collect::<Vec<_>>());
-        let down = stats::holm(&idx.iter().map(|&i| get(i, false)).collect::<Vec<_>>());
-        for (k, &i) in idx.iter().enumerate() {
+        let tests: Vec<&Tested> = members
+            .iter()
+            .filter_map(|&i| claims[i].tested.as_ref())
+            .collect();
+        let up = stats::holm(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
+        let down = stats::holm(&tests.iter().map(|t| t.p_against).collect::<Vec<_>>());
+        for (k, &i) in members.iter().enumerate() {
             if let Some(t) = claims[i].tested.as_mut() {
                 t.p_holm = up[k];
                 t.p_against_holm = down[k];
