@@ -8,9 +8,11 @@
 
 pub mod figures;
 pub mod frame;
+pub mod prereg;
 pub mod qualitative;
 pub mod runs;
 pub mod seeds;
+pub mod stats;
 pub mod tables;
 pub mod verify;
 
@@ -54,7 +56,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     let mut index = tables::write_all(&runs, &agg, out, &mut written)?;
     if let Some(e) = expected.filter(|e| e.is_file()) {
         let exp = verify::load(e)?;
-        let v = verify::check(&exp, &runs, &agg);
+        let v = verify::check(&exp, &runs, &agg, &prereg::history(e));
         index.push(verify::write_repro(&v, out, &mut written)?);
     }
     index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
