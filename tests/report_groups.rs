@@ -122,3 +122,61 @@ fn seeds_of_one_group_that_differ_in_more_than_the_seed_are_an_error() {
     );
     assert!(report(&r, &tmp.path().join("rep2")).status.success());
 }
+
+/// Seeds of one group that ran on different builds are listed in the report's README.
+#[test]
+fn a_group_whose_seeds_ran_on_different_builds_is_flagged() {
+    let tmp = tempdir();
+    let r = tmp.path().join("results");
+    fake(
+        &r,
+        "m.seed-1-aaaa",
+        "m.seed-1",
+        1,
+        "1e-3",
+        30.0,
+        "2026-01-01T00:00:00Z",
+    );
+    fake(
+        &r,
+        "m.seed-2-bbbb",
+        "m.seed-2",
+        2,
+        "1e-3",
+        30.1,
+        "2026-01-01T00:00:00Z",
+    );
+    let prov = |folder: &str, build: &str| {
+        std::fs::write(
+            r.join(folder).join("provenance.json"),
+            format!(
+                r#"{{"started": "x", "finished": "x", "build": {{"commit": "c0ffee", "dirty": "false", "binary": "odm", "binary_sha256": "{build}", "rustc": "rustc"}}}}"#
+            ),
+        )
+        .unwrap()
+    };
+    prov("m.seed-1-aaaa", "1111111111aa");
+    prov("m.seed-2-bbbb", "1111111111aa");
+    let out = tmp.path().join("rep");
+    assert!(report(&r, &out).status.success());
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(
+        !readme.contains("different builds"),
+        "one build: no section"
+    );
+    prov("m.seed-2-bbbb", "2222222222bb");
+    let out = tmp.path().join("rep2");
+    assert!(report(&r, &out).status.success());
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    let sec = &readme[readme
+        .find("## Groups whose seeds ran on different builds")
+        .expect(&readme)..];
+    assert!(
+        sec.contains("| m | `m.seed-1-aaaa` | binary 1111111111 (commit c0ffee) |"),
+        "{sec}"
+    );
+    assert!(
+        sec.contains("| m | `m.seed-2-bbbb` | binary 2222222222 (commit c0ffee) |"),
+        "{sec}"
+    );
+}

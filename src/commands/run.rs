@@ -527,6 +527,12 @@ fn finish(
     }
     write_results(dir, s, out, &bic)?;
     prov.finished = record::provenance::now();
+    if let Some(seg) = prov.segments.last_mut() {
+        let began = humantime::parse_rfc3339(&seg.started).ok();
+        seg.wall_seconds = began
+            .and_then(|b| std::time::SystemTime::now().duration_since(b).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+    }
     prov.wall_seconds = out.timing.wall_seconds;
     prov.timed_from_step = out.timing.from_step;
     prov.iterations = s.schedule.iterations;
@@ -569,6 +575,8 @@ fn resumed_provenance(dir: &Path, now: Provenance, step: usize) -> anyhow::Resul
         from_step: step,
         git_commit: now.git_commit.clone(),
         git_dirty: now.git_dirty,
+        build: now.build.clone(),
+        wall_seconds: 0.0,
         threads: now.threads,
         device: now.device.clone(),
         data_sha256: digest,
@@ -596,7 +604,12 @@ fn resume_start(dir: &Path) -> anyhow::Result<Start<'static>> {
     Ok(Start::Resume(if text.is_empty() {
         vec![]
     } else {
-        record::parse_metrics(&text)?
+        record::parse_metrics(&text).map_err(|e| {
+            user(format!(
+                "{}: {e:#} (a damaged metrics file: restore it, or delete the run folder and run again)",
+                dir.join("metrics.csv").display()
+            ))
+        })?
     }))
 }
 

@@ -6,8 +6,17 @@ use std::process::Command;
 /// Provenance of a run.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Provenance {
+    /// The working folder's HEAD when the run started (may differ from the binary's commit).
     pub git_commit: String,
+    /// Whether the working folder had changes then, untracked files included.
     pub git_dirty: bool,
+    /// The build: the commit the binary was built from, whether its sources differed from it,
+    /// the binary's path and SHA-256, the compiler (see [`Build`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// The machine: CPU model, the kernel paths it dispatches to, the OS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
     pub cargo_lock_sha256: String,
     pub crate_version: String,
     pub threads: usize,
@@ -47,6 +56,86 @@ pub struct Provenance {
     pub failures: Vec<super::failure::Failure>,
 }
 
+/// The binary that ran: what it was built from and its own hash, so two runs can be told to
+/// come from one build or not.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Build {
+    /// The commit the binary was built from (embedded at build time by build.rs).
+    pub commit: String,
+    /// "true" when the binary's sources (src/, Cargo.toml, Cargo.lock, build.rs; untracked files
+    /// included) differed from that commit, "false", or "unknown" (built outside git).
+    pub dirty: String,
+    pub binary: String,
+    pub binary_sha256: String,
+    pub rustc: String,
+}
+
+impl Build {
+    /// This process's build.
+    pub fn current() -> Build {
+        let exe = std::env::current_exe().ok();
+        let sha = exe
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| super::hex(&<sha2::Sha256 as sha2::Digest>::digest(&b)))
+            .unwrap_or_else(|| "unknown".into());
+        Build {
+            commit: env!("ODM_BUILD_COMMIT").to_string(),
+            dirty: env!("ODM_BUILD_DIRTY").to_string(),
+            binary: exe.map(|p| p.display().to_string()).unwrap_or_default(),
+            binary_sha256: sha,
+            rustc: env!("ODM_RUSTC_VERSION").to_string(),
+        }
+    }
+
+    /// Whether two builds are the same binary (by hash, else by a clean commit).
+    pub fn same_as(&self, other: &Build) -> bool {
+        self.binary_sha256 == other.binary_sha256
+    }
+}
+
+/// The machine a run ran on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Machine {
+    /// `/proc/cpuinfo`'s model name (or the architecture).
+    pub cpu: String,
+    /// The instruction paths the kernels dispatch to on it (`kernels::dispatch_paths`).
+    pub kernel_paths: String,
+    /// OS and its release (`/etc/os-release`'s PRETTY_NAME).
+    pub os: String,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn current() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let release = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            });
+        let os = match release {
+            Some(r) => format!("{} ({r})", std::env::consts::OS),
+            None => std::env::consts::OS.to_string(),
+        };
+        Machine {
+            cpu,
+            kernel_paths: crate::kernels::dispatch_paths(),
+            os,
+        }
+    }
+}
+
 /// One resumed segment of a run.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Segment {
@@ -55,6 +144,12 @@ pub struct Segment {
     pub from_step: usize,
     pub git_commit: String,
     pub git_dirty: bool,
+    /// The binary of this segment (see [`Build`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// Seconds from this segment's start to the run's end (set when it finishes the run).
+    #[serde(default)]
+    pub wall_seconds: f64,
     pub threads: usize,
     pub device: String,
     /// SHA-256 over the data fingerprint this segment read.
@@ -150,9 +245,11 @@ impl Provenance {
         let lock = include_bytes!("../../Cargo.lock");
         Self {
             git_commit: git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into()),
-            git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+            git_dirty: git(&["status", "--porcelain", "--untracked-files=normal"])
                 .map(|s| !s.is_empty())
                 .unwrap_or(false),
+            build: Some(Build::current()),
+            machine: Some(Machine::current()),
             cargo_lock_sha256: super::hex(&<sha2::Sha256 as sha2::Digest>::digest(lock)),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             threads,

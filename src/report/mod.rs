@@ -64,6 +64,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     let mut readme = tables::index_md(&runs, &index);
     readme.push_str(&stopped_md(&runs::stopped(results)));
     readme.push_str(&superseded_md(&superseded));
+    readme.push_str(&mixed_md(&runs::mixed_builds(&runs)));
     put(out, "README.md", readme.as_bytes(), &mut written)?;
     Ok(written)
 }
@@ -102,6 +103,22 @@ fn superseded_md(runs: &[runs::Superseded]) -> String {
             "| {} | `{}` | `{}` |\n",
             r.name, r.kept, r.dropped
         ));
+    }
+    s
+}
+
+/// The README's section on groups whose seeds ran on different builds (empty when none).
+fn mixed_md(groups: &[(String, Vec<(String, String)>)]) -> String {
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Groups whose seeds ran on different builds\n\nTheir seeds differ in the binary as well as the seed (from `provenance.json`: the binary's hash and commit, or, for runs recorded before builds were, the working folder's commit), so a per-seed comparison mixes builds.\n\n| group | run folder | build |\n|---|---|---|\n",
+    );
+    for (g, runs) in groups {
+        for (folder, build) in runs {
+            s.push_str(&format!("| {g} | `{folder}` | {build} |\n"));
+        }
     }
     s
 }

@@ -182,7 +182,12 @@ pub fn read_run(dir: &Path) -> anyhow::Result<Run> {
         .unwrap_or("")
         .to_string();
     let metrics = match std::fs::read_to_string(dir.join("metrics.csv")) {
-        Ok(t) => parse_metrics(&t)?,
+        Ok(t) => parse_metrics(&t).map_err(|e| {
+            crate::error::user(format!(
+                "{}: {e:#} (a damaged metrics file: restore it from version control or rerun the run)",
+                dir.join("metrics.csv").display()
+            ))
+        })?,
         Err(_) => Vec::new(),
     };
     let (method, family) = method(&spec);
@@ -370,5 +375,52 @@ pub fn stopped(root: &Path) -> Vec<Stopped> {
         })
         .collect();
     out.sort_by(|a, b| a.folder.cmp(&b.folder));
+    out
+}
+
+/// The build a run came from, as its provenance names it: the binary's commit and SHA-256
+/// (`build`), else, for runs recorded before builds were, the working folder's commit.
+pub fn build_of(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("provenance.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let short = |x: &serde_json::Value| {
+        x.as_str()
+            .unwrap_or("unknown")
+            .chars()
+            .take(10)
+            .collect::<String>()
+    };
+    match v.get("build") {
+        Some(b) => format!(
+            "binary {} (commit {}{})",
+            short(&b["binary_sha256"]),
+            short(&b["commit"]),
+            if b["dirty"] == "true" {
+                ", modified"
+            } else {
+                ""
+            }
+        ),
+        None => format!("commit {} (working folder)", short(&v["git_commit"])),
+    }
+}
+
+/// Groups whose seeds ran on more than one build (see [`build_of`]): each with its runs' folder
+/// names and builds, in name order. Seeds compared per seed should come from one build.
+pub fn mixed_builds(runs: &[Run]) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for r in runs {
+        let folder = r
+            .dir
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let entry = (folder, build_of(&r.dir));
+        match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, v)) => v.push(entry),
+            None => out.push((r.group.clone(), vec![entry])),
+        }
+    }
+    out.retain(|(_, v)| v.iter().any(|(_, b)| *b != v[0].1));
     out
 }
