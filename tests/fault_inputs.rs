@@ -85,6 +85,13 @@ fn comma_and_quote_in_set_and_image_names_round_trip() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        // The reproduction tables list reports/expected.ron's cells and claims, not these runs.
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("reproduction")
+        })
         .collect();
     assert!(!tables.is_empty());
     let mut named = 0;
