@@ -244,6 +244,16 @@ enum Cmd {
         #[arg(long, requires = "save_sr")]
         save_lr: bool,
     },
+    /// Re-run a ledger run from its recorded spec (same thread count, initial weights checked
+    /// by hash) into a temporary folder and compare its metrics with the recorded ones, row by
+    /// row; exits 1 when they differ.
+    Reproduce {
+        /// A run folder (results/<name>-<hash>).
+        run_dir: PathBuf,
+        /// Compare up to this iteration (default: the whole run).
+        #[arg(long, value_name = "STEP")]
+        until: Option<usize>,
+    },
     /// The bicubic baseline of a folder.
     Bicubic {
         #[arg(long)]
@@ -344,6 +354,7 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
         overrides,
         points,
         allow_data_change,
+        until: None,
     };
     if list {
         print!("{}", commands::list(&file, &opts)?);
@@ -386,6 +397,7 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
         overrides: a.overrides,
         points: a.point.as_deref().map(commands::parse_points).transpose()?,
         allow_data_change: false,
+        until: None,
     };
     let (_, lines) = commands::sweep::sweep(&file, &SweepOpts { run, target })?;
     for l in lines {
@@ -618,6 +630,16 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             })
             .map(|scores| scores.iter().for_each(|s| print_score(s, json))),
         c @ Cmd::Infer { .. } => cmd_infer(c),
+        Cmd::Reproduce { run_dir, until } => {
+            let r = commands::reproduce::reproduce(&run_dir, until)?;
+            print!("{}", r.describe());
+            if r.first_difference.is_some() {
+                // A difference is a result, not an error: the lines above say which row.
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Bicubic { data, scale, json } => {
             commands::bicubic_cmd(&data, scale).map(|s| print_score(&s, json))
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 pub mod export;
 pub mod infer;
+pub mod reproduce;
 mod run;
 mod save;
 pub use save::SaveSr;

@@ -30,6 +30,8 @@ pub struct RunOpts {
     /// `--allow-data-change`: let `--resume` continue although the data's fingerprint changed
     /// (recorded in the run's provenance).
     pub allow_data_change: bool,
+    /// Stop right after this iteration, without a checkpoint (`odm reproduce --until`).
+    pub until: Option<usize>,
 }
 
 /// `--point`: comma-separated indices and inclusive ranges, e.g. `0,2,5-7`.
@@ -881,7 +883,10 @@ fn execute(
         dir,
         &dev,
         start,
-        opts.stop_after,
+        crate::train::Stop {
+            after_checkpoint: opts.stop_after,
+            at: opts.until,
+        },
         opts.progress,
     ))?;
     if out.interrupted {
@@ -889,8 +894,8 @@ fn execute(
     }
     if !out.finished {
         eprintln!(
-            "odm: stopped after iteration {:?}; continue with --resume",
-            opts.stop_after
+            "odm: stopped after iteration {}; continue with --resume",
+            out.step
         );
         return Ok(None);
     }

@@ -47,6 +47,16 @@ pub struct Outcome {
     pub final_loss: Option<f64>,
 }
 
+/// Where a run stops early (none set: at its last iteration).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stop {
+    /// After the first checkpoint at or past this iteration (`--stop-after`).
+    pub after_checkpoint: Option<usize>,
+    /// Right after this iteration, with `metrics.csv` written and no checkpoint
+    /// (`odm reproduce --until`).
+    pub at: Option<usize>,
+}
+
 /// A training failure, with the last iteration completed before it (the context of the error
 /// `train` returns; `odm run` records it in `failed.json`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -293,7 +303,7 @@ pub fn train<AB: AutodiffBackend>(
     run_dir: &Path,
     device: &Device<Inner<AB>>,
     start: Start,
-    stop_after: Option<usize>,
+    stop: Stop,
     progress: bool,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
@@ -310,7 +320,7 @@ pub fn train<AB: AutodiffBackend>(
         final_loss: None,
     };
     let r = train_loop::<AB>(
-        spec, model, sampler, eval_sets, run_dir, device, &mut st, &mut out, started, stop_after,
+        spec, model, sampler, eval_sets, run_dir, device, &mut st, &mut out, started, stop,
         progress,
     );
     out.step = st.step;
@@ -338,7 +348,7 @@ fn train_loop<AB: AutodiffBackend>(
     st: &mut State<Inner<AB>>,
     out: &mut Outcome,
     started: Instant,
-    stop_after: Option<usize>,
+    stop: Stop,
     progress: bool,
 ) -> anyhow::Result<()> {
     let before = out.timing;
@@ -411,10 +421,16 @@ fn train_loop<AB: AutodiffBackend>(
             if last {
                 crate::record::interrupt::fault_point("after-final-checkpoint");
             }
-            if stop_after.is_some_and(|s| step >= s) && !last {
+            if stop.after_checkpoint.is_some_and(|s| step >= s) && !last {
                 pb.abandon();
                 return Ok(());
             }
+        }
+        if stop.at == Some(step) && !last {
+            // `odm reproduce --until`: the rows so far, no checkpoint.
+            write_metrics(run_dir, st)?;
+            pb.abandon();
+            return Ok(());
         }
     }
     // Resumed from the final checkpoint (a crash before the summary): score every set again,
