@@ -13,6 +13,10 @@ const EXPECTED: [(&str, [f64; 3]); 4] = [
 ];
 
 #[test]
+#[cfg_attr(
+    odm_no_shared_data,
+    ignore = "shared data not found: set ODM_DATA to the folder holding benchmark/"
+)]
 fn bicubic_matches_published_measurements_all_sets_all_scales() {
     let Some(root) = common::data_root() else {
         return;
@@ -41,6 +45,10 @@ fn bicubic_matches_published_measurements_all_sets_all_scales() {
 }
 
 #[test]
+#[cfg_attr(
+    odm_no_shared_data,
+    ignore = "shared data not found: set ODM_DATA to the folder holding benchmark/"
+)]
 fn bicubic_cli_prints_one_json_object() {
     let Some(root) = common::data_root() else {
         return;
