@@ -26,15 +26,20 @@ fn write_large_png(path: &Path, side: usize) {
             px[2] = (((x + y) % 256) as u32 / 2 + n) as u8;
         }
     }
+    write_png(path, &data, side, image::codecs::png::FilterType::Sub);
+}
+
+/// Write a square 8-bit RGB PNG of `side` px, fast compression with `filter`.
+fn write_png(path: &Path, data: &[u8], side: usize, filter: image::codecs::png::FilterType) {
     let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let enc = image::codecs::png::PngEncoder::new_with_quality(
         f,
         image::codecs::png::CompressionType::Fast,
-        image::codecs::png::FilterType::Sub,
+        filter,
     );
     image::ImageEncoder::write_image(
         enc,
-        &data,
+        data,
         side as u32,
         side as u32,
         image::ExtendedColorType::Rgb8,
@@ -105,20 +110,7 @@ fn a_png_above_the_default_decoder_limit_is_read() {
         for (x, v) in data[..side * 3].iter_mut().enumerate() {
             *v = (x % 251) as u8;
         }
-        let f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-        let enc = image::codecs::png::PngEncoder::new_with_quality(
-            f,
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::NoFilter,
-        );
-        image::ImageEncoder::write_image(
-            enc,
-            &data,
-            side as u32,
-            side as u32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+        write_png(&p, &data, side, image::codecs::png::FilterType::NoFilter);
     }
     let img = odm::data::images::decode(&p).unwrap();
     assert_eq!((img.h, img.w), (side, side));

@@ -334,6 +334,19 @@ fn trained(dir: &Path, name: &str, extra: &str, feats: usize) -> PathBuf {
     run_dir(&out, name)
 }
 
+/// Run spec `file` into `out` and stop after its checkpoint at iteration 2 (`--stop-after 2`).
+fn stop_at_2(file: &Path, out: &Path) {
+    odm_ok(&[
+        "run",
+        s(file),
+        "--quiet",
+        "--out",
+        s(out),
+        "--stop-after",
+        "2",
+    ]);
+}
+
 /// Copy the files of folder `from` into a new folder `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -449,15 +462,7 @@ fn nan_and_foreign_checkpoints_are_refused_everywhere() {
     // --resume of an unfinished run whose checkpoint is foreign.
     let f = toy_file(tmp.path(), "rs", 6, quant);
     let out = tmp.path().join("resume");
-    odm_ok(&[
-        "run",
-        s(&f),
-        "--quiet",
-        "--out",
-        s(&out),
-        "--stop-after",
-        "2",
-    ]);
+    stop_at_2(&f, &out);
     let d = run_dir(&out, "rs");
     rewrite_checkpoint(&d, |ts| {
         let t = ts.iter_mut().find(|t| t.name == "tail.weight").unwrap();
@@ -486,15 +491,7 @@ fn changed_training_image_is_refused_on_resume() {
     );
     let f = write(tmp.path(), "data.ron", &text);
     let out = tmp.path().join("results");
-    odm_ok(&[
-        "run",
-        s(&f),
-        "--quiet",
-        "--out",
-        s(&out),
-        "--stop-after",
-        "2",
-    ]);
+    stop_at_2(&f, &out);
     // coffee.png replaced by another valid image.
     std::fs::copy(train.join("astronaut.png"), train.join("coffee.png")).unwrap();
     let resume = ["run", s(&f), "--quiet", "--out", s(&out), "--resume"];
@@ -584,15 +581,7 @@ fn concurrent_resumes_do_not_both_write() {
     let tmp = tempdir();
     let f = toy_file(tmp.path(), "lock", 40, "");
     let out = tmp.path().join("results");
-    odm_ok(&[
-        "run",
-        s(&f),
-        "--quiet",
-        "--out",
-        s(&out),
-        "--stop-after",
-        "2",
-    ]);
+    stop_at_2(&f, &out);
     let dir = run_dir(&out, "lock");
     let args = ["run", s(&f), "--quiet", "--out", s(&out), "--resume"];
     let mut first = Command::new(odm_bin())
@@ -608,15 +597,7 @@ fn concurrent_resumes_do_not_both_write() {
 
     // A stale lock (a pid that has exited, this host) is taken over.
     let f2 = toy_file(tmp.path(), "stale", 4, "");
-    odm_ok(&[
-        "run",
-        s(&f2),
-        "--quiet",
-        "--out",
-        s(&out),
-        "--stop-after",
-        "2",
-    ]);
+    stop_at_2(&f2, &out);
     let d2 = run_dir(&out, "stale");
     let mut gone = Command::new("true").spawn().unwrap();
     gone.wait().unwrap();

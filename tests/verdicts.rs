@@ -224,6 +224,32 @@ fn odm(args: &[&str]) -> std::process::Output {
     Command::new(odm_bin()).args(args).output().unwrap()
 }
 
+/// `odm verify --results RES --expected EXP`.
+fn verify(res: &Path, exp: &Path) -> std::process::Output {
+    Command::new(odm_bin())
+        .arg("verify")
+        .arg("--results")
+        .arg(res)
+        .arg("--expected")
+        .arg(exp)
+        .output()
+        .unwrap()
+}
+
+/// `odm report --results RES --out OUT --expected EXP`.
+fn report(res: &Path, out: &Path, exp: &Path) -> std::process::Output {
+    Command::new(odm_bin())
+        .arg("report")
+        .arg("--results")
+        .arg(res)
+        .arg("--out")
+        .arg(out)
+        .arg("--expected")
+        .arg(exp)
+        .output()
+        .unwrap()
+}
+
 /// The cells of the claims-table row whose first cell is `claim`.
 fn row(text: &str, claim: &str) -> Vec<String> {
     let want = format!("| {claim} |");
@@ -305,13 +331,7 @@ fn verify_judges_each_outcome_from_hand_computed_statistics() {
     let res = t.path().join("results");
     claims_fixture(&res);
     let exp = claims_ron(t.path(), false);
-    let o = odm(&[
-        "verify",
-        "--results",
-        res.to_str().unwrap(),
-        "--expected",
-        exp.to_str().unwrap(),
-    ]);
+    let o = verify(&res, &exp);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{text}");
     // pass: scipy ttest_rel p = 2.463661e-4 (one claim in experiment "pa": Holm = raw), CI
@@ -425,13 +445,7 @@ fn verify_judges_each_outcome_from_hand_computed_statistics() {
     );
     // A required claim that is inconclusive fails verify (exit 1) and is named.
     let exp = claims_ron(t.path(), true);
-    let o = odm(&[
-        "verify",
-        "--results",
-        res.to_str().unwrap(),
-        "--expected",
-        exp.to_str().unwrap(),
-    ]);
+    let o = verify(&res, &exp);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(
@@ -445,13 +459,7 @@ fn verify_judges_each_outcome_from_hand_computed_statistics() {
         "bad.ron",
         r#"(cells: [], claims: [(claim: "m", better: "pa.a", worse: "pa.b", set: "Set5", margin: -0.1)])"#,
     );
-    let o = odm(&[
-        "verify",
-        "--results",
-        res.to_str().unwrap(),
-        "--expected",
-        bad.to_str().unwrap(),
-    ]);
+    let o = verify(&res, &bad);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -464,13 +472,7 @@ fn verify_judges_each_outcome_from_hand_computed_statistics() {
         "old.ron",
         r#"(cells: [], claims: [(claim: "m", better: "pa.a", worse: "pa.b", set: "Set5", k: 1.0)])"#,
     );
-    let o = odm(&[
-        "verify",
-        "--results",
-        res.to_str().unwrap(),
-        "--expected",
-        old.to_str().unwrap(),
-    ]);
+    let o = verify(&res, &old);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("margin"));
 }
@@ -598,15 +600,7 @@ fn claims_committed_after_their_runs_started_are_post_hoc() {
     );
     // The report says only pre-registered / post hoc, so committing C3 later leaves it as is.
     let out = t.path().join("reports");
-    let o = odm(&[
-        "report",
-        "--results",
-        res.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--expected",
-        exp.to_str().unwrap(),
-    ]);
+    let o = report(&res, &out, &exp);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(out.join("tables/reproduction.md")).unwrap();
     assert_eq!(row(&md, "C1 registered")[REG], "pre-registered");
@@ -615,15 +609,7 @@ fn claims_committed_after_their_runs_started_are_post_hoc() {
     git(&repo, None, &["add", "-A"]);
     git(&repo, Some(1768867300), &["commit", "-q", "-m", "C3"]);
     let again = t.path().join("reports2");
-    let o = odm(&[
-        "report",
-        "--results",
-        res.to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-        "--expected",
-        exp.to_str().unwrap(),
-    ]);
+    let o = report(&res, &again, &exp);
     assert!(o.status.success());
     assert_eq!(
         md,

@@ -64,12 +64,6 @@ fn read_text(p: &Path) -> anyhow::Result<String> {
     })
 }
 
-fn provenance(dir: &Path) -> anyhow::Result<Provenance> {
-    let p = dir.join("provenance.json");
-    serde_json::from_str(&read_text(&p)?)
-        .map_err(|e| user(format!("{}: {e} (a damaged provenance file)", p.display())))
-}
-
 fn metrics(dir: &Path) -> anyhow::Result<Vec<MetricRow>> {
     let p = dir.join("metrics.csv");
     parse_metrics(&read_text(&p)?)
@@ -106,7 +100,7 @@ pub fn reproduce(run_dir: &Path, until: Option<usize>) -> anyhow::Result<Reprodu
     let effective = run_dir.join("spec.effective.ron");
     let spec_text = read_text(&effective)?;
     let spec = crate::spec::load::parse_str(&effective.display().to_string(), &spec_text)?;
-    let was = provenance(run_dir)?;
+    let was = Provenance::read(run_dir)?;
     let recorded = metrics(run_dir)?;
     let iters = spec.schedule.iterations;
     let until = until.unwrap_or(iters).min(iters);
@@ -126,7 +120,7 @@ pub fn reproduce(run_dir: &Path, until: Option<usize>) -> anyhow::Result<Reprodu
         ..Default::default()
     };
     let dir = run(&file, &opts)?.remove(0);
-    let now = provenance(&dir)?;
+    let now = Provenance::read(&dir)?;
     if let (Some(a), Some(b)) = (&was.init, &now.init) {
         if a.sha256 != b.sha256 {
             return Err(user(format!(

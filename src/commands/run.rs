@@ -564,7 +564,7 @@ fn write_specs(dir: &Path, source: &str, s: &Spec, canon: &str) -> anyhow::Resul
 /// and data) with this segment appended, and the failure it recovers from moved in from
 /// `failed.json`.
 fn resumed_provenance(dir: &Path, now: Provenance, step: usize) -> anyhow::Result<Provenance> {
-    let Some(mut prov) = read_provenance(dir) else {
+    let Some(mut prov) = Provenance::read(dir).ok() else {
         return Ok(Provenance {
             resumed: true,
             ..now
@@ -622,7 +622,7 @@ fn check_same_data(
     now: &[record::provenance::DataFolder],
     allow: bool,
 ) -> anyhow::Result<()> {
-    let Some(was) = read_provenance(dir).map(|p| p.data) else {
+    let Some(was) = Provenance::read(dir).ok().map(|p| p.data) else {
         return Ok(());
     };
     match record::provenance::data_difference(&was, now) {
@@ -636,12 +636,6 @@ fn check_same_data(
         }
         None => Ok(()),
     }
-}
-
-/// The provenance recorded in a run folder, if readable.
-fn read_provenance(dir: &Path) -> Option<Provenance> {
-    let text = std::fs::read_to_string(dir.join("provenance.json")).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Everything a run needs, read and checked before its folder exists.

@@ -262,6 +262,19 @@ impl Provenance {
     }
 }
 
+impl Provenance {
+    /// The `provenance.json` of run folder `dir`; a missing or damaged file is a user error
+    /// naming it.
+    pub fn read(dir: &std::path::Path) -> anyhow::Result<Provenance> {
+        let p = dir.join("provenance.json");
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| crate::error::user(format!("{}: cannot read ({e})", p.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            crate::error::user(format!("{}: {e} (a damaged provenance file)", p.display()))
+        })
+    }
+}
+
 /// The current UTC time, RFC 3339.
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()

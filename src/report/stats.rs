@@ -233,21 +233,17 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<TTest> {
 impl TTest {
     /// One-sided p of "the true difference exceeds `bound`": P(T ≥ (mean − bound)/se).
     pub fn p_above(&self, bound: f64) -> f64 {
-        let x = self.mean - bound;
-        if self.se > 0.0 {
-            t_sf(x / self.se, self.df)
-        } else if x > 0.0 {
-            0.0
-        } else if x < 0.0 {
-            1.0
-        } else {
-            0.5
-        }
+        self.p_positive(self.mean - bound)
     }
 
     /// One-sided p of "the true difference is below `bound`".
     pub fn p_below(&self, bound: f64) -> f64 {
-        let x = bound - self.mean;
+        self.p_positive(bound - self.mean)
+    }
+
+    /// P(T ≥ x/se): the one-sided p that an observed excess `x` is above zero; with zero spread
+    /// 0 for x > 0, 1 for x < 0 and 0.5 on the bound.
+    fn p_positive(&self, x: f64) -> f64 {
         if self.se > 0.0 {
             t_sf(x / self.se, self.df)
         } else if x > 0.0 {
