@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh folder under the system's temporary directory, removed when dropped. (Our own, not
 /// the `tempfile` crate: as a dev-dependency it switched on features of `fastrand` and `rustix`
-/// that burn and polars also use, so `cargo test` after `cargo run` rebuilt the whole tree.)
+/// that burn also uses, so `cargo test` after `cargo run` rebuilt the whole tree.)
 pub struct TempDir(PathBuf);
 
 impl TempDir {
