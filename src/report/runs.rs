@@ -3,7 +3,7 @@
 use crate::eval::inspect::ActStats;
 use crate::quant::cost::CostReport;
 use crate::record::{parse_metrics, MetricRow};
-use crate::spec::{GateRule, ModelSpec, OffsetPolicy, QuantSpec, Regularizer, Spec};
+use crate::spec::{GateRule, ModelSpec, OffsetPolicy, Regularizer, Spec};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -66,61 +66,15 @@ pub fn backbone(m: &ModelSpec) -> String {
     }
 }
 
-/// A method's family, in the order the main table lists them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Family {
-    Fp32,
-    MinMax,
-    Pams,
-    DdtbStatic,
-    /// DDTB with its input-adaptive gate (dynamic bounds on part of the layers).
-    Ddtb,
-    /// DAQ (dynamic, per-input activation statistics).
-    Daq,
-    /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
-    Odm,
-}
-
-impl Family {
-    /// The name tables, figures and `expected.ron` use.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::Fp32 => "FP32",
-            Family::MinMax => "MinMax",
-            Family::Pams => "PAMS",
-            Family::DdtbStatic => "DDTB-static",
-            Family::Ddtb => "DDTB",
-            Family::Daq => "DAQ",
-            Family::Odm => "ODM",
-        }
-    }
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::spec::Family;
 
 /// Method label and family from the quantizer, regularizer, gating, offsets and weight clip.
 pub fn method(s: &Spec) -> (String, Family) {
-    let (base, opts) = match &s.quant {
-        QuantSpec::Fp => return ("FP32".into(), Family::Fp32),
-        QuantSpec::MinMax(o) => (Family::MinMax, o),
-        QuantSpec::Pams(o) => (Family::Pams, o),
-        QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
-        QuantSpec::Ddtb(o) => (Family::Ddtb, o),
-        QuantSpec::Odm(o) => (Family::Odm, o),
-        QuantSpec::Daq(o) => (Family::Daq, o),
+    let Some(opts) = s.quant.opts() else {
+        return ("FP32".into(), Family::Fp32);
     };
-    let gate = match s.gating.rule {
-        GateRule::Never => "never",
-        GateRule::Always => "always-on",
-        GateRule::Sign => "sign-gated",
-        GateRule::TensorDot => "tensor-dot-gated",
-        GateRule::GlobalDot => "global-dot-gated",
-        GateRule::CosineSoft { .. } => "cosine-weighted",
-    };
+    let base = s.quant.preset().family;
+    let gate = s.gating.rule.label();
     let mut parts = vec![base.label().to_string()];
     match &s.regularizer {
         Regularizer::None => {}

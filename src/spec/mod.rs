@@ -16,7 +16,8 @@ pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
 pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
 pub use quant::{
-    BoundGrad, InitFrom, Placement, QForm, QuantOpts, QuantSpec, RangeInit, WeightClip,
+    BoundGrad, Family, InitFrom, Placement, Preset, QForm, QuantOpts, QuantSpec, RangeInit,
+    WeightClip, WeightQ,
 };
 
 use serde::{Deserialize, Serialize};

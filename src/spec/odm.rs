@@ -49,7 +49,7 @@ pub enum VarScope {
     PerTensor,
 }
 
-/// How g_var enters the update g = g_rec + λ·w ⊙ g_var.
+/// How g_reg enters the update g = g_rec + λ·w ⊙ g_reg.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Gating {
@@ -86,15 +86,29 @@ pub enum GateRule {
     Never,
     /// w = 1: plain joint training.
     Always,
-    /// Per element: w = 1 where sign(g_var) = sign(g_rec) (both non-zero), else 0.
+    /// Per element: w = 1 where sign(g_reg) = sign(g_rec) (both non-zero), else 0.
     #[default]
     Sign,
-    /// Per parameter tensor: w = 1 if ⟨g_rec, g_var⟩ > 0.
+    /// Per parameter tensor: w = 1 if ⟨g_rec, g_reg⟩ > 0.
     TensorDot,
-    /// One decision over all parameters: w = 1 if Σ⟨g_rec, g_var⟩ > 0.
+    /// One decision over all parameters: w = 1 if Σ⟨g_rec, g_reg⟩ > 0.
     GlobalDot,
-    /// w = (cos(g_rec, g_var) + 1)/2, over all parameters or per tensor.
+    /// w = (cos(g_rec, g_reg) + 1)/2, over all parameters or per tensor.
     CosineSoft { per_tensor: bool },
+}
+
+impl GateRule {
+    /// The rule's name in method labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            GateRule::Never => "never",
+            GateRule::Always => "always-on",
+            GateRule::Sign => "sign-gated",
+            GateRule::TensorDot => "tensor-dot-gated",
+            GateRule::GlobalDot => "global-dot-gated",
+            GateRule::CosineSoft { .. } => "cosine-weighted",
+        }
+    }
 }
 
 /// Which parameters the gate covers.

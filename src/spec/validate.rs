@@ -296,7 +296,7 @@ fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
                     format!("percentile {percentile} must be in (0, 100]"),
                 );
             }
-            if !matches!(s.quant, QuantSpec::MinMax(_) | QuantSpec::Odm(_)) {
+            if s.quant.preset().weights != crate::spec::WeightQ::Learned {
                 return fail(
                     "quant.weight_clip",
                     "Wcc corrects the AdaBM/ODM weight quantizer; use quant: Odm(...) or MinMax(...)",

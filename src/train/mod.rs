@@ -468,7 +468,7 @@ impl std::fmt::Display for Diverged {
 impl std::error::Error for Diverged {}
 
 /// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
-/// backward, and L_reg needs nothing past the last quantized layer), its gradient g_var, and the
+/// backward, and L_reg needs nothing past the last quantized layer), its gradient g_reg, and the
 /// gated combination with g_rec. The convolutions reuse the reconstruction pass's outputs
 /// (`replay`: same parameters and input, so the same values) and only record their backward.
 /// Returns the combined gradients, the gate's statistics and L_reg.
@@ -497,7 +497,7 @@ fn regularizer_pass<AB: AutodiffBackend>(
     let acts = cap.into_inner().act_inputs;
     let l = regularize::reg_loss(&spec.regularizer, &p, &st.plan, &acts).expect("quantized layers");
     let reg_v: f64 = l.clone().into_scalar().elem();
-    let g_var = p.grads(&l.backward());
+    let g_reg = p.grads(&l.backward());
     // WCC's γ learns from ∇L_R only (ODM, ECCV 2024): the regularizer never reaches it.
     let wcc: Vec<String> = st
         .plan
@@ -518,7 +518,7 @@ fn regularizer_pass<AB: AutodiffBackend>(
         spec.gating.rule,
         &scope,
         g_rec,
-        g_var,
+        g_reg,
         spec.regularizer.lambda(),
     );
     (g, stats, reg_v)
