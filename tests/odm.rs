@@ -6,8 +6,8 @@ use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
 use odm::quant::offsets::{choose, spreads, ChannelStats};
 use odm::quant::{percentile_rows, weight_range, LayerQuant, QForm, Quantizer, WeightQ};
-use odm::spec::{GateRule, OffsetPolicy, Select, VarScope, VarStat};
-use odm::train::gating::combine;
+use odm::spec::{CoopScope, GateRule, OffsetPolicy, Select, VarScope, VarStat};
+use odm::train::gating::{Gate, Group};
 use odm::train::regularize::variance_loss;
 
 type AD = Autodiff<Cpu>;
@@ -33,7 +33,14 @@ fn grads() -> (Vec<Tensor<Cpu, 1>>, Vec<Tensor<Cpu, 1>>) {
 
 fn run(rule: GateRule, scope: &[bool]) -> (Vec<Vec<f32>>, odm::train::gating::GateStats) {
     let (r, v) = grads();
-    let (g, s) = combine(rule, scope, r, v, 0.5);
+    let gate = Gate {
+        rule,
+        scope: CoopScope::All,
+        lambda: 0.5,
+        in_scope: scope,
+        groups: &[Some(Group::ConvWeights), Some(Group::Other)],
+    };
+    let (g, s) = gate.combine(r, v);
     (g.into_iter().map(host).collect(), s)
 }
 

@@ -177,7 +177,8 @@ fn progress_bar(show: bool, iters: usize, at: usize) -> ProgressBar {
     pb
 }
 
-/// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`.
+/// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`: set `-`, then one
+/// set per parameter group.
 fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, reg: f64) {
     for (metric, v) in [
         (keys::REG_LOSS, reg),
@@ -186,6 +187,16 @@ fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, re
         (keys::GATED_FRACTION, stats.gated_fraction),
     ] {
         rows.push(MetricRow::new(it, keys::GATE, "-", metric, v));
+    }
+    for (g, s) in gating::Group::ALL.iter().zip(&stats.groups) {
+        for (metric, v) in [
+            (keys::GRAD_NORM_REC, s.norm_rec),
+            (keys::GRAD_NORM_REG, s.norm_reg),
+            (keys::COSINE, s.cosine),
+            (keys::GATE_WEIGHT, s.weight),
+        ] {
+            rows.push(MetricRow::new(it, keys::GATE, g.key(), metric, v));
+        }
     }
 }
 
@@ -514,14 +525,36 @@ fn regularizer_pass<AB: AutodiffBackend>(
                 && (spec.gating.params == GateParams::All || weights.contains(&ParamId(i)))
         })
         .collect();
-    let (g, stats) = gating::combine(
-        spec.gating.rule,
-        &scope,
-        g_rec,
-        g_reg,
-        spec.regularizer.lambda(),
-    );
+    let groups = param_groups(&st.params, weights);
+    let gate = gating::Gate {
+        rule: spec.gating.rule,
+        scope: spec.gating.scope,
+        lambda: spec.regularizer.lambda(),
+        in_scope: &scope,
+        groups: &groups,
+    };
+    let (g, stats) = gate.combine(g_rec, g_reg);
     (g, stats, reg_v)
+}
+
+/// The gate log's group of each trainable parameter (`None`: frozen).
+fn param_groups<B: Backend>(
+    p: &crate::models::Params<B>,
+    conv_weights: &[ParamId],
+) -> Vec<Option<gating::Group>> {
+    (0..p.names.len())
+        .map(|i| {
+            (p.lr_mult[i] > 0.0).then(|| {
+                if conv_weights.contains(&ParamId(i)) {
+                    gating::Group::ConvWeights
+                } else if crate::quant::is_bound_name(&p.names[i]) {
+                    gating::Group::Bounds
+                } else {
+                    gating::Group::Other
+                }
+            })
+        })
+        .collect()
 }
 
 /// The FP teacher's body output on an LR batch (evaluation mode, no graph).
