@@ -23,8 +23,8 @@ fn t(v: &[f32]) -> Tensor<Cpu, 1> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
 }
 
-/// (∂L_M/∂x, ∂L_M/∂l, ∂L_M/∂u) from the code.
-fn grads(residual: Residual) -> (Vec<f32>, f32, f32) {
+/// One 2-bit AdaBM activation point `l`, active.
+fn plan() -> QuantPlan {
     let lq = LayerQuant {
         w_bits: 32,
         a_bits: 2,
@@ -38,10 +38,14 @@ fn grads(residual: Residual) -> (Vec<f32>, f32, f32) {
         dynamic: false,
         active: true,
     };
-    let plan = QuantPlan {
+    QuantPlan {
         layers: vec![("l".into(), lq)],
         gates_live: false,
-    };
+    }
+}
+
+/// (∂L_M/∂x, ∂L_M/∂l, ∂L_M/∂u) from the code.
+fn grads(residual: Residual) -> (Vec<f32>, f32, f32) {
     let p = Params::<Cpu>::from_parts(
         vec!["x".into(), "l.act.lo".into(), "l.act.hi".into()],
         vec![vec![1, 1, 1, 4], vec![1], vec![1]],
@@ -49,7 +53,7 @@ fn grads(residual: Residual) -> (Vec<f32>, f32, f32) {
     );
     let pa = p.to_autodiff::<AD>();
     let x = pa.get::<4>("x");
-    let loss = mismatch_loss(&pa, &plan, &[("l".into(), x)], residual);
+    let loss = mismatch_loss(&pa, &plan(), &[("l".into(), x)], residual);
     let g = pa.grads(&loss.backward());
     let host = |v: Tensor<Cpu, 1>| v.to_data().to_vec::<f32>().unwrap();
     (
@@ -105,39 +109,21 @@ fn detached_residual_pulls_every_element_to_its_level() {
         near(gx[k], d[k] / n, &format!("∂L/∂x[{k}]"));
     }
     assert!(gx[2] < 0.0, "gradient descent raises 1.5 towards level 2");
-    // The bounds get nothing from the detached q.
+    // The bounds get nothing from their own layer's detached q.
     assert_eq!((gl, gu), (0.0, 0.0));
 }
 
 #[test]
 fn both_residuals_have_the_same_value() {
-    let (d, n) = residual_and_norm();
-    let _ = d;
+    let (_, n) = residual_and_norm();
+    let p = Params::<Cpu>::from_parts(
+        vec!["l.act.lo".into(), "l.act.hi".into()],
+        vec![vec![1], vec![1]],
+        vec![t(&[0.0]), t(&[3.0])],
+    );
     for r in [Residual::Ste, Residual::Detached] {
-        let lq = LayerQuant {
-            w_bits: 32,
-            a_bits: 2,
-            form: QForm::Affine,
-            weights: WeightQ::Learned,
-            bound_grad: Default::default(),
-            per_channel: false,
-            channels: 1,
-            scale: false,
-            shift: false,
-            dynamic: false,
-            active: true,
-        };
-        let plan = QuantPlan {
-            layers: vec![("l".into(), lq)],
-            gates_live: false,
-        };
-        let p = Params::<Cpu>::from_parts(
-            vec!["l.act.lo".into(), "l.act.hi".into()],
-            vec![vec![1], vec![1]],
-            vec![t(&[0.0]), t(&[3.0])],
-        );
         let x = t(&X).reshape([1, 1, 1, 4]);
-        let l = mismatch_loss(&p, &plan, &[("l".into(), x)], r);
+        let l = mismatch_loss(&p, &plan(), &[("l".into(), x)], r);
         let v = l.into_data().to_vec::<f32>().unwrap()[0] as f64;
         assert!((v - n).abs() < 1e-6, "{r:?}: L_M {v} vs √2.34");
     }

@@ -39,7 +39,8 @@ pub enum Residual {
     #[default]
     Ste,
     /// q(X) held constant, ‖X − sg(q(X))‖: ∂L_M/∂X = (X − q(X))/‖X − q(X)‖ for every element,
-    /// so the rounding residual pulls each element towards its level; the bounds get nothing.
+    /// so the rounding residual pulls each element towards its level. A layer's bounds get
+    /// nothing from its own term; they still reach later layers' X through the forward pass.
     Detached,
 }
 
