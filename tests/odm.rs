@@ -6,8 +6,8 @@ use burn::tensor::{Tensor, TensorData};
 use odm::backend::Cpu;
 use odm::quant::offsets::{choose, spreads, ChannelStats};
 use odm::quant::{percentile_rows, weight_range, LayerQuant, QForm, Quantizer, WeightQ};
-use odm::spec::{GateRule, OffsetPolicy, Select, VarScope, VarStat};
-use odm::train::gating::combine;
+use odm::spec::{CoopScope, GateRule, OffsetPolicy, Select, VarScope, VarStat};
+use odm::train::gating::{Gate, Group};
 use odm::train::regularize::variance_loss;
 
 type AD = Autodiff<Cpu>;
@@ -20,10 +20,10 @@ fn host<B: burn::tensor::backend::Backend, const D: usize>(x: Tensor<B, D>) -> V
     x.to_data().to_vec::<f32>().unwrap()
 }
 
-/// Two parameter tensors. Tensor A: g_rec = [1, −2, 3, 0], g_var = [2, 1, −1, 5]:
-/// ⟨·,·⟩ = 2 − 2 − 3 + 0 = −3, ‖g_rec‖² = 14, ‖g_var‖² = 31.
-/// Tensor B: g_rec = [1, 1], g_var = [1, 3]: ⟨·,·⟩ = 4, ‖g_rec‖² = 2, ‖g_var‖² = 10.
-/// Global: dot = 1, ‖g_rec‖² = 16, ‖g_var‖² = 41, cos = 1/√656.
+/// Two parameter tensors. Tensor A: g_rec = [1, −2, 3, 0], g_reg = [2, 1, −1, 5]:
+/// ⟨·,·⟩ = 2 − 2 − 3 + 0 = −3, ‖g_rec‖² = 14, ‖g_reg‖² = 31.
+/// Tensor B: g_rec = [1, 1], g_reg = [1, 3]: ⟨·,·⟩ = 4, ‖g_rec‖² = 2, ‖g_reg‖² = 10.
+/// Global: dot = 1, ‖g_rec‖² = 16, ‖g_reg‖² = 41, cos = 1/√656.
 fn grads() -> (Vec<Tensor<Cpu, 1>>, Vec<Tensor<Cpu, 1>>) {
     (
         vec![t(&[1.0, -2.0, 3.0, 0.0]), t(&[1.0, 1.0])],
@@ -33,11 +33,18 @@ fn grads() -> (Vec<Tensor<Cpu, 1>>, Vec<Tensor<Cpu, 1>>) {
 
 fn run(rule: GateRule, scope: &[bool]) -> (Vec<Vec<f32>>, odm::train::gating::GateStats) {
     let (r, v) = grads();
-    let (g, s) = combine(rule, scope, r, v, 0.5);
+    let gate = Gate {
+        rule,
+        scope: CoopScope::All,
+        lambda: 0.5,
+        in_scope: scope,
+        groups: &[Some(Group::ConvWeights), Some(Group::Other)],
+    };
+    let (g, s) = gate.combine(r, v);
     (g.into_iter().map(host).collect(), s)
 }
 
-/// g = g_rec + λ·w ⊙ g_var with λ = 0.5 and w written out per element.
+/// g = g_rec + λ·w ⊙ g_reg with λ = 0.5 and w written out per element.
 fn expect(w_a: [f32; 4], w_b: [f32; 2]) -> Vec<Vec<f32>> {
     let (ra, va) = ([1.0, -2.0, 3.0, 0.0], [2.0, 1.0, -1.0, 5.0]);
     let (rb, vb) = ([1.0, 1.0], [1.0, 3.0]);

@@ -91,6 +91,17 @@ fn resumed_odm_v2_run_is_bit_identical() {
     );
 }
 
+#[test]
+fn resumed_run_with_the_mismatch_variants_is_bit_identical() {
+    // q(X) held constant, the cosine over conv weights: metrics.csv (with the gate's per-group
+    // rows) and the checkpoint match an uninterrupted run byte for byte.
+    resume_case(
+        "quant: Odm(w_bits: 2, a_bits: 2, calib_batches: 2),
+         regularizer: Mismatch(lambda: 1e-3, residual: Detached),
+         gating: (rule: CosineSoft(per_tensor: false), scope: ConvWeights, log_every: 1),",
+    );
+}
+
 /// A checkpoint cut short (a full disk, a killed copy) is a one-line user error on --resume that
 /// names the file, never a panic.
 #[test]

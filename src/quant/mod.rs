@@ -83,6 +83,14 @@ pub fn offset_names(layer: &str) -> (String, String) {
     )
 }
 
+/// True for the name of a quantizer's learned bound: an activation bound, a learned weight
+/// bound or a WCC γ.
+pub fn is_bound_name(name: &str) -> bool {
+    [".act.lo", ".act.hi", ".wq.hi", ".wcc.gamma"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
 /// Name of a layer's WCC γ.
 pub fn wcc_name(layer: &str) -> String {
     format!("{layer}.wcc.gamma")

@@ -6,24 +6,9 @@
 //! `body.{i}.res`). 32 bits means "not quantized" on that side, as in the sources' `k_bits = 32`.
 
 pub use crate::models::QPoint;
-use crate::spec::{BoundGrad, QuantSpec, RangeInit, WeightClip};
-pub use crate::spec::{Placement, QForm};
+use crate::spec::{BoundGrad, QuantSpec, RangeInit};
+pub use crate::spec::{Placement, QForm, WeightQ};
 use serde::Serialize;
-
-/// The weight range.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub enum WeightQ {
-    /// u = max|W| + 1e-8, detached, symmetric (PAMS `quant_max`).
-    MaxAbs,
-    /// [P_low(W), P_high(W)] over the whole tensor, detached (DDTB `quant_weight_asym99`).
-    Percentile { low: f64, high: f64 },
-    /// A learned u_w, initialised from max(W) (AdaBM `upper_w`).
-    Learned,
-    /// u_w = P_p(|W|)·γ with a learned γ (ODM's weight-clipping correction).
-    Wcc { percentile: f64 },
-    /// DAQ's grid of g(b)·std(W) around 0 (`quant::daq::weight`).
-    Daq,
-}
 
 /// How one point is quantized.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -78,31 +63,6 @@ pub struct QuantPlan {
     pub gates_live: bool,
 }
 
-/// The weight range a preset uses (DDTB clips RDN weights at min–max, `QuantConv2d_asym` in its
-/// `model/rdn.py`, and EDSR/SRResNet at the 1st/99th percentiles).
-fn weight_q(spec: &QuantSpec, clip: &WeightClip, rdn: bool) -> WeightQ {
-    match (clip, spec) {
-        (WeightClip::Preset, QuantSpec::Daq(_)) => WeightQ::Daq,
-        (WeightClip::Preset, QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_)) if rdn => {
-            WeightQ::Percentile {
-                low: 0.0,
-                high: 100.0,
-            }
-        }
-        (WeightClip::Wcc { percentile }, _) => WeightQ::Wcc {
-            percentile: *percentile,
-        },
-        (WeightClip::MaxAbs, _) | (WeightClip::Preset, QuantSpec::Pams(_)) => WeightQ::MaxAbs,
-        (WeightClip::Preset, QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_)) => {
-            WeightQ::Percentile {
-                low: 1.0,
-                high: 99.0,
-            }
-        }
-        (WeightClip::Preset, _) => WeightQ::Learned,
-    }
-}
-
 impl QuantPlan {
     /// Nothing quantized.
     pub fn fp() -> Self {
@@ -127,7 +87,7 @@ impl QuantPlan {
             w_bits: w,
             a_bits: a,
             form,
-            weights: weight_q(spec, &opts.weight_clip, rdn),
+            weights: spec.weight_range(rdn),
             bound_grad: opts.bound_grad,
             per_channel: opts.per_channel,
             channels,
@@ -256,8 +216,8 @@ impl QuantPlan {
             "preset {} ({:?} placement), range init {}\n{} quantized activations, {} quantized weight tensors\n",
             spec.label(),
             spec.placement(),
-            match spec {
-                QuantSpec::Daq(_) => "none (statistics of each input)".into(),
+            match spec.preset().form {
+                QForm::Daq { .. } => "none (statistics of each input)".into(),
                 _ => init_label(&spec.range_init(&model.spec())),
             },
             self.act_count(),

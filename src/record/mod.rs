@@ -161,7 +161,8 @@ pub fn create_run_dir(root: &Path, name: &str, hash: &str) -> anyhow::Result<Pat
 pub mod keys {
     /// Training rows: `L1`, `LR` (set `-`).
     pub const TRAIN: &str = "train";
-    /// Gradient-gating rows: `REG_LOSS`, `CONFLICT_RATIO`, `COSINE`, `GATED_FRACTION` (set `-`).
+    /// Gradient-gating rows: `REG_LOSS`, `CONFLICT_RATIO`, `COSINE`, `GATED_FRACTION` (set `-`),
+    /// and per parameter group `GRAD_NORM_REC`, `GRAD_NORM_REG`, `COSINE`, `GATE_WEIGHT`.
     pub const GATE: &str = "gate";
     /// Evaluation rows: `PSNR_Y`, `SSIM_Y`, one per evaluation set.
     pub const EVAL: &str = "eval";
@@ -173,6 +174,11 @@ pub mod keys {
     pub const CONFLICT_RATIO: &str = "conflict_ratio";
     pub const COSINE: &str = "cosine";
     pub const GATED_FRACTION: &str = "gated_fraction";
+    /// Per parameter group (set `conv_weights`, `bounds`, `other`), beside `COSINE`: ‖g_rec‖,
+    /// ‖λ·w ⊙ g_reg‖ and the mean gate weight.
+    pub const GRAD_NORM_REC: &str = "grad_norm_rec";
+    pub const GRAD_NORM_REG: &str = "grad_norm_reg";
+    pub const GATE_WEIGHT: &str = "gate_weight";
     pub const PSNR_Y: &str = "psnr_y";
     pub const SSIM_Y: &str = "ssim_y";
 }

@@ -3,7 +3,7 @@
 use crate::eval::inspect::ActStats;
 use crate::quant::cost::CostReport;
 use crate::record::{parse_metrics, MetricRow};
-use crate::spec::{GateRule, ModelSpec, OffsetPolicy, QuantSpec, Regularizer, Spec};
+use crate::spec::{CoopScope, GateRule, ModelSpec, OffsetPolicy, Regularizer, Residual, Spec};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -66,60 +66,18 @@ pub fn backbone(m: &ModelSpec) -> String {
     }
 }
 
-/// A method's family, in the order the main table lists them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Family {
-    Fp32,
-    MinMax,
-    Pams,
-    DdtbStatic,
-    /// DDTB with its input-adaptive gate (dynamic bounds on part of the layers).
-    Ddtb,
-    /// DAQ (dynamic, per-input activation statistics).
-    Daq,
-    /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
-    Odm,
-}
-
-impl Family {
-    /// The name tables, figures and `expected.ron` use.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::Fp32 => "FP32",
-            Family::MinMax => "MinMax",
-            Family::Pams => "PAMS",
-            Family::DdtbStatic => "DDTB-static",
-            Family::Ddtb => "DDTB",
-            Family::Daq => "DAQ",
-            Family::Odm => "ODM",
-        }
-    }
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::spec::Family;
 
 /// Method label and family from the quantizer, regularizer, gating, offsets and weight clip.
 pub fn method(s: &Spec) -> (String, Family) {
-    let (base, opts) = match &s.quant {
-        QuantSpec::Fp => return ("FP32".into(), Family::Fp32),
-        QuantSpec::MinMax(o) => (Family::MinMax, o),
-        QuantSpec::Pams(o) => (Family::Pams, o),
-        QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
-        QuantSpec::Ddtb(o) => (Family::Ddtb, o),
-        QuantSpec::Odm(o) => (Family::Odm, o),
-        QuantSpec::Daq(o) => (Family::Daq, o),
+    let Some(opts) = s.quant.opts() else {
+        return ("FP32".into(), Family::Fp32);
     };
-    let gate = match s.gating.rule {
-        GateRule::Never => "never",
-        GateRule::Always => "always-on",
-        GateRule::Sign => "sign-gated",
-        GateRule::TensorDot => "tensor-dot-gated",
-        GateRule::GlobalDot => "global-dot-gated",
-        GateRule::CosineSoft { .. } => "cosine-weighted",
+    let base = s.quant.preset().family;
+    let gate = match s.gating.scope {
+        CoopScope::All => s.gating.rule.label().to_string(),
+        CoopScope::ConvWeights => format!("{} over conv weights", s.gating.rule.label()),
+        CoopScope::PerTensor => format!("{} per tensor", s.gating.rule.label()),
     };
     let mut parts = vec![base.label().to_string()];
     match &s.regularizer {
@@ -129,7 +87,10 @@ pub fn method(s: &Spec) -> (String, Family) {
         Regularizer::Variance { lambda, .. } => {
             parts.push(format!("VarReg (λ={lambda:e}, {gate})"))
         }
-        Regularizer::Mismatch { lambda } => parts.push(format!("MisReg (λ={lambda:e}, {gate})")),
+        Regularizer::Mismatch { lambda, residual } => parts.push(match residual {
+            Residual::Ste => format!("MisReg (λ={lambda:e}, {gate})"),
+            Residual::Detached => format!("MisReg (λ={lambda:e}, sg(q), {gate})"),
+        }),
     }
     if !matches!(s.offsets, OffsetPolicy::None) {
         parts.push("offsets".into());
@@ -139,6 +100,58 @@ pub fn method(s: &Spec) -> (String, Family) {
     }
     let family = if parts.len() > 1 { Family::Odm } else { base };
     (parts.join(" + "), family)
+}
+
+/// One logged step of the gate's per-group log: the `gate` rows of `metrics.csv` whose set names
+/// a parameter group (`conv_weights`, `bounds`, `other`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupLog {
+    pub step: usize,
+    pub group: String,
+    /// ‖g_rec‖, ‖λ·w ⊙ g_reg‖, cos(g_rec, g_reg) and the mean gate weight; NaN where a row is
+    /// missing.
+    pub norm_rec: f64,
+    pub norm_reg: f64,
+    pub cosine: f64,
+    pub weight: f64,
+}
+
+/// The gate's per-group log of a run, in step and then group order; empty for runs without a
+/// regularizer and for runs recorded before the log existed.
+pub fn group_log(metrics: &[MetricRow]) -> Vec<GroupLog> {
+    use crate::record::keys;
+    let mut out: Vec<GroupLog> = Vec::new();
+    for r in metrics
+        .iter()
+        .filter(|r| r.split == keys::GATE && r.set != "-")
+    {
+        let i = match out
+            .iter()
+            .position(|g| g.step == r.step && g.group == r.set)
+        {
+            Some(i) => i,
+            None => {
+                out.push(GroupLog {
+                    step: r.step,
+                    group: r.set.clone(),
+                    norm_rec: f64::NAN,
+                    norm_reg: f64::NAN,
+                    cosine: f64::NAN,
+                    weight: f64::NAN,
+                });
+                out.len() - 1
+            }
+        };
+        let g = &mut out[i];
+        match r.metric.as_str() {
+            keys::GRAD_NORM_REC => g.norm_rec = r.value,
+            keys::GRAD_NORM_REG => g.norm_reg = r.value,
+            keys::COSINE => g.cosine = r.value,
+            keys::GATE_WEIGHT => g.weight = r.value,
+            _ => {}
+        }
+    }
+    out
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<Option<T>> {

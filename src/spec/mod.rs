@@ -14,9 +14,13 @@ mod validate;
 
 pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
-pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
+pub use odm::{
+    CoopScope, GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Residual, Select, VarScope,
+    VarStat,
+};
 pub use quant::{
-    BoundGrad, InitFrom, Placement, QForm, QuantOpts, QuantSpec, RangeInit, WeightClip,
+    BoundGrad, Family, InitFrom, Placement, Preset, QForm, QuantOpts, QuantSpec, RangeInit,
+    WeightClip, WeightQ,
 };
 
 use serde::{Deserialize, Serialize};

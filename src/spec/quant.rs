@@ -41,6 +41,159 @@ pub enum QuantSpec {
     Odm(QuantOpts),
 }
 
+/// A method's family, in the order the main table lists them (the report groups runs by it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    Fp32,
+    MinMax,
+    Pams,
+    DdtbStatic,
+    /// DDTB with its input-adaptive gate (dynamic bounds on part of the layers).
+    Ddtb,
+    /// DAQ (dynamic, per-input activation statistics).
+    Daq,
+    /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
+    Odm,
+}
+
+impl Family {
+    /// The name tables, figures and `expected.ron` use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Fp32 => "FP32",
+            Family::MinMax => "MinMax",
+            Family::Pams => "PAMS",
+            Family::DdtbStatic => "DDTB-static",
+            Family::Ddtb => "DDTB",
+            Family::Daq => "DAQ",
+            Family::Odm => "ODM",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What a preset is, declared once per [`QuantSpec`] arm right below: everything that differs
+/// between presets apart from their options. A new preset is one arm, one descriptor and one
+/// line in [`QuantSpec::preset`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preset {
+    /// The name as the sources spell it.
+    pub label: &'static str,
+    /// The family its runs are grouped under (with a regularizer, offsets or WCC: `Odm`).
+    pub family: Family,
+    /// The activation (and weight) quantizer function; DAQ's σ bits come from `sigma_bits`.
+    pub form: QForm,
+    /// Where its sources put the quantizers.
+    pub placement: Placement,
+    /// The SKT weight when `skt` is unset (0: off).
+    pub skt: f64,
+    /// The bounds' learning-rate multiplier when `bound_lr_mult` is unset.
+    pub bound_lr_mult: f64,
+    /// The activation range initialisation when `init` is unset, and on RDN where the source
+    /// calibrates it differently.
+    pub range_init: RangeInit,
+    pub rdn_range_init: Option<RangeInit>,
+    /// The weight range under `weight_clip: Preset`, and on RDN where the source differs.
+    pub weights: WeightQ,
+    pub rdn_weights: Option<WeightQ>,
+}
+
+/// AdaBM's `init_qparams_a` EMA of per-batch percentiles (β = 0.9).
+const fn ema(low: f64, high: f64) -> RangeInit {
+    RangeInit::Ema {
+        low,
+        high,
+        beta: 0.9,
+    }
+}
+
+/// DDTB calibrates on its first batch: 1st/99th percentiles, 5th/95th on RDN (`M=95` in its
+/// `model/rdn.py`); its weights clip at their 1st/99th percentiles, min–max on RDN
+/// (`QuantConv2d_asym` in its `model/rdn.py`).
+const fn ddtb(label: &'static str, family: Family) -> Preset {
+    Preset {
+        label,
+        family,
+        form: QForm::ZeroPoint,
+        placement: Placement::Block,
+        // DDTB's `main_limitrange_incremental.py`: w_at = 1e3; α at lr 1e-2 against 1e-4.
+        skt: 1e3,
+        bound_lr_mult: 100.0,
+        range_init: RangeInit::Percentile {
+            low: 1.0,
+            high: 99.0,
+            first_batch: true,
+        },
+        rdn_range_init: Some(RangeInit::Percentile {
+            low: 5.0,
+            high: 95.0,
+            first_batch: true,
+        }),
+        weights: WeightQ::Percentile {
+            low: 1.0,
+            high: 99.0,
+        },
+        rdn_weights: Some(WeightQ::Percentile {
+            low: 0.0,
+            high: 100.0,
+        }),
+    }
+}
+
+/// The AdaBM quantizer on conv inputs with a learned weight bound (MinMax, ODM; FP's entry is
+/// never used for quantization).
+const fn adabm(label: &'static str, family: Family, range_init: RangeInit) -> Preset {
+    Preset {
+        label,
+        family,
+        form: QForm::Affine,
+        placement: Placement::ConvInput,
+        skt: 0.0,
+        bound_lr_mult: 1.0,
+        range_init,
+        rdn_range_init: None,
+        weights: WeightQ::Learned,
+        rdn_weights: None,
+    }
+}
+
+static FP: Preset = adabm("FP", Family::Fp32, ema(0.0, 100.0));
+static MIN_MAX: Preset = adabm("MinMax", Family::MinMax, ema(0.0, 100.0));
+static PAMS: Preset = Preset {
+    label: "PAMS",
+    family: Family::Pams,
+    form: QForm::SymZero,
+    placement: Placement::Block,
+    // PAMS README commands: w_at = 1e3; α at lr 1e-2 against a base 1e-4.
+    skt: 1e3,
+    bound_lr_mult: 100.0,
+    range_init: RangeInit::ImageMax,
+    rdn_range_init: None,
+    weights: WeightQ::MaxAbs,
+    rdn_weights: None,
+};
+static DDTB_STATIC: Preset = ddtb("DDTB-static", Family::DdtbStatic);
+static DDTB: Preset = ddtb("DDTB", Family::Ddtb);
+static DAQ: Preset = Preset {
+    label: "DAQ",
+    family: Family::Daq,
+    form: QForm::Daq { sigma_bits: 8 },
+    placement: Placement::Daq,
+    skt: 0.0,
+    bound_lr_mult: 1.0,
+    // DAQ calibrates nothing (its statistics are per input); never used.
+    range_init: ema(1.0, 99.0),
+    rdn_range_init: None,
+    weights: WeightQ::Daq,
+    rdn_weights: None,
+};
+static ODM: Preset = adabm("ODM", Family::Odm, ema(1.0, 99.0));
+
 /// Options shared by the quantized presets.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -200,42 +353,52 @@ fn d_decay() -> f64 {
 }
 
 impl QuantSpec {
-    /// The options and the activation quantizer form, or `None` for `Fp`.
-    pub fn opts_form(&self) -> Option<(&QuantOpts, QForm)> {
+    /// The preset's descriptor.
+    pub fn preset(&self) -> &'static Preset {
+        match self {
+            QuantSpec::Fp => &FP,
+            QuantSpec::MinMax(_) => &MIN_MAX,
+            QuantSpec::Pams(_) => &PAMS,
+            QuantSpec::DdtbStatic(_) => &DDTB_STATIC,
+            QuantSpec::Ddtb(_) => &DDTB,
+            QuantSpec::Daq(_) => &DAQ,
+            QuantSpec::Odm(_) => &ODM,
+        }
+    }
+
+    /// The options, or `None` for `Fp`.
+    pub fn opts(&self) -> Option<&QuantOpts> {
         match self {
             QuantSpec::Fp => None,
-            QuantSpec::MinMax(o) | QuantSpec::Odm(o) => Some((o, QForm::Affine)),
-            QuantSpec::Pams(o) => Some((o, QForm::SymZero)),
-            QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o) => Some((o, QForm::ZeroPoint)),
-            QuantSpec::Daq(o) => Some((
-                o,
-                QForm::Daq {
-                    sigma_bits: o.sigma_bits.unwrap_or(8),
-                },
-            )),
+            QuantSpec::MinMax(o)
+            | QuantSpec::Pams(o)
+            | QuantSpec::DdtbStatic(o)
+            | QuantSpec::Ddtb(o)
+            | QuantSpec::Daq(o)
+            | QuantSpec::Odm(o) => Some(o),
         }
+    }
+
+    /// The options and the activation quantizer form, or `None` for `Fp`.
+    pub fn opts_form(&self) -> Option<(&QuantOpts, QForm)> {
+        let o = self.opts()?;
+        let form = match self.preset().form {
+            QForm::Daq { sigma_bits } => QForm::Daq {
+                sigma_bits: o.sigma_bits.unwrap_or(sigma_bits),
+            },
+            f => f,
+        };
+        Some((o, form))
     }
 
     /// Where the preset's sources put their quantizers.
     pub fn placement(&self) -> Placement {
-        match self {
-            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => Placement::Block,
-            QuantSpec::Daq(_) => Placement::Daq,
-            _ => Placement::ConvInput,
-        }
+        self.preset().placement
     }
 
     /// The preset's name as the sources spell it.
     pub fn label(&self) -> &'static str {
-        match self {
-            QuantSpec::Fp => "FP",
-            QuantSpec::MinMax(_) => "MinMax",
-            QuantSpec::Pams(_) => "PAMS",
-            QuantSpec::DdtbStatic(_) => "DDTB-static",
-            QuantSpec::Ddtb(_) => "DDTB",
-            QuantSpec::Odm(_) => "ODM",
-            QuantSpec::Daq(_) => "DAQ",
-        }
+        self.preset().label
     }
 
     /// DDTB's gating in force: the fraction of activation points gated (its `run.sh`: 0.3 on
@@ -259,67 +422,42 @@ impl QuantSpec {
 
     /// The SKT weight in force.
     pub fn skt_weight(&self) -> f64 {
-        match self {
-            QuantSpec::Fp => 0.0,
-            // PAMS README commands and DDTB's `main_limitrange_incremental.py`: w_at = 1e3.
-            QuantSpec::Pams(o) | QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o) => {
-                o.skt.unwrap_or(1e3)
-            }
-            QuantSpec::MinMax(o) | QuantSpec::Odm(o) | QuantSpec::Daq(o) => o.skt.unwrap_or(0.0),
-        }
+        self.opts().and_then(|o| o.skt).unwrap_or(self.preset().skt)
     }
 
     /// The bound learning-rate multiplier in force.
     pub fn bound_lr_mult(&self) -> f64 {
-        let preset = match self {
-            QuantSpec::Pams(_) | QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => 100.0,
-            _ => 1.0,
-        };
-        self.opts_form()
-            .and_then(|(o, _)| o.bound_lr_mult)
-            .unwrap_or(preset)
+        self.opts()
+            .and_then(|o| o.bound_lr_mult)
+            .unwrap_or(self.preset().bound_lr_mult)
     }
 
-    /// The range initialisation in force for a backbone (DDTB calibrates RDN at the 5th/95th
-    /// percentiles, `M=95` in its `model/rdn.py`; EDSR and SRResNet at the 1st/99th).
+    /// The range initialisation in force for a backbone: the spec's `init`, else the preset's
+    /// (its RDN entry on RDN).
     pub fn range_init(&self, model: &super::ModelSpec) -> RangeInit {
-        match (self, model) {
-            (QuantSpec::DdtbStatic(o) | QuantSpec::Ddtb(o), super::ModelSpec::Rdn(_))
-                if o.init.is_none() =>
-            {
-                RangeInit::Percentile {
-                    low: 5.0,
-                    high: 95.0,
-                    first_batch: true,
-                }
-            }
-            _ => self.preset_range_init(),
-        }
+        let p = self.preset();
+        let rdn = matches!(model, super::ModelSpec::Rdn(_));
+        self.opts()
+            .and_then(|o| o.init.clone())
+            .or_else(|| p.rdn_range_init.clone().filter(|_| rdn))
+            .unwrap_or_else(|| p.range_init.clone())
     }
 
-    fn preset_range_init(&self) -> RangeInit {
-        let preset = match self {
-            QuantSpec::Fp | QuantSpec::MinMax(_) => RangeInit::Ema {
-                low: 0.0,
-                high: 100.0,
-                beta: d_beta(),
+    /// The weight range in force: `weight_clip`'s, or under `Preset` the preset's (its RDN
+    /// entry on RDN).
+    pub fn weight_range(&self, rdn: bool) -> WeightQ {
+        let p = self.preset();
+        match self.opts().map(|o| &o.weight_clip) {
+            Some(WeightClip::Wcc { percentile }) => WeightQ::Wcc {
+                percentile: *percentile,
             },
-            QuantSpec::Pams(_) => RangeInit::ImageMax,
-            QuantSpec::DdtbStatic(_) | QuantSpec::Ddtb(_) => RangeInit::Percentile {
-                low: d_low(),
-                high: d_high(),
-                first_batch: true,
-            },
-            // DAQ calibrates nothing (its statistics are per input); never used.
-            QuantSpec::Odm(_) | QuantSpec::Daq(_) => RangeInit::Ema {
-                low: d_low(),
-                high: d_high(),
-                beta: d_beta(),
-            },
-        };
-        self.opts_form()
-            .and_then(|(o, _)| o.init.clone())
-            .unwrap_or(preset)
+            Some(WeightClip::MaxAbs) => WeightQ::MaxAbs,
+            Some(WeightClip::Preset) | None => p
+                .rdn_weights
+                .clone()
+                .filter(|_| rdn)
+                .unwrap_or_else(|| p.weights.clone()),
+        }
     }
 }
 
@@ -382,5 +520,20 @@ pub enum Placement {
     Block,
     /// DAQ's: conv inputs and weights as `ConvInput`, except where DAQ's code keeps a conv FP
     /// (RDN's local and global feature fusion).
+    Daq,
+}
+
+/// The weight range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum WeightQ {
+    /// u = max|W| + 1e-8, detached, symmetric (PAMS `quant_max`).
+    MaxAbs,
+    /// [P_low(W), P_high(W)] over the whole tensor, detached (DDTB `quant_weight_asym99`).
+    Percentile { low: f64, high: f64 },
+    /// A learned u_w, initialised from max(W) (AdaBM `upper_w`).
+    Learned,
+    /// u_w = P_p(|W|)·γ with a learned γ (ODM's weight-clipping correction).
+    Wcc { percentile: f64 },
+    /// DAQ's grid of g(b)·std(W) around 0 (`quant::daq::weight`).
     Daq,
 }

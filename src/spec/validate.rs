@@ -6,8 +6,8 @@ use super::limits::{
 };
 use super::load::FieldError;
 use super::{
-    resolve_path, Device, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec, RangeInit,
-    Regularizer, Select, Spec, WeightClip,
+    resolve_path, Device, GateRule, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec,
+    RangeInit, Regularizer, Select, Spec, WeightClip,
 };
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
@@ -258,6 +258,17 @@ fn check_odm(s: &Spec) -> Result<(), FieldError> {
     if s.gating.log_every == 0 {
         return fail("gating.log_every", "must be at least 1");
     }
+    if !s.gating.scope.is_all()
+        && !matches!(
+            s.gating.rule,
+            GateRule::GlobalDot | GateRule::CosineSoft { per_tensor: false }
+        )
+    {
+        return fail(
+            "gating.scope",
+            "pools the statistics of GlobalDot and CosineSoft(per_tensor: false) only; with this rule leave it out",
+        );
+    }
     at_most(
         "gating.log_every",
         s.gating.log_every,
@@ -296,7 +307,7 @@ fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
                     format!("percentile {percentile} must be in (0, 100]"),
                 );
             }
-            if !matches!(s.quant, QuantSpec::MinMax(_) | QuantSpec::Odm(_)) {
+            if s.quant.preset().weights != crate::spec::WeightQ::Learned {
                 return fail(
                     "quant.weight_clip",
                     "Wcc corrects the AdaBM/ODM weight quantizer; use quant: Odm(...) or MinMax(...)",

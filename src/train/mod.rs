@@ -177,7 +177,8 @@ fn progress_bar(show: bool, iters: usize, at: usize) -> ProgressBar {
     pb
 }
 
-/// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`.
+/// The gating statistics of iteration `it` as `gate` rows of `metrics.csv`: set `-`, then one
+/// set per parameter group.
 fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, reg: f64) {
     for (metric, v) in [
         (keys::REG_LOSS, reg),
@@ -186,6 +187,16 @@ fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, re
         (keys::GATED_FRACTION, stats.gated_fraction),
     ] {
         rows.push(MetricRow::new(it, keys::GATE, "-", metric, v));
+    }
+    for (g, s) in gating::Group::ALL.iter().zip(&stats.groups) {
+        for (metric, v) in [
+            (keys::GRAD_NORM_REC, s.norm_rec),
+            (keys::GRAD_NORM_REG, s.norm_reg),
+            (keys::COSINE, s.cosine),
+            (keys::GATE_WEIGHT, s.weight),
+        ] {
+            rows.push(MetricRow::new(it, keys::GATE, g.key(), metric, v));
+        }
     }
 }
 
@@ -468,7 +479,7 @@ impl std::fmt::Display for Diverged {
 impl std::error::Error for Diverged {}
 
 /// The regularizer's pass: a second forward through the body only (burn keeps no graph after a
-/// backward, and L_reg needs nothing past the last quantized layer), its gradient g_var, and the
+/// backward, and L_reg needs nothing past the last quantized layer), its gradient g_reg, and the
 /// gated combination with g_rec. The convolutions reuse the reconstruction pass's outputs
 /// (`replay`: same parameters and input, so the same values) and only record their backward.
 /// Returns the combined gradients, the gate's statistics and L_reg.
@@ -497,7 +508,7 @@ fn regularizer_pass<AB: AutodiffBackend>(
     let acts = cap.into_inner().act_inputs;
     let l = regularize::reg_loss(&spec.regularizer, &p, &st.plan, &acts).expect("quantized layers");
     let reg_v: f64 = l.clone().into_scalar().elem();
-    let g_var = p.grads(&l.backward());
+    let g_reg = p.grads(&l.backward());
     // WCC's γ learns from ∇L_R only (ODM, ECCV 2024): the regularizer never reaches it.
     let wcc: Vec<String> = st
         .plan
@@ -514,14 +525,36 @@ fn regularizer_pass<AB: AutodiffBackend>(
                 && (spec.gating.params == GateParams::All || weights.contains(&ParamId(i)))
         })
         .collect();
-    let (g, stats) = gating::combine(
-        spec.gating.rule,
-        &scope,
-        g_rec,
-        g_var,
-        spec.regularizer.lambda(),
-    );
+    let groups = param_groups(&st.params, weights);
+    let gate = gating::Gate {
+        rule: spec.gating.rule,
+        scope: spec.gating.scope,
+        lambda: spec.regularizer.lambda(),
+        in_scope: &scope,
+        groups: &groups,
+    };
+    let (g, stats) = gate.combine(g_rec, g_reg);
     (g, stats, reg_v)
+}
+
+/// The gate log's group of each trainable parameter (`None`: frozen).
+fn param_groups<B: Backend>(
+    p: &crate::models::Params<B>,
+    conv_weights: &[ParamId],
+) -> Vec<Option<gating::Group>> {
+    (0..p.names.len())
+        .map(|i| {
+            (p.lr_mult[i] > 0.0).then(|| {
+                if conv_weights.contains(&ParamId(i)) {
+                    gating::Group::ConvWeights
+                } else if crate::quant::is_bound_name(&p.names[i]) {
+                    gating::Group::Bounds
+                } else {
+                    gating::Group::Other
+                }
+            })
+        })
+        .collect()
 }
 
 /// The FP teacher's body output on an LR batch (evaluation mode, no graph).

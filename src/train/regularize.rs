@@ -2,7 +2,7 @@
 
 use crate::models::Params;
 use crate::quant::{fake_quant_act, QuantPlan};
-use crate::spec::{Regularizer, VarScope, VarStat};
+use crate::spec::{Regularizer, Residual, VarScope, VarStat};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -45,16 +45,24 @@ pub fn variance_loss<B: Backend>(
         .div_scalar(acts.len() as f64)
 }
 
-/// Mismatch regularizer (published ODM): L_M = Σ_i ‖X_i − q(X_i)‖₂ over the whole batch.
+/// Mismatch regularizer (published ODM): L_M = Σ_i ‖X_i − q(X_i)‖₂ over the whole batch, with
+/// q(X_i) differentiated through the quantizer (`Ste`) or held constant (`Detached`, q(X_i)
+/// detached: ∂L_M/∂X_i = (X_i − q(X_i))/‖X_i − q(X_i)‖).
 pub fn mismatch_loss<B: Backend>(
     p: &Params<B>,
     plan: &QuantPlan,
     acts: &[(String, Tensor<B, 4>)],
+    residual: Residual,
 ) -> Tensor<B, 1> {
     let mut total: Option<Tensor<B, 1>> = None;
     for (name, x) in acts {
         let lq = plan.layer(name).expect("captured layers are planned");
-        let d = x.clone() - fake_quant_act(p, name, lq, x.clone());
+        let q = fake_quant_act(p, name, lq, x.clone());
+        let q = match residual {
+            Residual::Ste => q,
+            Residual::Detached => q.detach(),
+        };
+        let d = x.clone() - q;
         let l = (d.clone() * d).sum().sqrt();
         total = Some(match total {
             Some(t) => t + l,
@@ -80,6 +88,6 @@ pub fn reg_loss<B: Backend>(
             let xs: Vec<Tensor<B, 4>> = acts.iter().map(|(_, x)| x.clone()).collect();
             Some(variance_loss(&xs, *stat, *scope))
         }
-        Regularizer::Mismatch { .. } => Some(mismatch_loss(p, plan, acts)),
+        Regularizer::Mismatch { residual, .. } => Some(mismatch_loss(p, plan, acts, *residual)),
     }
 }
