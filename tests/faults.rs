@@ -627,18 +627,7 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // metrics.csv appears at the first evaluation, inside the loop.
-    let t = std::time::Instant::now();
-    let dir = loop {
-        let found = std::fs::read_dir(&out).ok().and_then(|mut d| {
-            d.find_map(|e| Some(e.ok()?.path()).filter(|p| p.join("metrics.csv").exists()))
-        });
-        if let Some(d) = found {
-            break d;
-        }
-        assert!(t.elapsed().as_secs() < 120, "no progress");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let dir = first_metrics(&out);
     let k = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -659,6 +648,77 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
     let mut resume = args.clone();
     resume.push("--resume");
     odm_ok(&resume);
+    same_files(&refd, &dir, &RESULT_FILES);
+}
+
+/// The run folder under `out` once its `metrics.csv` exists (written at the first evaluation,
+/// inside the training loop).
+fn first_metrics(out: &Path) -> PathBuf {
+    let t = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir(out).ok().and_then(|mut d| {
+            d.find_map(|e| Some(e.ok()?.path()).filter(|p| p.join("metrics.csv").exists()))
+        });
+        if let Some(d) = found {
+            return d;
+        }
+        assert!(t.elapsed().as_secs() < 120, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ctrl-C (a real SIGINT, sent with `kill(2)`) mid-run: the run stops on a checkpoint, exits
+/// 130 and ends with one line holding the exact command that continues it; that command, run
+/// as printed by a shell, finishes with the bytes of an uninterrupted run.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
+    let tmp = tempdir();
+    let f = toy_file(tmp.path(), "intr", 30, "");
+    let sets = ["--set", "checkpoint_every=1000", "--set", "eval_every=3"];
+    let refd = reference(tmp.path(), &f, "intr", &sets);
+    let out = tmp.path().join("results");
+    let mut args = vec!["run", s(&f), "--quiet", "--threads", "2", "--out", s(&out)];
+    args.extend_from_slice(&sets);
+    let child = Command::new(odm_bin())
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = first_metrics(&out);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a live child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let line = last_line(&o);
+    let at: usize = {
+        let (_, meta) = odm::record::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
+        meta["iteration"].parse().unwrap()
+    };
+    assert!((3..30).contains(&at), "stopped at {at}");
+    assert!(!dir.join("summary.json").exists());
+    let want = format!(
+        "odm: interrupted after iteration {at}; {} holds the checkpoint of iteration {at}; continue with: odm run {} --out {} --set checkpoint_every=1000 --set eval_every=3 --threads 2 --resume",
+        dir.display(),
+        f.display(),
+        out.display()
+    );
+    assert_eq!(line, want);
+    // The printed command, as a shell runs it, with this build's `odm` first on PATH.
+    let cmd = line.split_once("continue with: ").unwrap().1;
+    let bin = Path::new(odm_bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let r = Command::new("sh")
+        .args(["-c", cmd])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{cmd}: {}", stderr(&r));
     same_files(&refd, &dir, &RESULT_FILES);
 }
 

@@ -175,3 +175,78 @@ fn points_select_grid_runs_and_list_shows_their_state() {
     .to_string();
     assert!(e.contains("--point 4") && e.contains("0 to 3"), "{e}");
 }
+
+/// Issue 30, part 4: grid values written in RON, as a spec file writes its fields, expand to the
+/// specs the tagged-map form of earlier files gives, and to the spec of a file that writes the
+/// same values as its own fields (read by RON's parser, not ours).
+#[test]
+fn ron_grid_values_mean_what_the_tagged_form_and_a_spec_file_mean() {
+    use odm::spec::load::parse_str;
+    let grid = |quant: [&str; 2], maps: [&str; 2]| {
+        format!(
+            r#"grid: (axes: [
+                (field: "quant", values: [{}, {}]),
+                (field: "", values: [{}, {}], labels: ["a", "b"]),
+            ]),"#,
+            quant[0], quant[1], maps[0], maps[1]
+        )
+    };
+    let ron = grid(
+        [
+            "Pams(w_bits: 2, a_bits: 2)",
+            "Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0))",
+        ],
+        [
+            r#"{"gating.rule": Sign, "offsets": None, "regularizer": Mismatch(lambda: 1e-5), "schedule.grad_clip": None}"#,
+            r#"{"gating.rule": CosineSoft(per_tensor: false), "offsets": Selective(scale: TopFraction(0.25), shift: Off), "schedule.grad_clip": 0.5}"#,
+        ],
+    );
+    let tagged = grid(
+        [
+            r#"{"Pams": {"w_bits": 2, "a_bits": 2}}"#,
+            r#"{"Odm": {"w_bits": 4, "a_bits": 4, "weight_clip": {"Wcc": {"percentile": 99.0}}}}"#,
+        ],
+        [
+            r#"{"gating.rule": "Sign", "offsets": "None", "regularizer": {"Mismatch": {"lambda": 1e-5}}, "schedule.grad_clip": None}"#,
+            r#"{"gating.rule": {"CosineSoft": {"per_tensor": false}}, "offsets": {"Selective": {"scale": {"TopFraction": 0.25}, "shift": "Off"}}, "schedule.grad_clip": 0.5}"#,
+        ],
+    );
+    let runs = |extra: &str| {
+        let s = parse_str("g.ron", &common::toy_spec("g", 1, 2, extra)).unwrap();
+        odm::spec::expand(&s).unwrap_or_else(|e| panic!("{}: {}", e.field, e.msg))
+    };
+    let (a, b) = (runs(&ron), runs(&tagged));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+    let names: Vec<&str> = a.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "g.quant-Pams.a",
+            "g.quant-Pams.b",
+            "g.quant-Odm.a",
+            "g.quant-Odm.b"
+        ]
+    );
+    let fields = [
+        "gating: (rule: Sign), offsets: None, regularizer: Mismatch(lambda: 1e-5),",
+        "gating: (rule: CosineSoft(per_tensor: false)), offsets: Selective(scale: TopFraction(0.25), shift: Off),",
+    ];
+    let quant = [
+        "quant: Pams(w_bits: 2, a_bits: 2),",
+        "quant: Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0)),",
+    ];
+    for (i, run) in a.iter().enumerate() {
+        let text = common::toy_spec(
+            &run.name,
+            1,
+            2,
+            &format!("{} {}", quant[i / 2], fields[i % 2]),
+        );
+        let mut direct = parse_str("d.ron", &text).unwrap();
+        if i % 2 == 1 {
+            direct.schedule.grad_clip = Some(0.5);
+        }
+        assert_eq!(&direct, run, "point {i}");
+    }
+}

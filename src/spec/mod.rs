@@ -11,6 +11,7 @@ pub mod load;
 mod odm;
 mod quant;
 mod validate;
+pub mod value;
 
 pub use grid::{expand, Axis, Grid};
 pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
