@@ -667,21 +667,28 @@ fn first_metrics(out: &Path) -> PathBuf {
     }
 }
 
-/// Ctrl-C (a real SIGINT, sent with `kill(2)`) mid-run: the run stops on a checkpoint, exits
-/// 130 and ends with one line holding the exact command that continues it; that command, run
-/// as printed by a shell, finishes with the bytes of an uninterrupted run.
+/// Ctrl-C (a real SIGINT, sent with `kill(2)`) in the first point of a two-point grid: the run
+/// stops on a checkpoint, exits 130 and ends with one line holding the exact command that
+/// continues everything the interrupted command was to run; that command, run as printed by a
+/// shell, finishes both points with the bytes of an uninterrupted run.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
     let tmp = tempdir();
-    let f = toy_file(tmp.path(), "intr", 30, "");
+    let grid = r#"grid: (axes: [(field: "optim.lr", values: [1e-3, 2e-3])]),"#;
+    let f = toy_file(tmp.path(), "intr", 30, grid);
     let sets = ["--set", "checkpoint_every=1000", "--set", "eval_every=3"];
-    let refd = reference(tmp.path(), &f, "intr", &sets);
+    let common = |out: &Path| {
+        let mut a = vec!["run".to_string(), s(&f).into(), "--quiet".into()];
+        a.extend(["--threads", "2", "--out", s(out)].map(String::from));
+        a.extend(sets.map(String::from));
+        a
+    };
+    let refs = tmp.path().join("reference");
+    odm_ok(&common(&refs));
     let out = tmp.path().join("results");
-    let mut args = vec!["run", s(&f), "--quiet", "--threads", "2", "--out", s(&out)];
-    args.extend_from_slice(&sets);
     let child = Command::new(odm_bin())
-        .args(&args)
+        .args(common(&out))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -691,11 +698,8 @@ fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    let line = last_line(&o);
-    let at: usize = {
-        let (_, meta) = odm::record::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
-        meta["iteration"].parse().unwrap()
-    };
+    let (_, meta) = odm::record::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
+    let at: usize = meta["iteration"].parse().unwrap();
     assert!((3..30).contains(&at), "stopped at {at}");
     assert!(!dir.join("summary.json").exists());
     let want = format!(
@@ -704,9 +708,9 @@ fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
         f.display(),
         out.display()
     );
-    assert_eq!(line, want);
+    assert_eq!(last_line(&o), want);
     // The printed command, as a shell runs it, with this build's `odm` first on PATH.
-    let cmd = line.split_once("continue with: ").unwrap().1;
+    let cmd = want.split_once("continue with: ").unwrap().1;
     let bin = Path::new(odm_bin()).parent().unwrap();
     let path = format!(
         "{}:{}",
@@ -719,7 +723,14 @@ fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
         .output()
         .unwrap();
     assert!(r.status.success(), "{cmd}: {}", stderr(&r));
-    same_files(&refd, &dir, &RESULT_FILES);
+    let names: Vec<_> = std::fs::read_dir(&refs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2);
+    for n in names {
+        same_files(&refs.join(&n), &out.join(&n), &RESULT_FILES);
+    }
 }
 
 /// Exit code 2 and `want` in the error; nothing panicked.

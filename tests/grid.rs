@@ -250,3 +250,57 @@ fn ron_grid_values_mean_what_the_tagged_form_and_a_spec_file_mean() {
         assert_eq!(&direct, run, "point {i}");
     }
 }
+
+/// Our reading of a RON value (`spec::value`, for `--set` and grid values) against RON's own
+/// parser, the reference: the same texts decode to the same typed values, comments, raw
+/// strings, escapes, exponents, trailing commas, implicit `Some` and unwrapped newtypes included.
+#[test]
+fn values_decode_as_rons_own_parser_reads_them() {
+    use odm::spec::{load::ron_options, value, Crop, Device, Gating, ModelSpec, Schedule};
+    use odm::spec::{InitFrom, OffsetPolicy, QuantSpec, Regularizer};
+    use serde::de::DeserializeOwned;
+    fn same<T: DeserializeOwned + PartialEq + std::fmt::Debug>(texts: &[&str]) {
+        for t in texts {
+            let reference: T = ron_options()
+                .from_str(t)
+                .unwrap_or_else(|e| panic!("{t}: ron: {e}"));
+            let node = value::parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let ours: T = value::decode(&node).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(ours, reference, "{t}");
+        }
+    }
+    same::<QuantSpec>(&[
+        "Fp",
+        "Pams(w_bits: 2, a_bits: 2)",
+        "Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0), /* c */ )",
+        "Ddtb(w_bits: 2, a_bits: 3, calib_batches: 16) // trailing comment",
+    ]);
+    same::<Gating>(&[
+        "(rule: CosineSoft(per_tensor: true))",
+        "(rule: Never)",
+        "()",
+    ]);
+    same::<Regularizer>(&["None", "Mismatch(lambda: 1e-5)", "Variance(lambda: 5)"]);
+    same::<OffsetPolicy>(&[
+        "None",
+        "AllBoth",
+        "Selective(scale: TopFraction(2.5e-1), shift: Threshold(-0.5))",
+    ]);
+    same::<Device>(&["Cpu", "Cuda(3)"]);
+    same::<ModelSpec>(&["Edsr(n_resblocks: 2, n_feats: 8, input_norm: Symmetric)"]);
+    same::<Schedule>(&[
+        "(iterations: 10, grad_clip: 0.5, lr_decay: Step(every: 4, gamma: 0.5))",
+        "(iterations: 1_000, grad_clip: None)",
+        "(iterations: 3, grad_clip: Some(2.0))",
+    ]);
+    same::<Option<InitFrom>>(&[
+        r#"Checkpoint("zoo/a b.safetensors")"#,
+        r##"Some(Checkpoint(r#"a "quoted" \path"#))"##,
+        "None",
+    ]);
+    same::<Vec<Crop>>(&[
+        "[(set: \"Set\\u{35}\", image: \"b\\\"c\\n\", x: 1, y: 2, w: 3, h: +4),]",
+        "[\n  // none\n]",
+    ]);
+    same::<Vec<String>>(&["[\"a\", r\"b\\c\", \"\\u{e9}t\\u{e9}\"]"]);
+}

@@ -159,6 +159,8 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     ) -> Result<V::Value, ValueError> {
         match self.0 {
             Node::Map(m) => v.visit_map(Map { m, i: 0 }),
+            // `()`: a struct with every field at its default.
+            Node::Null => v.visit_map(Map { m: &[], i: 0 }),
             other => fail(format!(
                 "{} is not a struct; write ({})",
                 what(other),
