@@ -35,11 +35,29 @@ pub struct Grid {
 #[serde(deny_unknown_fields)]
 pub struct Axis {
     pub field: String,
-    /// Each value's RON text as written, read by [`value::parse`] when the grid expands.
-    pub values: Vec<Box<RawValue>>,
+    pub values: Vec<AxisValue>,
     /// Optional names of the values in run names (default: derived from each value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+}
+
+/// A grid value: its RON text as written (surrounding space and comments trimmed), read by
+/// [`value::parse`] when the grid expands.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct AxisValue(Box<RawValue>);
+
+impl AxisValue {
+    /// The value's RON text.
+    pub fn text(&self) -> &str {
+        self.0.get_ron()
+    }
+}
+
+impl<'de> Deserialize<'de> for AxisValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|r| AxisValue(r.trim_boxed()))
+    }
 }
 
 /// Expand a spec into its runs. A spec without a grid is one run.
@@ -146,9 +164,9 @@ fn check_axis(ai: usize, axis: &Axis) -> Result<Vec<Node>, FieldError> {
         .iter()
         .enumerate()
         .map(|(vi, raw)| {
-            value::parse(raw.get_ron()).map_err(|e| FieldError {
+            value::parse(raw.text()).map_err(|e| FieldError {
                 field: format!("grid.axes[{ai}].values"),
-                msg: format!("value {vi} ({}): {e}", raw.get_ron().trim()),
+                msg: format!("value {vi} ({}): {e}", raw.text()),
             })
         })
         .collect()

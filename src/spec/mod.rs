@@ -13,7 +13,7 @@ mod quant;
 mod validate;
 pub mod value;
 
-pub use grid::{expand, Axis, Grid};
+pub use grid::{expand, Axis, AxisValue, Grid};
 pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
 pub use odm::{GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Select, VarScope, VarStat};
 pub use quant::{
