@@ -6,6 +6,16 @@ use odm::commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `print!` through [`commands::stdout::emit`]: a closed pipe ends the output quietly.
+macro_rules! out {
+    ($($t:tt)*) => { commands::stdout::emit(&format!($($t)*)) };
+}
+
+/// `println!` through [`commands::stdout::emit`].
+macro_rules! outln {
+    ($($t:tt)*) => { commands::stdout::emit(&format!("{}\n", format_args!($($t)*))) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "odm",
@@ -193,7 +203,12 @@ enum Cmd {
         json: bool,
     },
     /// Validate a spec and print the effective config without running anything.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// Override a spec field as `odm run --set` does, to validate it: FIELD=RON_VALUE.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Evaluate a trained run on benchmark folders.
     Eval {
         /// A run folder (results/<name>-<hash>).
@@ -317,9 +332,9 @@ fn device_override(s: &str) -> anyhow::Result<String> {
 /// One set's score: a JSON object or a sentence, on one line.
 fn print_score(s: &odm::eval::SetScore, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(s).expect("json"));
+        outln!("{}", serde_json::to_string(s).expect("json"));
     } else {
-        println!("{}", commands::describe(s));
+        outln!("{}", commands::describe(s));
     }
 }
 
@@ -357,11 +372,11 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
         until: None,
     };
     if list {
-        print!("{}", commands::list(&file, &opts)?);
+        out!("{}", commands::list(&file, &opts)?);
         return Ok(());
     }
     for d in commands::run(&file, &opts)? {
-        println!("{}", d.display());
+        outln!("{}", d.display());
     }
     Ok(())
 }
@@ -370,7 +385,7 @@ fn cmd_run(c: Cmd) -> anyhow::Result<()> {
 fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
     use commands::sweep::{SlurmOpts, SweepOpts, Target};
     if let Some(SweepCmd::Status { dir }) = a.status {
-        print!("{}", commands::sweep::status(&dir)?);
+        out!("{}", commands::sweep::status(&dir)?);
         return Ok(());
     }
     let file = a.file.expect("clap requires FILE");
@@ -401,7 +416,7 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
     };
     let (_, lines) = commands::sweep::sweep(&file, &SweepOpts { run, target })?;
     for l in lines {
-        println!("{l}");
+        outln!("{l}");
     }
     Ok(())
 }
@@ -438,9 +453,9 @@ fn cmd_bench(c: Cmd) -> anyhow::Result<()> {
     let t = odm::backend::set_threads(threads);
     let r = odm::bench::run(size, reps, t, parts, device)?;
     if json {
-        println!("{}", serde_json::to_string(&r).expect("json"));
+        outln!("{}", serde_json::to_string(&r).expect("json"));
     } else {
-        print!("{}", r.describe());
+        out!("{}", r.describe());
     }
     Ok(())
 }
@@ -451,12 +466,11 @@ fn cmd_export(c: Cmd) -> anyhow::Result<()> {
         unreachable!("called with Cmd::Export")
     };
     match (out, onnx) {
-        (None, Some(f)) => commands::export::onnx(&run_dir, &f).map(|(bytes, q)| {
-            println!("wrote {} ({bytes} bytes, {q} quantized convs)", f.display())
-        }),
+        (None, Some(f)) => commands::export::onnx(&run_dir, &f)
+            .map(|(bytes, q)| outln!("wrote {} ({bytes} bytes, {q} quantized convs)", f.display())),
         (out, _) => {
             commands::export::export(&run_dir, &out.expect("clap requires --out or --onnx"))
-                .map(|(w, card)| println!("wrote {} and {}", w.display(), card.display()))
+                .map(|(w, card)| outln!("wrote {} and {}", w.display(), card.display()))
         }
     }
 }
@@ -478,9 +492,11 @@ fn cmd_infer(c: Cmd) -> anyhow::Result<()> {
     let (scores, st) = commands::infer::infer(&run_dir, &data, threads, save)?;
     scores.iter().for_each(|s| print_score(s, json));
     if !json {
-        println!(
+        outln!(
             "integer convs: {} ({:?}), float convs: {}",
-            st.int_convs, st.path, st.float_convs
+            st.int_convs,
+            st.path,
+            st.float_convs
         );
     }
     Ok(())
@@ -502,15 +518,19 @@ fn cmd_inspect(c: Cmd) -> anyhow::Result<()> {
         let clip = l
             .bounds
             .map_or(String::new(), |(a, b)| format!(", clip [{a:.2}, {b:.2}]"));
-        println!(
+        outln!(
             "{}: M_σ {:.3}, M_μ {:.3}, range [{:.2}, {:.2}]{clip}",
-            l.layer, l.m_sigma, l.m_mu, l.hist_lo, l.hist_hi
+            l.layer,
+            l.m_sigma,
+            l.m_mu,
+            l.hist_lo,
+            l.hist_hi
         );
     }
     if data.is_some() {
-        println!("wrote {}", written.display());
+        outln!("wrote {}", written.display());
     } else {
-        println!("wrote {} and cost.json", written.display());
+        outln!("wrote {} and cost.json", written.display());
     }
     Ok(())
 }
@@ -531,7 +551,13 @@ fn main() -> ExitCode {
     let result = dispatch(Cli::parse().cmd);
     report_peak_rss();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match commands::stdout::failure() {
+            None => ExitCode::SUCCESS,
+            Some(e) => {
+                eprintln!("error: writing standard output: {e}");
+                ExitCode::from(1)
+            }
+        },
         Err(e) => {
             if let Some(i) = e.downcast_ref::<commands::Interrupted>() {
                 eprintln!("odm: {i}");
@@ -566,12 +592,12 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                             run: &name,
                             cost: &r,
                         };
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::to_string(&line).expect("a cost report serializes")
                         );
                     } else {
-                        println!("# {name}\n{}", r.table());
+                        outln!("# {name}\n{}", r.table());
                     }
                 }
             })
@@ -580,7 +606,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             file,
             out,
             overrides,
-        } => commands::table(&file, &out, &overrides).map(|t| print!("{t}")),
+        } => commands::table(&file, &out, &overrides).map(|t| out!("{t}")),
         c @ Cmd::Bench { .. } => cmd_bench(c),
         Cmd::Sweep(a) => cmd_sweep(a),
         Cmd::Report {
@@ -589,13 +615,13 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             expected,
         } => odm::report::report(&results, &out, Some(&expected)).map(|files| {
             for f in files {
-                println!("{}", out.join(f).display());
+                outln!("{}", out.join(f).display());
             }
         }),
         Cmd::Verify { results, expected } => match odm::report::verify::verify(&results, &expected)
         {
             Ok((text, ok)) => {
-                print!("{text}");
+                out!("{text}");
                 if !ok {
                     // A failed check is a result, not an error: the report says which.
                     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -607,7 +633,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         },
         c @ Cmd::Export { .. } => cmd_export(c),
         c @ Cmd::Inspect { .. } => cmd_inspect(c),
-        Cmd::Check { file } => commands::check(&file).map(|s| print!("{s}")),
+        Cmd::Check { file, overrides } => commands::check(&file, &overrides).map(|s| out!("{s}")),
         Cmd::Eval {
             checkpoint,
             data,
@@ -632,7 +658,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         c @ Cmd::Infer { .. } => cmd_infer(c),
         Cmd::Reproduce { run_dir, until } => {
             let r = commands::reproduce::reproduce(&run_dir, until)?;
-            print!("{}", r.describe());
+            out!("{}", r.describe());
             if r.first_difference.is_some() {
                 // A difference is a result, not an error: the lines above say which row.
                 let _ = std::io::Write::flush(&mut std::io::stdout());

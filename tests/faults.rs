@@ -627,18 +627,7 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // metrics.csv appears at the first evaluation, inside the loop.
-    let t = std::time::Instant::now();
-    let dir = loop {
-        let found = std::fs::read_dir(&out).ok().and_then(|mut d| {
-            d.find_map(|e| Some(e.ok()?.path()).filter(|p| p.join("metrics.csv").exists()))
-        });
-        if let Some(d) = found {
-            break d;
-        }
-        assert!(t.elapsed().as_secs() < 120, "no progress");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let dir = first_metrics(&out);
     let k = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -660,6 +649,88 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
     resume.push("--resume");
     odm_ok(&resume);
     same_files(&refd, &dir, &RESULT_FILES);
+}
+
+/// The run folder under `out` once its `metrics.csv` exists (written at the first evaluation,
+/// inside the training loop).
+fn first_metrics(out: &Path) -> PathBuf {
+    let t = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir(out).ok().and_then(|mut d| {
+            d.find_map(|e| Some(e.ok()?.path()).filter(|p| p.join("metrics.csv").exists()))
+        });
+        if let Some(d) = found {
+            return d;
+        }
+        assert!(t.elapsed().as_secs() < 120, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ctrl-C (a real SIGINT, sent with `kill(2)`) in the first point of a two-point grid: the run
+/// stops on a checkpoint, exits 130 and ends with one line holding the exact command that
+/// continues everything the interrupted command was to run; that command, run as printed by a
+/// shell, finishes both points with the bytes of an uninterrupted run.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn ctrl_c_leaves_a_resumable_folder_and_the_exact_resume_command() {
+    let tmp = tempdir();
+    let grid = r#"grid: (axes: [(field: "optim.lr", values: [1e-3, 2e-3])]),"#;
+    let f = toy_file(tmp.path(), "intr", 30, grid);
+    let sets = ["--set", "checkpoint_every=1000", "--set", "eval_every=3"];
+    let common = |out: &Path| {
+        let mut a = vec!["run".to_string(), s(&f).into(), "--quiet".into()];
+        a.extend(["--threads", "2", "--out", s(out)].map(String::from));
+        a.extend(sets.map(String::from));
+        a
+    };
+    let refs = tmp.path().join("reference");
+    odm_ok(&common(&refs));
+    let out = tmp.path().join("results");
+    let child = Command::new(odm_bin())
+        .args(common(&out))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = first_metrics(&out);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a live child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let (_, meta) = odm::record::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
+    let at: usize = meta["iteration"].parse().unwrap();
+    assert!((3..30).contains(&at), "stopped at {at}");
+    assert!(!dir.join("summary.json").exists());
+    let want = format!(
+        "odm: interrupted after iteration {at}; {} holds the checkpoint of iteration {at}; continue with: odm run {} --out {} --set checkpoint_every=1000 --set eval_every=3 --threads 2 --resume",
+        dir.display(),
+        f.display(),
+        out.display()
+    );
+    assert_eq!(last_line(&o), want);
+    // The printed command, as a shell runs it, with this build's `odm` first on PATH.
+    let cmd = want.split_once("continue with: ").unwrap().1;
+    let bin = Path::new(odm_bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let r = Command::new("sh")
+        .args(["-c", cmd])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{cmd}: {}", stderr(&r));
+    let names: Vec<_> = std::fs::read_dir(&refs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2);
+    for n in names {
+        same_files(&refs.join(&n), &out.join(&n), &RESULT_FILES);
+    }
 }
 
 /// Exit code 2 and `want` in the error; nothing panicked.

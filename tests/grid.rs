@@ -175,3 +175,132 @@ fn points_select_grid_runs_and_list_shows_their_state() {
     .to_string();
     assert!(e.contains("--point 4") && e.contains("0 to 3"), "{e}");
 }
+
+/// Issue 30, part 4: grid values written in RON, as a spec file writes its fields, expand to the
+/// specs the tagged-map form of earlier files gives, and to the spec of a file that writes the
+/// same values as its own fields (read by RON's parser, not ours).
+#[test]
+fn ron_grid_values_mean_what_the_tagged_form_and_a_spec_file_mean() {
+    use odm::spec::load::parse_str;
+    let grid = |quant: [&str; 2], maps: [&str; 2]| {
+        format!(
+            r#"grid: (axes: [
+                (field: "quant", values: [{}, {}]),
+                (field: "", values: [{}, {}], labels: ["a", "b"]),
+            ]),"#,
+            quant[0], quant[1], maps[0], maps[1]
+        )
+    };
+    let ron = grid(
+        [
+            "Pams(w_bits: 2, a_bits: 2)",
+            "Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0))",
+        ],
+        [
+            r#"{"gating.rule": Sign, "offsets": None, "regularizer": Mismatch(lambda: 1e-5), "schedule.grad_clip": None}"#,
+            r#"{"gating.rule": CosineSoft(per_tensor: false), "offsets": Selective(scale: TopFraction(0.25), shift: Off), "schedule.grad_clip": 0.5}"#,
+        ],
+    );
+    let tagged = grid(
+        [
+            r#"{"Pams": {"w_bits": 2, "a_bits": 2}}"#,
+            r#"{"Odm": {"w_bits": 4, "a_bits": 4, "weight_clip": {"Wcc": {"percentile": 99.0}}}}"#,
+        ],
+        [
+            r#"{"gating.rule": "Sign", "offsets": "None", "regularizer": {"Mismatch": {"lambda": 1e-5}}, "schedule.grad_clip": None}"#,
+            r#"{"gating.rule": {"CosineSoft": {"per_tensor": false}}, "offsets": {"Selective": {"scale": {"TopFraction": 0.25}, "shift": "Off"}}, "schedule.grad_clip": 0.5}"#,
+        ],
+    );
+    let runs = |extra: &str| {
+        let s = parse_str("g.ron", &common::toy_spec("g", 1, 2, extra)).unwrap();
+        odm::spec::expand(&s).unwrap_or_else(|e| panic!("{}: {}", e.field, e.msg))
+    };
+    let (a, b) = (runs(&ron), runs(&tagged));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+    let names: Vec<&str> = a.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "g.quant-Pams.a",
+            "g.quant-Pams.b",
+            "g.quant-Odm.a",
+            "g.quant-Odm.b"
+        ]
+    );
+    let fields = [
+        "gating: (rule: Sign), offsets: None, regularizer: Mismatch(lambda: 1e-5),",
+        "gating: (rule: CosineSoft(per_tensor: false)), offsets: Selective(scale: TopFraction(0.25), shift: Off),",
+    ];
+    let quant = [
+        "quant: Pams(w_bits: 2, a_bits: 2),",
+        "quant: Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0)),",
+    ];
+    for (i, run) in a.iter().enumerate() {
+        let text = common::toy_spec(
+            &run.name,
+            1,
+            2,
+            &format!("{} {}", quant[i / 2], fields[i % 2]),
+        );
+        let mut direct = parse_str("d.ron", &text).unwrap();
+        if i % 2 == 1 {
+            direct.schedule.grad_clip = Some(0.5);
+        }
+        assert_eq!(&direct, run, "point {i}");
+    }
+}
+
+/// Our reading of a RON value (`spec::value`, for `--set` and grid values) against RON's own
+/// parser, the reference: the same texts decode to the same typed values, comments, raw
+/// strings, escapes, exponents, trailing commas, implicit `Some` and unwrapped newtypes included.
+#[test]
+fn values_decode_as_rons_own_parser_reads_them() {
+    use odm::spec::{load::ron_options, value, Crop, Device, Gating, ModelSpec, Schedule};
+    use odm::spec::{InitFrom, OffsetPolicy, QuantSpec, Regularizer};
+    use serde::de::DeserializeOwned;
+    fn same<T: DeserializeOwned + PartialEq + std::fmt::Debug>(texts: &[&str]) {
+        for t in texts {
+            let reference: T = ron_options()
+                .from_str(t)
+                .unwrap_or_else(|e| panic!("{t}: ron: {e}"));
+            let node = value::parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let ours: T = value::decode(&node).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(ours, reference, "{t}");
+        }
+    }
+    same::<QuantSpec>(&[
+        "Fp",
+        "Pams(w_bits: 2, a_bits: 2)",
+        "Odm(w_bits: 4, a_bits: 4, weight_clip: Wcc(percentile: 99.0), /* c */ )",
+        "Ddtb(w_bits: 2, a_bits: 3, calib_batches: 16) // trailing comment",
+    ]);
+    same::<Gating>(&[
+        "(rule: CosineSoft(per_tensor: true))",
+        "(rule: Never)",
+        "()",
+    ]);
+    same::<Regularizer>(&["None", "Mismatch(lambda: 1e-5)", "Variance(lambda: 5)"]);
+    same::<OffsetPolicy>(&[
+        "None",
+        "AllBoth",
+        "Selective(scale: TopFraction(2.5e-1), shift: Threshold(-0.5))",
+    ]);
+    same::<Device>(&["Cpu", "Cuda(3)"]);
+    same::<ModelSpec>(&["Edsr(n_resblocks: 2, n_feats: 8, input_norm: Symmetric)"]);
+    same::<Schedule>(&[
+        "(iterations: 10, grad_clip: 0.5, lr_decay: Step(every: 4, gamma: 0.5))",
+        "(iterations: 1_000, grad_clip: None)",
+        "(iterations: 3, grad_clip: Some(2.0))",
+    ]);
+    same::<Option<InitFrom>>(&[
+        r#"Checkpoint("zoo/a b.safetensors")"#,
+        r##"Some(Checkpoint(r#"a "quoted" \path"#))"##,
+        "None",
+    ]);
+    same::<Vec<Crop>>(&[
+        "[(set: \"Set\\u{35}\", image: \"b\\\"c\\n\", x: 1, y: 2, w: 3, h: +4),]",
+        "[\n  // none\n]",
+    ]);
+    same::<Vec<String>>(&["[\"a\", r\"b\\c\", \"\\u{e9}t\\u{e9}\"]"]);
+}

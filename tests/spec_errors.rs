@@ -268,3 +268,157 @@ fn pretrained_weights_of_the_wrong_shape() {
         "{msg}"
     );
 }
+
+/// `odm check FILE --set ...`: stdout, asserting success.
+fn check_ok(file: &Path, sets: &[&str]) -> String {
+    let mut c = Command::new(common::odm_bin());
+    c.arg("check").arg(file);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{sets:?}: {err}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The `// run NAME-HASH: ...` line of `odm check`.
+fn run_line(out: &str) -> &str {
+    out.lines().next().unwrap()
+}
+
+/// Issue 30, part 4: `--set` takes the RON a spec file takes; the tagged-map form of earlier
+/// command lines means the same; both give the spec (and hash) of a file that writes the fields.
+#[test]
+fn set_takes_the_ron_of_a_spec_file() {
+    let tmp = common::tempdir();
+    let plain = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 1, 2, ""));
+    let direct = common::write(
+        tmp.path(),
+        "direct.ron",
+        &common::toy_spec(
+            "ok",
+            1,
+            2,
+            "gating: (rule: Sign), quant: Pams(w_bits: 2, a_bits: 2), regularizer: Mismatch(lambda: 1e-5),",
+        ),
+    );
+    let want = check_ok(&direct, &[]);
+    let ron = check_ok(
+        &plain,
+        &[
+            "gating.rule=Sign",
+            "quant=Pams(w_bits: 2, a_bits: 2)",
+            "regularizer=Mismatch(lambda: 1e-5)",
+        ],
+    );
+    let tagged = check_ok(
+        &plain,
+        &[
+            r#"gating.rule="Sign""#,
+            r#"quant={"Pams": {"w_bits": 2, "a_bits": 2}}"#,
+            r#"regularizer={"Mismatch": {"lambda": 1e-5}}"#,
+        ],
+    );
+    assert_eq!(run_line(&ron), run_line(&want));
+    assert_eq!(run_line(&tagged), run_line(&want));
+    assert_ne!(run_line(&check_ok(&plain, &[])), run_line(&want));
+    // `None` is an absent option in one field and a unit variant in another.
+    let out = check_ok(
+        &plain,
+        &["schedule.grad_clip=None", "offsets=None", "optim.lr=2e-3"],
+    );
+    assert!(
+        out.contains("grad_clip: None") && out.contains("lr: 0.002"),
+        "{out}"
+    );
+}
+
+/// A bad `--set` value names the field and what it allows, on one line, exit 2, nothing written.
+#[test]
+fn bad_set_value_names_the_field_and_the_allowed_values() {
+    let tmp = common::tempdir();
+    let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 1, 2, ""));
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "gating.rule=Sgn",
+            &[
+                "--set gating.rule=Sgn",
+                "field `gating.rule`",
+                "`Never`",
+                "`Sign`",
+                "`CosineSoft`",
+            ],
+        ),
+        (
+            "gating.rule=Sign(x: 1)",
+            &["field `gating.rule`", "`Sign` takes no fields"],
+        ),
+        (
+            "regularizer=Mismatch",
+            &["field `regularizer`", "Mismatch(lambda: …)"],
+        ),
+        (
+            "schedule.iteratons=3",
+            &["unknown field `iteratons`", "`iterations`"],
+        ),
+        (
+            "quant=Pams(w_bits: 2",
+            &[
+                "--set quant",
+                "not a RON value",
+                "Pams(w_bits: 2, a_bits: 2)",
+            ],
+        ),
+    ];
+    for (set, must) in cases {
+        let (code, msg) = run_bad_with(tmp.path(), &f, &["--set", set]);
+        assert_eq!(code, 2, "{set}: {msg}");
+        assert!(
+            msg.contains("ok.ron") || set.starts_with("quant"),
+            "{set}: {msg}"
+        );
+        for m in must {
+            assert!(msg.contains(m), "{set}: must mention {m:?}: {msg}");
+        }
+        assert!(!msg.contains("invalid type: null"), "{set}: {msg}");
+    }
+}
+
+/// `Variant(field: …)` on a unit variant in a spec file: the variant takes no fields (with the
+/// file's line and column), not RON's "Expected comma".
+#[test]
+fn fields_on_a_unit_variant_in_a_file() {
+    let text = common::toy_spec("bad", 1, 2, "gating: (rule: Sign(per_tensor: false)),");
+    check(
+        "unitfields.ron",
+        &text,
+        &[
+            "unitfields.ron:11:",
+            "field `gating.rule`",
+            "`Sign` takes no fields",
+        ],
+    );
+}
+
+/// `odm check --set` validates an override without running anything.
+#[test]
+fn check_validates_set_overrides_without_running() {
+    let tmp = common::tempdir();
+    let f = common::write(tmp.path(), "ok.ron", &common::toy_spec("ok", 1, 2, ""));
+    let out = check_ok(&f, &["schedule.iterations=7"]);
+    assert!(out.contains("iterations: 7"), "{out}");
+    let o = Command::new(common::odm_bin())
+        .current_dir(tmp.path())
+        .args(["check", "ok.ron", "--set", "schedule.iterations=0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("schedule.iterations") && err.contains("at least 1"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!tmp.path().join("results").exists());
+}

@@ -18,6 +18,7 @@ pub mod reproduce;
 mod run;
 mod save;
 pub use save::SaveSr;
+pub mod stdout;
 pub mod sweep;
 
 pub use run::{is_finished, list, parse_points, run, run_dirs, state_of, Interrupted, RunOpts};
@@ -56,9 +57,9 @@ pub fn pretty(spec: &Spec) -> String {
         .expect("spec to ron")
 }
 
-/// `odm check`: validate and print the effective spec(s).
-pub fn check(path: &Path) -> anyhow::Result<String> {
-    let loaded = spec::load_file(path)?;
+/// `odm check`: validate (with `--set` overrides applied) and print the effective spec(s).
+pub fn check(path: &Path, overrides: &[String]) -> anyhow::Result<String> {
+    let loaded = spec::load_file_with(path, overrides)?;
     let mut out = String::new();
     for s in &loaded.runs {
         let (_, h) = canonical(s);

@@ -216,7 +216,7 @@ fn resolve_run_init(
                 fp,
                 &sub,
                 crate::backend::set_threads(opts.threads),
-                &resume_command(&p, &sub, None),
+                &Continue::one(resume_command(&p, &sub, None)),
             )?))
         }
     }
@@ -407,7 +407,10 @@ pub fn run(path: &Path, opts: &RunOpts) -> anyhow::Result<Vec<PathBuf>> {
             eprintln!("odm: [point {i} of 0–{}] {}", n - 1, s.name);
         }
         let point = (n > 1).then_some(i);
-        let cmd = resume_command(path, opts, point);
+        let cmd = Continue {
+            point: resume_command(path, opts, point.map(|i| i.to_string())),
+            all: resume_command(path, opts, selection(opts)),
+        };
         dirs.push(run_one(path, &loaded.source, s, opts, threads, &cmd)?);
     }
     Ok(dirs)
@@ -423,8 +426,36 @@ fn shell_word(w: &str) -> String {
     }
 }
 
-/// The command that continues a run of `file` (`point`: its grid index) with the options given.
-fn resume_command(file: &Path, opts: &RunOpts, point: Option<usize>) -> String {
+/// The commands that continue a run: the run alone (`point`, recorded in `failed.json`) and all
+/// that the interrupted command was to run (`all`, said on SIGINT or SIGTERM: for a whole grid,
+/// no `--point`, since a grid skips its finished points and `--resume` continues the stopped one).
+struct Continue {
+    point: String,
+    all: String,
+}
+
+impl Continue {
+    fn one(cmd: String) -> Self {
+        Continue {
+            point: cmd.clone(),
+            all: cmd,
+        }
+    }
+}
+
+/// The `--point` value of the points `odm run` was given, if any.
+fn selection(opts: &RunOpts) -> Option<String> {
+    let ps = opts.points.as_ref()?;
+    Some(
+        ps.iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// The command that continues a run of `file` (`point`: grid indices) with the options given.
+fn resume_command(file: &Path, opts: &RunOpts, point: Option<String>) -> String {
     let mut c = format!("odm run {}", shell_word(&file.display().to_string()));
     if opts.out != Path::new("results") {
         c.push_str(&format!(
@@ -714,12 +745,12 @@ fn run_one(
     s: &Spec,
     opts: &RunOpts,
     threads: usize,
-    resume: &str,
+    resume: &Continue,
 ) -> anyhow::Result<PathBuf> {
     if record::interrupt::requested() {
         return Err(anyhow::Error::new(Interrupted(format!(
-            "interrupted before {} started; nothing written",
-            s.name
+            "interrupted before {} started; nothing written; continue with: {}",
+            s.name, resume.all
         ))));
     }
     let mut p = prepare(origin, source, s, opts)?;
@@ -746,7 +777,7 @@ fn run_one(
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        Err(e) => return Err(failed(&dir, e, resume)),
+        Err(e) => return Err(failed(&dir, e, &resume.point)),
     };
     if let Some(step) = outcome {
         let kept = checkpoint_step(&dir);
@@ -754,14 +785,15 @@ fn run_one(
             drop(lock);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(anyhow::Error::new(Interrupted(format!(
-                "interrupted before the first step of {}; nothing kept",
-                s.name
+                "interrupted before the first step of {}; nothing kept; continue with: {}",
+                s.name, resume.all
             ))));
         }
         return Err(anyhow::Error::new(Interrupted(format!(
-            "interrupted after iteration {step}; {} holds the checkpoint of iteration {}; continue with: {resume}",
+            "interrupted after iteration {step}; {} holds the checkpoint of iteration {}; continue with: {}",
             dir.display(),
-            kept.unwrap_or(0)
+            kept.unwrap_or(0),
+            resume.all
         ))));
     }
     Ok(dir)

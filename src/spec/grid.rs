@@ -7,15 +7,16 @@
 //! ),
 //! ```
 //! Each axis overrides one dotted field path; an axis with an empty `field` takes maps of
-//! several dotted fields to values, applied together (e.g. `{"gating.rule": "Sign", "offsets":
-//! "None"}`). Values are written as plain RON values; an enum
-//! value is written in its tagged-map form, `{"Step": {"every": 100, "gamma": 0.5}}`, and a unit
-//! variant as a string, `"Cpu"`. The runs are the Cartesian product of the axes and the seeds.
+//! several dotted fields to values, applied together (e.g. `{"gating.rule": Sign, "offsets":
+//! None}`). Values are written as in a spec file (`Step(every: 100, gamma: 0.5)`, `Cpu`); the
+//! tagged-map form of earlier files (`{"Step": {"every": 100, "gamma": 0.5}}`, `"Cpu"`) means the
+//! same (`spec::value`). The runs are the Cartesian product of the axes and the seeds.
 
 use super::load::FieldError;
+use super::value::{self, Node};
 use super::Spec;
+use ron::value::RawValue;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// A grid of overrides.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -34,10 +35,29 @@ pub struct Grid {
 #[serde(deny_unknown_fields)]
 pub struct Axis {
     pub field: String,
-    pub values: Vec<ron::Value>,
+    pub values: Vec<AxisValue>,
     /// Optional names of the values in run names (default: derived from each value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+}
+
+/// A grid value: its RON text as written (surrounding space and comments trimmed), read by
+/// [`value::parse`] when the grid expands.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct AxisValue(Box<RawValue>);
+
+impl AxisValue {
+    /// The value's RON text.
+    pub fn text(&self) -> &str {
+        self.0.get_ron()
+    }
+}
+
+impl<'de> Deserialize<'de> for AxisValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|r| AxisValue(r.trim_boxed()))
+    }
 }
 
 /// Expand a spec into its runs. A spec without a grid is one run.
@@ -64,14 +84,14 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     }
     let mut base = spec.clone();
     base.grid = None;
-    let base_json = serde_json::to_value(&base).expect("spec serializes");
-    let mut points: Vec<(Value, Vec<String>)> = vec![(base_json, vec![])];
+    let base = Node::from_json(&serde_json::to_value(&base).expect("spec serializes"));
+    let mut points: Vec<(Node, Vec<String>)> = vec![(base, vec![])];
     for (ai, axis) in grid.axes.iter().enumerate() {
-        check_axis(ai, axis)?;
+        let values = check_axis(ai, axis)?;
         let mut next = Vec::new();
-        for (json, labels) in &points {
-            for (vi, v) in axis.values.iter().enumerate() {
-                let (j, name) = apply(json, ai, axis, vi, v)?;
+        for (node, labels) in &points {
+            for (vi, v) in values.iter().enumerate() {
+                let (j, name) = apply(node, ai, axis, vi, v)?;
                 let mut l = labels.clone();
                 l.push(name);
                 next.push((j, l));
@@ -86,9 +106,12 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     };
     let mut out = Vec::new();
     for (j, labels) in points {
-        let s: Spec = serde_json::from_value(j).map_err(|e| FieldError {
+        let s: Spec = value::decode(&j).map_err(|e| FieldError {
             field: "grid.axes".into(),
-            msg: format!("an override does not fit the spec: {e}"),
+            msg: format!(
+                "the grid point `{}` does not fit the spec: {e}",
+                labels.join(".")
+            ),
         })?;
         for &seed in &seeds {
             let mut r = s.clone();
@@ -115,44 +138,53 @@ pub fn expand(spec: &Spec) -> Result<Vec<Spec>, FieldError> {
     Ok(out)
 }
 
-/// An axis has values, and one label per value when it has labels.
-fn check_axis(ai: usize, axis: &Axis) -> Result<(), FieldError> {
+/// An axis has values, and one label per value when it has labels: its values parsed.
+fn check_axis(ai: usize, axis: &Axis) -> Result<Vec<Node>, FieldError> {
     if axis.values.is_empty() {
         return Err(FieldError {
             field: format!("grid.axes[{ai}].values"),
             msg: "an axis needs at least one value".into(),
         });
     }
-    match &axis.labels {
-        Some(ls) if ls.len() != axis.values.len() => Err(FieldError {
+    if let Some(ls) = axis
+        .labels
+        .as_ref()
+        .filter(|ls| ls.len() != axis.values.len())
+    {
+        return Err(FieldError {
             field: format!("grid.axes[{ai}].labels"),
             msg: format!(
                 "{} labels for {} values; give one label per value",
                 ls.len(),
                 axis.values.len()
             ),
-        }),
-        _ => Ok(()),
+        });
     }
+    axis.values
+        .iter()
+        .enumerate()
+        .map(|(vi, raw)| {
+            value::parse(raw.text()).map_err(|e| FieldError {
+                field: format!("grid.axes[{ai}].values"),
+                msg: format!("value {vi} ({}): {e}", raw.text()),
+            })
+        })
+        .collect()
 }
 
-/// Value `vi` of axis `ai` applied to a point's JSON: the new JSON and the point's label part.
+/// Value `vi` of axis `ai` applied to a point: the new point and its label part.
 fn apply(
-    json: &Value,
+    node: &Node,
     ai: usize,
     axis: &Axis,
     vi: usize,
-    v: &ron::Value,
-) -> Result<(Value, String), FieldError> {
-    let jv = serde_json::to_value(v).map_err(|e| FieldError {
-        field: format!("grid.axes[{ai}].values"),
-        msg: e.to_string(),
-    })?;
-    let mut j = json.clone();
+    v: &Node,
+) -> Result<(Node, String), FieldError> {
+    let mut j = node.clone();
     let ok = if axis.field.is_empty() {
-        patch(&mut j, &jv)
+        patch(&mut j, v)
     } else {
-        set_path(&mut j, &axis.field).map(|slot| *slot = jv.clone())
+        value::slot(&mut j, &axis.field, false).map(|slot| *slot = v.clone())
     };
     ok.ok_or_else(|| FieldError {
         field: format!("grid.axes[{ai}].field"),
@@ -163,7 +195,7 @@ fn apply(
     })?;
     let name = match &axis.labels {
         Some(ls) => ls[vi].clone(),
-        None => label(&jv),
+        None => v.label(),
     };
     let name = if axis.field.is_empty() {
         name
@@ -175,17 +207,6 @@ fn apply(
 
 fn last_segment(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
-}
-
-fn label(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Object(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
-        Value::Null => "none".into(),
-        other => crate::digest::short_hash(other.to_string().as_bytes()),
-    }
 }
 
 fn sanitize(s: &str) -> String {
@@ -202,32 +223,14 @@ fn sanitize(s: &str) -> String {
         .collect::<String>()
 }
 
-/// Apply a map `{"dotted.field": value, ...}` to the spec; `None` if a key is not a field.
-fn patch(j: &mut Value, v: &Value) -> Option<()> {
-    for (k, val) in v.as_object()? {
-        *set_path(j, k)? = val.clone();
+/// Apply a map `{"dotted.field": value, ...}` to the spec, in the keys' sorted order (as the
+/// JSON map of earlier versions did); `None` if a key is not a field.
+fn patch(j: &mut Node, v: &Node) -> Option<()> {
+    let Node::Map(m) = v else { return None };
+    let mut entries: Vec<&(String, Node)> = m.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, val) in entries {
+        *value::slot(j, k, false)? = val.clone();
     }
     Some(())
-}
-
-/// Walk a dotted path through objects; externally tagged enums (`{"Edsr": {...}}`) are entered
-/// transparently, so `model.n_feats` reaches `{"Edsr": {"n_feats": ..}}`.
-pub fn set_path<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
-    let mut cur = root;
-    for seg in path.split('.') {
-        cur = descend(cur, seg)?;
-    }
-    Some(cur)
-}
-
-fn descend<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
-    let obj = v.as_object_mut()?;
-    if obj.contains_key(seg) {
-        return obj.get_mut(seg);
-    }
-    if obj.len() == 1 {
-        let inner = obj.values_mut().next()?;
-        return inner.as_object_mut()?.get_mut(seg);
-    }
-    None
 }

@@ -1,6 +1,7 @@
 //! Reading a spec file: RON parse errors and validation errors both name the file, the line and
 //! column, the field and the allowed values.
 
+use super::value::{self, Node};
 use super::{grid, validate, Spec};
 use crate::error::user;
 use ron::extensions::Extensions;
@@ -37,10 +38,20 @@ pub fn parse_str(origin: &str, text: &str) -> anyhow::Result<Spec> {
         }
     }
     first.map_err(|e| {
-        user(format!(
-            "{origin}:{}:{}: {} (see README.md, section 'Experiment spec', for the fields and their allowed values)",
-            e.position.line, e.position.col, e.code
-        ))
+        let (line, col) = (e.position.line, e.position.col);
+        // A variant of the wrong shape (`rule: Sign(x: 1)`): ours names the field and the fix
+        // where RON says "Expected comma".
+        let ours = value::parse(text)
+            .ok()
+            .and_then(|n| value::decode::<Spec>(&n).err())
+            .filter(|v| v.variant_shape);
+        match ours {
+            Some(v) => user(format!("{origin}:{line}:{col}: {v}")),
+            None => user(format!(
+                "{origin}:{line}:{col}: {} (see README.md, section 'Experiment spec', for the fields and their allowed values)",
+                e.code
+            )),
+        }
     })
 }
 
@@ -49,36 +60,45 @@ pub fn load_file(path: &Path) -> anyhow::Result<LoadedSpec> {
     load_file_with(path, &[])
 }
 
-/// Apply `field=value` overrides (RON values; enums in tagged-map form) to a parsed spec.
+/// Apply `field=value` overrides to a parsed spec. Values are RON as in a spec file
+/// (`gating.rule=Sign`, `quant=Pams(w_bits: 2, a_bits: 2)`); the tagged-map form
+/// (`quant={"Pams": {"w_bits": 2, "a_bits": 2}}`) means the same ([`value`]).
 pub fn apply_overrides(origin: &str, spec: Spec, overrides: &[String]) -> anyhow::Result<Spec> {
     if overrides.is_empty() {
         return Ok(spec);
     }
-    let mut j = serde_json::to_value(&spec).expect("spec serializes");
+    let mut root = Node::from_json(&serde_json::to_value(&spec).expect("spec serializes"));
+    let mut fields = Vec::new();
     for o in overrides {
-        let (field, value) = o.split_once('=').ok_or_else(|| {
+        let (field, text) = o.split_once('=').ok_or_else(|| {
             user(format!(
                 "--set {o:?}: expected FIELD=VALUE, e.g. schedule.iterations=2"
             ))
         })?;
-        let v: ron::Value = ron_options().from_str(value).map_err(|e| {
+        let v = value::parse(text).map_err(|e| {
             user(format!(
-                "--set {field}: {value:?} is not a RON value: {}",
-                e.code
+                "--set {field}: {text:?} is not a RON value ({e}); write it as in a spec file, e.g. --set gating.rule=Sign or --set 'quant=Pams(w_bits: 2, a_bits: 2)'"
             ))
         })?;
-        let jv = serde_json::to_value(v).map_err(|e| user(format!("--set {field}: {e}")))?;
-        let slot = grid::set_path(&mut j, field).ok_or_else(|| {
+        let slot = value::slot(&mut root, field, true).ok_or_else(|| {
             user(format!("--set {field}: not a field of the spec in {origin}; use a dotted path such as schedule.iterations"))
         })?;
-        *slot = jv;
+        *slot = v;
+        fields.push((field, o));
     }
-    serde_json::from_value(j)
-        .map_err(|e| {
-            user(format!(
-                "{origin}: --set does not fit the spec: {e} (enum values take the tagged-map form: \"Cpu\", {{\"Cuda\": 0}}, {{\"Step\": {{\"every\": 100, \"gamma\": 0.5}}}})"
-            ))
-        })
+    value::decode(&root).map_err(|e| {
+        // The override whose field holds the error's (the last one, as later ones win).
+        let at = e.field();
+        let within = |a: &str, b: &str| {
+            a == b || a.starts_with(&format!("{b}.")) || a.starts_with(&format!("{b}["))
+        };
+        let culprit = (fields.iter().rev().find(|(f, _)| within(&at, f)))
+            .or_else(|| fields.iter().rev().find(|(f, _)| within(f, &at)));
+        match culprit {
+            Some((_, o)) => user(format!("{origin}: --set {o}: {e}")),
+            None => user(format!("{origin}: --set does not fit the spec: {e}")),
+        }
+    })
 }
 
 /// [`load_file`] with `--set` overrides applied before the grid is expanded.

@@ -11,8 +11,9 @@ pub mod load;
 mod odm;
 mod quant;
 mod validate;
+pub mod value;
 
-pub use grid::{expand, Axis, Grid};
+pub use grid::{expand, Axis, AxisValue, Grid};
 pub use load::{load_file, load_file_fields, load_file_with, LoadedSpec};
 pub use odm::{
     CoopScope, GateParams, GateRule, Gating, OffsetPolicy, Regularizer, Residual, Select, VarScope,
