@@ -77,6 +77,8 @@ pub enum Family {
     Ddtb,
     /// DAQ (dynamic, per-input activation statistics).
     Daq,
+    /// DAQ with its after-ReLU activations clipped to the b-bit grid (`strict`).
+    DaqStrict,
     /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
     Odm,
 }
@@ -91,6 +93,7 @@ impl Family {
             Family::DdtbStatic => "DDTB-static",
             Family::Ddtb => "DDTB",
             Family::Daq => "DAQ",
+            Family::DaqStrict => "DAQ strict",
             Family::Odm => "ODM",
         }
     }
@@ -111,6 +114,7 @@ pub fn method(s: &Spec) -> (String, Family) {
         QuantSpec::DdtbStatic(o) => (Family::DdtbStatic, o),
         QuantSpec::Ddtb(o) => (Family::Ddtb, o),
         QuantSpec::Odm(o) => (Family::Odm, o),
+        QuantSpec::Daq(o) if o.strict => (Family::DaqStrict, o),
         QuantSpec::Daq(o) => (Family::Daq, o),
     };
     let gate = match s.gating.rule {

@@ -76,6 +76,11 @@ pub struct QuantOpts {
     /// unset, so that it changes no earlier run's hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma_bits: Option<u32>,
+    /// DAQ only: clip the after-ReLU activations to the b-bit grid too ("DAQ strict", 2^b
+    /// levels; see `quant::daq`). Default false: DAQ as its code runs (unclipped there). Left
+    /// out of the canonical spec when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
     /// DDTB only: the fraction of activation points that get a gate (`--dynamic_ratio`).
     /// Default: DDTB's `run.sh`, 0.3 on EDSR, 0.5 on RDN, 0.1 on SRResNet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +111,7 @@ impl QuantOpts {
             weight_clip: WeightClip::default(),
             bound_grad: BoundGrad::default(),
             sigma_bits: None,
+            strict: false,
             dynamic_ratio: None,
             dynamic_from: None,
             skt: None,
@@ -211,6 +217,7 @@ impl QuantSpec {
                 o,
                 QForm::Daq {
                     sigma_bits: o.sigma_bits.unwrap_or(8),
+                    strict: o.strict,
                 },
             )),
         }
@@ -234,6 +241,7 @@ impl QuantSpec {
             QuantSpec::DdtbStatic(_) => "DDTB-static",
             QuantSpec::Ddtb(_) => "DDTB",
             QuantSpec::Odm(_) => "ODM",
+            QuantSpec::Daq(o) if o.strict => "DAQ strict",
             QuantSpec::Daq(_) => "DAQ",
         }
     }
@@ -361,8 +369,13 @@ pub enum QForm {
     /// 0 is exactly representable.
     ZeroPoint,
     /// DAQ: per image and channel, (x − μ)/σ on the Gaussian-optimal grid, σ itself quantized
-    /// at `sigma_bits` (`quant::daq`); no bounds.
-    Daq { sigma_bits: u32 },
+    /// at `sigma_bits` (`quant::daq`); no bounds. `strict`: after-ReLU inputs clipped to the
+    /// grid too (left out of `quant_map.json` when false).
+    Daq {
+        sigma_bits: u32,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        strict: bool,
+    },
 }
 
 impl QForm {
