@@ -32,6 +32,22 @@ pub struct Capture<B: Backend> {
     /// DDTB's gate logits (N×2) of the gated points while their static bounds are in force
     /// (`QuantPlan::gates_live` false), in forward order, for the stage-one loss.
     pub gate_logits: Vec<Tensor<B, 2>>,
+    /// Record every active activation point's input and output in `points` (the QAT probe).
+    pub record_points: bool,
+    pub points: Vec<PointIo<B>>,
+}
+
+/// One active activation point as a forward saw it (`Capture::record_points`).
+pub struct PointIo<B: Backend> {
+    pub name: String,
+    /// The point's input before its offsets (a ReLU's output where one feeds the point).
+    pub raw: Tensor<B, 4>,
+    /// The quantizer's input X (after offsets).
+    pub input: Tensor<B, 4>,
+    /// The quantizer's output q(X), as the forward used it (DDTB's gated bounds included).
+    pub output: Tensor<B, 4>,
+    /// DDTB's gate logits (N×2) where the gated bounds quantized X.
+    pub logits: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Capture<B> {
@@ -139,6 +155,7 @@ impl<B: Backend> Fwd<'_, B> {
         let Some(l) = self.plan.layer(name).filter(|l| l.has_act()) else {
             return x;
         };
+        let raw = x.clone();
         let mut x = x;
         if l.active {
             x = apply_offsets(self.p, name, l, x);
@@ -164,10 +181,37 @@ impl<B: Backend> Fwd<'_, B> {
                 }
             }
             if self.plan.gates_live {
-                return crate::quant::ddtb::gated_quant(self.p, name, l, x, g.logits);
+                let q =
+                    crate::quant::ddtb::gated_quant(self.p, name, l, x.clone(), g.logits.clone());
+                return self.record_point(name, raw, x, q, Some(g.logits));
             }
         }
-        fake_quant_act(self.p, name, l, x)
+        let q = fake_quant_act(self.p, name, l, x.clone());
+        self.record_point(name, raw, x, q, None)
+    }
+
+    /// Record an active point's tensors when the capture asks for them; returns `output`.
+    fn record_point(
+        &self,
+        name: &str,
+        raw: Tensor<B, 4>,
+        input: Tensor<B, 4>,
+        output: Tensor<B, 4>,
+        logits: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 4> {
+        if let Some(cap) = self.capture {
+            let mut c = cap.borrow_mut();
+            if c.record_points {
+                c.points.push(PointIo {
+                    name: name.to_string(),
+                    raw,
+                    input,
+                    output: output.clone(),
+                    logits,
+                });
+            }
+        }
+        output
     }
 }
 

@@ -16,7 +16,7 @@ use burn::tensor::{Tensor, TensorData};
 use odm::backend::{Cpu, CpuTrain};
 use odm::models::Model;
 use odm::quant::cost::cost;
-use odm::quant::daq::{act, gaussian_step, weight};
+use odm::quant::daq::{act, gaussian_step, quantize_act, weight};
 use odm::quant::QuantPlan;
 use odm::spec::{EdsrSpec, ModelSpec, Placement, QuantOpts, QuantSpec, RdnSpec, SrResNetSpec};
 
@@ -197,6 +197,10 @@ fn a_daq_run_trains_and_bad_options_are_refused() {
             "quant: Daq(w_bits: 2, a_bits: 2, sigma_bits: 12),",
             "quant.sigma_bits",
         ),
+        (
+            "quant: Pams(w_bits: 2, a_bits: 2, strict: true),",
+            "quant.strict",
+        ),
     ] {
         common::assert_refused(tmp.path(), extra, field);
     }
@@ -255,4 +259,113 @@ fn matches_the_pytorch_golden_fixture() {
             format!("w{bits}"),
         );
     }
+}
+
+/// DAQ strict (issue 27, part 6) on one after-ReLU channel of 256 pixels: a ramp 0, 1, …, 254
+/// and one outlier 800. By hand (module documentation of `quant::daq`): n = #(x > 0) + 1 = 256,
+/// μ = Σx/n = (32 385 + 800)/256, σ = √(Σx²/n − μ²) with Σx² = 254·255·509/6 + 800², step
+/// s = g(b)·σ; as DAQ's code runs, q = (round((x − thr)/s + ½) − ½)·s + thr with
+/// thr = (2^b/2 − ½)·s, i.e. q = round(x/s)·s, unbounded (the outlier lands on 6s at 2 bits);
+/// strict clips the code to 2^b − 1: q = min(round(x/s), 2^b − 1)·s. At 2 bits the strict
+/// outputs are exactly the 4 levels {0, s, 2s, 3s}; as the code runs there are 4 different
+/// ones, {0, s, 2s, 6s}. At 3 bits every strict output is one of the 8 levels {0, …, 7s}.
+#[test]
+fn strict_daq_has_exactly_the_b_bit_grid() {
+    let mut v: Vec<f32> = (0..255).map(|i| i as f32).collect();
+    v.push(800.0);
+    let n = 256.0;
+    let sum: f64 = 254.0 * 255.0 / 2.0 + 800.0;
+    let sum2: f64 = 254.0 * 255.0 * 509.0 / 6.0 + 640_000.0;
+    let mu = sum / n;
+    let sigma = (sum2 / n - mu * mu).sqrt();
+    let distinct = |q: &[f32]| {
+        let mut d: Vec<f32> = q.to_vec();
+        d.sort_by(f32::total_cmp);
+        d.dedup_by(|a, b| (*a - *b).abs() <= 1e-3 * b.abs().max(1.0));
+        d
+    };
+    for bits in [2u32, 3] {
+        let s = gaussian_step(bits) * sigma;
+        let top = ((1u32 << bits) - 1) as f64;
+        let x = t(&v, [1, 1, 16, 16]);
+        let strict: Vec<f32> = quantize_act(x.clone(), bits, 32, true)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let daq: Vec<f32> = quantize_act(x, bits, 32, false)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        for (i, &xi) in v.iter().enumerate() {
+            let code = (xi as f64 / s).round();
+            let (want_s, want_d) = ((code.min(top) * s) as f32, (code * s) as f32);
+            assert!(
+                (strict[i] - want_s).abs() <= 1e-4 * want_s.max(1.0),
+                "{bits} bits strict, x = {xi}: {} vs {want_s}",
+                strict[i]
+            );
+            assert!(
+                (daq[i] - want_d).abs() <= 1e-4 * want_d.max(1.0),
+                "{bits} bits as the code runs, x = {xi}: {} vs {want_d}",
+                daq[i]
+            );
+        }
+        if bits == 2 {
+            let grid: Vec<f32> = (0..4).map(|k| (k as f64 * s) as f32).collect();
+            let got = distinct(&strict);
+            assert_eq!(got.len(), 4, "{got:?}");
+            for (g, w) in got.iter().zip(&grid) {
+                assert!((g - w).abs() <= 1e-4 * w.max(1.0), "{got:?} vs {grid:?}");
+            }
+            let unclipped = distinct(&daq);
+            assert!(
+                (unclipped[3] - (6.0 * s) as f32).abs() <= 1e-3 * unclipped[3],
+                "{unclipped:?}"
+            );
+        }
+    }
+}
+
+/// A DAQ strict run is labelled as such (quant map, report label), a plain DAQ run is not, and
+/// a DAQ spec without `strict` serializes as before (no `strict` field: earlier hashes hold).
+#[test]
+fn strict_is_labelled_and_leaves_plain_daq_hashes_alone() {
+    let plain = QuantSpec::Daq(QuantOpts::bits(2, 2));
+    let mut o = QuantOpts::bits(2, 2);
+    o.strict = true;
+    let strict = QuantSpec::Daq(o);
+    assert_eq!(plain.label(), "DAQ");
+    assert_eq!(strict.label(), "DAQ strict");
+    assert!(!serde_json::to_string(&plain).unwrap().contains("strict"));
+    assert!(serde_json::to_string(&strict)
+        .unwrap()
+        .contains("\"strict\":true"));
+    let mut spec = odm::spec::load::parse_str("toy", &common::toy_spec("s", 1, 2, "")).unwrap();
+    spec.quant = strict;
+    assert_eq!(odm::report::runs::method(&spec).0, "DAQ strict");
+    spec.quant = plain;
+    assert_eq!(odm::report::runs::method(&spec).0, "DAQ");
+
+    let tmp = common::tempdir();
+    let f = common::write(
+        tmp.path(),
+        "s.ron",
+        &common::toy_spec("s", 1, 2, "quant: Daq(w_bits: 2, a_bits: 2, strict: true),"),
+    );
+    let out = tmp.path().join("results");
+    common::odm_ok(&[
+        "run",
+        f.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let map = std::fs::read_to_string(dir.join("quant_map.txt")).unwrap();
+    assert!(map.contains("Daq σ8 strict"), "{map}");
 }

@@ -156,19 +156,9 @@ fn clip_only_bound_gradients_match_finite_differences_of_the_clip() {
 
 fn opts(bits: u32, head_tail: bool) -> QuantOpts {
     QuantOpts {
-        w_bits: bits,
-        a_bits: bits,
-        per_channel: false,
-        init: None,
         calib_batches: 1,
-        bound_lr_mult: None,
         head_tail_8bit: head_tail,
-        weight_clip: Default::default(),
-        bound_grad: Default::default(),
-        sigma_bits: None,
-        dynamic_ratio: None,
-        dynamic_from: None,
-        skt: None,
+        ..QuantOpts::bits(bits, bits)
     }
 }
 

@@ -49,6 +49,8 @@ fn resume_case(quant: &str) -> Vec<String> {
         "metrics.csv",
         "per_image.csv",
         "quant_map.json",
+        "diagnostics.csv",
+        "histogram.json",
     ] {
         let a = std::fs::read(full.join(file)).unwrap();
         let b = std::fs::read(resumed.join(file)).unwrap();

@@ -145,6 +145,21 @@ impl Sampler {
         self.rng = rng;
     }
 
+    /// A sampler over the same images and patch size drawing `batch` patches per batch from
+    /// another `stream` of the same seed: its draws never move this sampler's (the QAT probe
+    /// batch, `train::diagnostics`).
+    pub fn fork(&self, stream: u64, batch: usize) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(self.rng.get_seed());
+        rng.set_stream(stream);
+        Self {
+            sets: self.sets.clone(),
+            index: self.index.clone(),
+            batch,
+            rng,
+            ..*self
+        }
+    }
+
     /// Next batch. Each patch draws, in order: image, x, y, hflip, vflip, rot90.
     pub fn next_batch(&mut self) -> Batch {
         let (lp, s) = (self.lr_patch, self.scale);

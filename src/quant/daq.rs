@@ -19,6 +19,15 @@
 //! Weights (`Conv2d_Q`): σ_W = unbiased std of the whole tensor, s = g(b)·σ_W, the clipped
 //! mid-rise grid around 0 (thr = (2^b/2 − ½)·s), straight-through gradient.
 //!
+//! **DAQ strict** (our option, `strict: true`; not in DAQ's code): the after-ReLU branch is
+//! clipped like the other, y ← clip(y, −thr, thr) before adding thr, so that every activation
+//! takes one of the b-bit grid's 2^b levels {0, s, …, (2^b − 1)·s} = {(k − ½)·s + thr}, k = 0 …
+//! 2^b − 1 (at 2 bits {0, s, 2s, 3s}). As the code runs, the after-ReLU grid
+//! (round((x − thr)/s + ½) − ½)·s + thr = j·s, j = round(x/s − 2^(b−1) + 1) + 2^(b−1) − 1 ≥ 0, is
+//! unbounded above: a 2-bit point emits the codes 0, 1, 2, … up to ⌊max x/s⌉, in effect 4–5-bit
+//! codes on EDSR's post-ReLU inputs (16 of its 32 quantized inputs). The gradient stays the
+//! straight-through identity of DAQ's other branch (no clip gradient).
+//!
 //! One documented deviation: σ² = Σx²/n − μ² is clamped at 0 before the square root (float
 //! rounding can make it slightly negative for a constant channel, where the code gives NaN).
 
@@ -68,8 +77,24 @@ fn quantize_sigma<B: Backend>(sigma: Tensor<B, 4>, bits: u32) -> Tensor<B, 4> {
     clip(y, thr) + m
 }
 
-/// DAQ's activation quantizer on N×C×H×W `x` at `bits`, σ quantized at `sigma_bits` (32: not).
+/// DAQ's activation quantizer on N×C×H×W `x` at `bits`, σ quantized at `sigma_bits` (32: not),
+/// as its code runs (after ReLU unclipped).
 pub fn act<B: Backend>(x: Tensor<B, 4>, bits: u32, sigma_bits: u32) -> Tensor<B, 4> {
+    quantize_act(x, bits, sigma_bits, false)
+}
+
+/// Per image and channel statistics of one input (N×C×1×1 each, detached), see the module
+/// documentation: the centre the grid is laid around (μ, or thr after ReLU), the step s and the
+/// half-range thr, and whether the input took the code's "after ReLU" branch.
+pub struct Grid<B: Backend> {
+    pub centre: Tensor<B, 4>,
+    pub step: Tensor<B, 4>,
+    pub thr: Tensor<B, 4>,
+    pub after_relu: bool,
+}
+
+/// The grid DAQ lays over `x` (detached) at `bits`, σ quantized at `sigma_bits`.
+pub fn grid<B: Backend>(x: &Tensor<B, 4>, bits: u32, sigma_bits: u32) -> Grid<B> {
     let xd = x.clone().detach();
     let after_relu = xd.clone().min().into_scalar().elem::<f64>() == 0.0;
     let (mu, sigma) = if after_relu {
@@ -84,7 +109,7 @@ pub fn act<B: Backend>(x: Tensor<B, 4>, bits: u32, sigma_bits: u32) -> Tensor<B,
         let var = (x2 - mu.clone().square()).clamp_min(0.0);
         (mu, var.sqrt())
     } else {
-        (xd.clone().mean_dims(&[2, 3]), std(xd.clone(), &[2, 3]))
+        (xd.clone().mean_dims(&[2, 3]), std(xd, &[2, 3]))
     };
     let sigma = if sigma_bits < 32 {
         quantize_sigma(sigma, sigma_bits)
@@ -93,16 +118,54 @@ pub fn act<B: Backend>(x: Tensor<B, 4>, bits: u32, sigma_bits: u32) -> Tensor<B,
     };
     let step = sigma.mul_scalar(gaussian_step(bits));
     let thr = step.clone().mul_scalar((1u64 << bits) as f64 / 2.0 - 0.5);
-    let q = if after_relu {
-        let shape = xd.shape();
-        let thr = thr.expand(shape);
-        midrise(xd - thr.clone(), step.expand(thr.shape())) + thr
+    let centre = if after_relu { thr.clone() } else { mu };
+    Grid {
+        centre,
+        step,
+        thr,
+        after_relu,
+    }
+}
+
+/// The interval [lo, hi] (N×C×1×1 each) DAQ clips `x` to: centre ± thr, except after ReLU as
+/// the code runs ([0, +∞): never clipped); `strict` clips there too, to [0, 2·thr].
+pub fn clip_range<B: Backend>(
+    x: &Tensor<B, 4>,
+    bits: u32,
+    sigma_bits: u32,
+    strict: bool,
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let g = grid(x, bits, sigma_bits);
+    let lo = g.centre.clone() - g.thr.clone();
+    let hi = if g.after_relu && !strict {
+        g.centre.ones_like().mul_scalar(f32::INFINITY)
     } else {
-        let shape = xd.shape();
-        let y = midrise(xd - mu.clone().expand(shape.clone()), step.expand(shape));
-        clip(y, thr) + mu
+        g.centre + g.thr
     };
-    q + x.clone() - x.detach()
+    (lo, hi)
+}
+
+/// DAQ's activation quantizer; `strict` clips the after-ReLU branch to the b-bit grid too
+/// (DAQ strict, see the module documentation).
+pub fn quantize_act<B: Backend>(
+    x: Tensor<B, 4>,
+    bits: u32,
+    sigma_bits: u32,
+    strict: bool,
+) -> Tensor<B, 4> {
+    let xd = x.clone().detach();
+    let g = grid(&xd, bits, sigma_bits);
+    let shape = xd.shape();
+    let y = midrise(
+        xd - g.centre.clone().expand(shape.clone()),
+        g.step.expand(shape),
+    );
+    let y = if g.after_relu && !strict {
+        y
+    } else {
+        clip(y, g.thr)
+    };
+    y + g.centre + x.clone() - x.detach()
 }
 
 /// DAQ's weight quantizer on a co×ci×k×k tensor at `bits`.

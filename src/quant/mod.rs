@@ -68,8 +68,8 @@ pub fn fake_quant_act<B: Backend>(
     lq: &LayerQuant,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    if let QForm::Daq { sigma_bits } = lq.form {
-        return daq::act(x, lq.a_bits, sigma_bits);
+    if let QForm::Daq { sigma_bits, strict } = lq.form {
+        return daq::quantize_act(x, lq.a_bits, sigma_bits, strict);
     }
     let (lo, hi) = act_bounds(p, layer, lq);
     crate::kernels::fake_quant_channels(x, lo, hi, Quantizer::act(lq))

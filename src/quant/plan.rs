@@ -162,7 +162,9 @@ impl QuantPlan {
                 bits(l.w_bits),
                 bits(l.a_bits),
                 match l.form {
-                    QForm::Daq { sigma_bits } => format!("Daq σ{sigma_bits}"),
+                    QForm::Daq { sigma_bits, strict } => {
+                        format!("Daq σ{sigma_bits}{}", if strict { " strict" } else { "" })
+                    }
                     f if l.dynamic => format!("{f:?}+gate"),
                     f => format!("{f:?}"),
                 },

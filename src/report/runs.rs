@@ -73,7 +73,7 @@ pub fn method(s: &Spec) -> (String, Family) {
     let Some(opts) = s.quant.opts() else {
         return ("FP32".into(), Family::Fp32);
     };
-    let base = s.quant.preset().family;
+    let base = s.quant.family();
     let gate = match s.gating.scope {
         CoopScope::All => s.gating.rule.label().to_string(),
         CoopScope::ConvWeights => format!("{} over conv weights", s.gating.rule.label()),

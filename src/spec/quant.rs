@@ -52,6 +52,8 @@ pub enum Family {
     Ddtb,
     /// DAQ (dynamic, per-input activation statistics).
     Daq,
+    /// DAQ with its after-ReLU activations clipped to the b-bit grid (`strict`).
+    DaqStrict,
     /// The ODM quantizer, or any method with a regularizer, offsets or WCC.
     Odm,
 }
@@ -66,6 +68,7 @@ impl Family {
             Family::DdtbStatic => "DDTB-static",
             Family::Ddtb => "DDTB",
             Family::Daq => "DAQ",
+            Family::DaqStrict => "DAQ strict",
             Family::Odm => "ODM",
         }
     }
@@ -182,7 +185,10 @@ static DDTB: Preset = ddtb("DDTB", Family::Ddtb);
 static DAQ: Preset = Preset {
     label: "DAQ",
     family: Family::Daq,
-    form: QForm::Daq { sigma_bits: 8 },
+    form: QForm::Daq {
+        sigma_bits: 8,
+        strict: false,
+    },
     placement: Placement::Daq,
     skt: 0.0,
     bound_lr_mult: 1.0,
@@ -229,6 +235,11 @@ pub struct QuantOpts {
     /// unset, so that it changes no earlier run's hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma_bits: Option<u32>,
+    /// DAQ only: clip the after-ReLU activations to the b-bit grid too ("DAQ strict", 2^b
+    /// levels; see `quant::daq`). Default false: DAQ as its code runs (unclipped there). Left
+    /// out of the canonical spec when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
     /// DDTB only: the fraction of activation points that get a gate (`--dynamic_ratio`).
     /// Default: DDTB's `run.sh`, 0.3 on EDSR, 0.5 on RDN, 0.1 on SRResNet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +270,7 @@ impl QuantOpts {
             weight_clip: WeightClip::default(),
             bound_grad: BoundGrad::default(),
             sigma_bits: None,
+            strict: false,
             dynamic_ratio: None,
             dynamic_from: None,
             skt: None,
@@ -366,6 +378,15 @@ impl QuantSpec {
         }
     }
 
+    /// The method family: the preset's, except DAQ with `strict`, a family of its own (a claim
+    /// about "DAQ" never pools both kinds of run).
+    pub fn family(&self) -> Family {
+        match self {
+            QuantSpec::Daq(o) if o.strict => Family::DaqStrict,
+            _ => self.preset().family,
+        }
+    }
+
     /// The options, or `None` for `Fp`.
     pub fn opts(&self) -> Option<&QuantOpts> {
         match self {
@@ -383,8 +404,9 @@ impl QuantSpec {
     pub fn opts_form(&self) -> Option<(&QuantOpts, QForm)> {
         let o = self.opts()?;
         let form = match self.preset().form {
-            QForm::Daq { sigma_bits } => QForm::Daq {
+            QForm::Daq { sigma_bits, .. } => QForm::Daq {
                 sigma_bits: o.sigma_bits.unwrap_or(sigma_bits),
+                strict: o.strict,
             },
             f => f,
         };
@@ -398,7 +420,10 @@ impl QuantSpec {
 
     /// The preset's name as the sources spell it.
     pub fn label(&self) -> &'static str {
-        self.preset().label
+        match self {
+            QuantSpec::Daq(o) if o.strict => "DAQ strict",
+            _ => self.preset().label,
+        }
     }
 
     /// DDTB's gating in force: the fraction of activation points gated (its `run.sh`: 0.3 on
@@ -499,8 +524,13 @@ pub enum QForm {
     /// 0 is exactly representable.
     ZeroPoint,
     /// DAQ: per image and channel, (x − μ)/σ on the Gaussian-optimal grid, σ itself quantized
-    /// at `sigma_bits` (`quant::daq`); no bounds.
-    Daq { sigma_bits: u32 },
+    /// at `sigma_bits` (`quant::daq`); no bounds. `strict`: after-ReLU inputs clipped to the
+    /// grid too (left out of `quant_map.json` when false).
+    Daq {
+        sigma_bits: u32,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        strict: bool,
+    },
 }
 
 impl QForm {

@@ -318,7 +318,8 @@ fn check_weight_clip(s: &Spec) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// DAQ's options: `sigma_bits` only there; none of the options that need learned bounds.
+/// DAQ's options: `sigma_bits` and `strict` only there; none of the options that need learned
+/// bounds.
 fn check_daq(s: &Spec) -> Result<(), FieldError> {
     let Some((q, _)) = s.quant.opts_form() else {
         return Ok(());
@@ -329,6 +330,12 @@ fn check_daq(s: &Spec) -> Result<(), FieldError> {
             return fail(
                 "quant.sigma_bits",
                 "is DAQ's (qq_bit); leave it out for this preset",
+            );
+        }
+        if q.strict {
+            return fail(
+                "quant.strict",
+                "is DAQ's (its after-ReLU clip); leave it out for this preset",
             );
         }
         return Ok(());

@@ -191,6 +191,7 @@ pub fn load<B: Backend>(
         rows,
         offsets: vec![],
         teacher,
+        diag: super::diagnostics::read(run_dir, step)?,
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod adam;
 pub mod calibrate;
 pub mod checkpoint;
+pub mod diagnostics;
 pub mod gating;
 pub mod init;
 pub mod regularize;
@@ -201,10 +202,31 @@ fn gate_rows(rows: &mut Vec<MetricRow>, it: usize, stats: &gating::GateStats, re
 }
 
 fn write_metrics<B: Backend>(run_dir: &Path, st: &State<B>) -> anyhow::Result<()> {
+    diagnostics::write(run_dir, &st.diag)?;
     atomic_write(
         &run_dir.join("metrics.csv"),
         metrics_csv(&st.rows).as_bytes(),
     )
+}
+
+/// The probe of a QAT run (none for FP); a fresh run records its step 0 and the FP input of the
+/// histogram's layer.
+fn start_probe<B: Backend>(
+    model: &Model,
+    st: &mut State<B>,
+    sampler: &Sampler,
+    run_dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<Option<diagnostics::Probe>> {
+    let Some(probe) = diagnostics::Probe::new(&st.plan, sampler) else {
+        return Ok(None);
+    };
+    if st.step == 0 {
+        let rows = probe.measure(model, &st.params, &st.plan, 0, device);
+        st.diag.extend(rows);
+        probe.write_fp(model, &st.params, &st.plan, run_dir, device)?;
+    }
+    Ok(Some(probe))
 }
 
 /// Before the first step of a fresh run: the `eval_at_start` sets, or, for an evaluation-only
@@ -251,13 +273,18 @@ fn log_step(
             gate_rows(rows, step, stats, *reg_v);
         }
     }
-    if step.is_multiple_of(spec.log_every) || step == iters {
+    if logs_at(spec, step) {
         rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::L1, loss));
         rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::LR, lr));
         if let Some(v) = done.logit_loss {
             rows.push(MetricRow::new(step, keys::TRAIN, "-", keys::GATE_LOGIT, v));
         }
     }
+}
+
+/// Whether iteration `step` logs its loss (every `log_every`, and the last).
+fn logs_at(spec: &Spec, step: usize) -> bool {
+    step.is_multiple_of(spec.log_every) || step == spec.schedule.iterations
 }
 
 /// What one optimizer step reports.
@@ -364,6 +391,7 @@ fn train_loop<AB: AutodiffBackend>(
 ) -> anyhow::Result<()> {
     let before = out.timing;
     write_plan(spec, model, st, run_dir)?;
+    let probe = start_probe(model, st, sampler, run_dir, device)?;
     let reg_on = !st.plan.is_fp()
         && spec.regularizer != Regularizer::None
         && spec.gating.rule != GateRule::Never;
@@ -407,6 +435,10 @@ fn train_loop<AB: AutodiffBackend>(
         let (loss_v, step) = (done.loss, st.step);
         sync_stage(spec, st);
         log_step(spec, &mut st.rows, (step, iters), (loss_v, cur_lr), &done);
+        if let Some(p) = probe.as_ref().filter(|_| logs_at(spec, step)) {
+            let rows = p.measure(model, &st.params, &st.plan, step, device);
+            st.diag.extend(rows);
+        }
         train_seconds += t0.elapsed().as_secs_f64();
         out.losses.push(loss_v);
         pb.set_message(format!("loss {loss_v:.3}"));
@@ -453,6 +485,9 @@ fn train_loop<AB: AutodiffBackend>(
             .collect();
     }
     let (params, plan) = (&st.params, &st.plan);
+    if let Some(p) = &probe {
+        p.write_final(model, params, plan, (run_dir, st.step), device)?;
+    }
     crate::eval::crops::save(&spec.crops, model, params, plan, eval_sets, run_dir, device)?;
     pb.finish_and_clear();
     out.timing = timed(st.step, train_seconds);

@@ -27,6 +27,8 @@ pub struct State<B: Backend> {
     pub offsets: Vec<OffsetRow>,
     /// The FP teacher of PAMS's structured knowledge transfer: the initial weights, frozen.
     pub teacher: Option<Params<B>>,
+    /// The rows of `diagnostics.csv` so far (QAT runs; [`super::diagnostics`]).
+    pub diag: Vec<super::diagnostics::Row>,
 }
 
 /// Host tensors of a weights file by name (a strict load; see [`super::init::read`]).
@@ -104,5 +106,6 @@ pub fn fresh<B: Backend>(
         rows: Vec::new(),
         offsets,
         teacher,
+        diag: Vec::new(),
     })
 }
