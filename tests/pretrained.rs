@@ -37,6 +37,8 @@ fn liif(name: &str, strict: bool) -> InitWeights {
         key: Some("model.sd".into()),
         strip_prefix: Some("encoder.".into()),
         strict,
+        feature_scale: None,
+        from_input_norm: None,
     }
 }
 
@@ -109,10 +111,15 @@ fn strict_load_and_wrong_shape_are_errors_naming_the_key() {
 
 /// With the head a centre-tap identity (channel c → c) and every body conv zero, the body output
 /// (the captured feature) is the normalised input; with the tail zero, the output is the
-/// restored zero: (0·0.5 + 0.5)·255 for `Symmetric`, the DIV2K mean·255 for `MeanShift`.
+/// restored zero: (0·0.5 + 0.5)·255 for `Symmetric`, the DIV2K mean·255 for `MeanShift`, 127.5
+/// for `Centered` (whose feature is x − 127.5).
 #[test]
 fn symmetric_normalisation_by_hand() {
-    for norm in [InputNorm::Symmetric, InputNorm::MeanShift] {
+    for norm in [
+        InputNorm::Symmetric,
+        InputNorm::MeanShift,
+        InputNorm::Centered,
+    ] {
         let m = tiny(norm);
         let d = Default::default();
         let mut p = Params::<Cpu>::init(&m.decls(), 0, &d);
@@ -151,6 +158,7 @@ fn symmetric_normalisation_by_hand() {
             let want = match norm {
                 InputNorm::Symmetric => (px[c] / 255.0 - 0.5) / 0.5,
                 InputNorm::MeanShift => px[c] - mean[c] * 255.0,
+                InputNorm::Centered => px[c] - 127.5,
             };
             // Centre pixel of a 2×2 image: the 3×3 centre tap sees the pixel itself.
             assert!(
@@ -159,7 +167,7 @@ fn symmetric_normalisation_by_hand() {
                 feat[c * 4]
             );
             let out = match norm {
-                InputNorm::Symmetric => 127.5,
+                InputNorm::Symmetric | InputNorm::Centered => 127.5,
                 InputNorm::MeanShift => mean[c] * 255.0,
             };
             assert!(

@@ -154,11 +154,15 @@ fn resolve_init(s: &Spec, opts: &RunOpts) -> anyhow::Result<Option<InitWeights>>
             key,
             strip_prefix,
             strict,
+            feature_scale,
+            from_input_norm,
         }) => Some(InitWeights {
             path: resolve_path(path),
             key: key.clone(),
             strip_prefix: strip_prefix.clone(),
             strict: *strict,
+            feature_scale: *feature_scale,
+            from_input_norm: *from_input_norm,
         }),
         other => resolve_run_init(s, opts, other)?.map(InitWeights::plain),
     })
@@ -477,8 +481,10 @@ fn resume_command(file: &Path, opts: &RunOpts, point: Option<String>) -> String 
 }
 
 /// Every training and evaluation image file with its size and SHA-256, per folder.
+/// The validation list (`data.validation`) counts as one more folder holding that one file.
 fn data_fingerprint(s: &Spec) -> anyhow::Result<Vec<record::provenance::DataFolder>> {
-    s.data
+    let mut out = s
+        .data
         .train
         .iter()
         .chain(&s.data.eval)
@@ -487,7 +493,12 @@ fn data_fingerprint(s: &Spec) -> anyhow::Result<Vec<record::provenance::DataFold
             let files = crate::data::images::list_images(&d)?;
             Ok(record::provenance::DataFolder::hash(&d, &files)?)
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(list) = s.data.validation.as_ref().map(|p| resolve_path(p)) {
+        let dir = list.parent().unwrap_or(Path::new("")).to_path_buf();
+        out.push(record::provenance::DataFolder::hash(&dir, &[list])?);
+    }
+    Ok(out)
 }
 
 /// The newest unfinished run folder of `s` that holds a checkpoint (said on stderr when none).
@@ -669,6 +680,29 @@ fn check_same_data(
     }
 }
 
+/// `data.validation`: its images' positions in the training sets (which the sampler leaves
+/// out), its evaluation set appended to `eval_sets` (its name must be new there).
+fn validation_split(
+    s: &Spec,
+    train: &[Arc<ImageSet>],
+    eval_sets: &mut Vec<Arc<ImageSet>>,
+) -> anyhow::Result<Vec<(usize, usize)>> {
+    let Some(list) = s.data.validation.as_ref().map(|p| resolve_path(p)) else {
+        return Ok(vec![]);
+    };
+    let v = crate::data::split::validation(train, &list)?;
+    if eval_sets.iter().any(|e| e.name == v.set.name) {
+        return Err(user(format!(
+            "{}: data.eval already has a set named {:?}; rename the list file",
+            list.display(),
+            v.set.name
+        )));
+    }
+    crate::eval::check_evaluable(&v.set)?;
+    eval_sets.push(v.set);
+    Ok(v.held)
+}
+
 /// Everything a run needs, read and checked before its folder exists.
 struct Prepared {
     picked: Picked,
@@ -689,7 +723,8 @@ struct Prepared {
 fn prepare(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Result<Prepared> {
     let picked = pick_device(origin, source, s, opts)?;
     let train_sets = load_sets(&s.data.train, s.scale)?;
-    let eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
+    let mut eval_sets = load_eval_sets(&s.data.eval, s.scale)?;
+    let held = validation_split(s, &train_sets, &mut eval_sets)?;
     let model = Model::from_spec(&s.model, s.scale);
     check_trainable(origin, source, s, &model)?;
     check_eval_names(origin, source, s, &eval_sets)?;
@@ -703,7 +738,8 @@ fn prepare(origin: &Path, source: &str, s: &Spec, opts: &RunOpts) -> anyhow::Res
         model.rgb_range(),
         s.seed,
         s.data.skip_small,
-    )?;
+    )?
+    .without(&held)?;
     let (canon, hash) = canonical(s);
     let resume_dir = opts.resume.then(|| resumable(s, opts)).flatten();
     if let Some(d) = &resume_dir {

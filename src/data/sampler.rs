@@ -118,6 +118,19 @@ impl Sampler {
         })
     }
 
+    /// The sampler without the images at `held` ((set, image) positions of its sets, e.g. a
+    /// validation split, `super::split`): they are never drawn. The RNG stream is unchanged; an
+    /// empty `held` leaves the sampler as it was. No image left is an error.
+    pub fn without(mut self, held: &[(usize, usize)]) -> anyhow::Result<Self> {
+        self.index.retain(|i| !held.contains(i));
+        if self.index.is_empty() {
+            return Err(user(
+                "data.validation holds out every training image; leave some to train on",
+            ));
+        }
+        Ok(self)
+    }
+
     /// Number of training images.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -6,6 +6,7 @@
 
 use super::build::{Bias, Builder, Conv, Point, Q};
 use super::layers::{pixel_shuffle, Ops};
+use super::params::ParamId;
 use super::trace::{Scalar, Trace};
 use crate::spec::{EdsrSpec, InputNorm};
 use burn::tensor::activation::relu;
@@ -134,6 +135,7 @@ impl Edsr {
                 let x = t.scalar(x, Scalar::Sub, 0.5);
                 t.scalar(x, Scalar::Div, 0.5)
             }
+            InputNorm::Centered => t.scalar(x, Scalar::Sub, r / 2.0),
         };
         let x = t.conv(&self.head, x);
         let mut h = x.clone();
@@ -162,24 +164,62 @@ impl Edsr {
                 let y = t.scalar(y, Scalar::Add, 0.5);
                 t.scalar(y, Scalar::Mul, r)
             }
+            InputNorm::Centered => t.scalar(y, Scalar::Add, r / 2.0),
         }
     }
 
-    /// The input normalisation of [`InputNorm`]: mean shift, or LIIF's (x/r − 0.5)/0.5.
+    /// Feature rescaling by `c > 0` ([`super::rescale`]): with the head's weights and bias ×c
+    /// the head output is c·x; each block conv's bias ×c keeps conv1 → ReLU → conv2 → ·res_scale
+    /// homogeneous (ReLU(c·y) = c·ReLU(y)), so every block input and output is c× the original;
+    /// `body_end`'s bias ×c keeps the global skip sum c×, each upsampler conv's bias ×c its
+    /// output (the shuffle is a permutation); the tail's weights ÷c bring the output back. The
+    /// input normalisation (mean shift or LIIF's) comes before the head and is untouched.
+    pub fn rescale_factors(&self, c: f64) -> Vec<(ParamId, f64)> {
+        let mut v = vec![(self.head.weight, c)];
+        let biased = std::iter::once(&self.head)
+            .chain(self.blocks.iter().flat_map(|b| [&b.conv1, &b.conv2]))
+            .chain(std::iter::once(&self.body_end))
+            .chain(self.upsample.iter().map(|(u, _)| u));
+        v.extend(biased.filter_map(|conv| conv.bias).map(|b| (b, c)));
+        v.push((self.tail.weight, 1.0 / c));
+        v
+    }
+
+    /// From `Symmetric` to `Centered` weights ([`super::rescale::recentre`]): LIIF's input
+    /// (x − r/2)/(r/2) times c = r/2 is `Centered`'s x − r/2, so with the head's weights as they
+    /// are and its bias ×c the head output is c× the `Symmetric` model's; every later bias ×c
+    /// keeps every feature c× (as in [`Self::rescale_factors`]); the tail's bias ×c too, since
+    /// `Symmetric` restores (y·0.5 + 0.5)·r = c·y + r/2 and `Centered` y + r/2. No weight
+    /// changes, so Adam's absolute steps move them as much, relative to their size, as before.
+    pub fn recentre_factors(&self) -> Vec<(ParamId, f64)> {
+        let c = self.cfg.rgb_range / 2.0;
+        std::iter::once(&self.head)
+            .chain(self.blocks.iter().flat_map(|b| [&b.conv1, &b.conv2]))
+            .chain(std::iter::once(&self.body_end))
+            .chain(self.upsample.iter().map(|(u, _)| u))
+            .chain(std::iter::once(&self.tail))
+            .filter_map(|conv| conv.bias)
+            .map(|b| (b, c))
+            .collect()
+    }
+
+    /// The input normalisation of [`InputNorm`]: mean shift, LIIF's (x/r − 0.5)/0.5, or x − r/2.
     fn normalise<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let r = self.cfg.rgb_range;
         match self.cfg.input_norm {
             InputNorm::MeanShift => x.clone() - mean_shift::<B>(r, &x.device()),
             InputNorm::Symmetric => x.div_scalar(r).sub_scalar(0.5).div_scalar(0.5),
+            InputNorm::Centered => x.sub_scalar(r / 2.0),
         }
     }
 
-    /// The inverse of [`Self::normalise`] at the output: + mean, or (y·0.5 + 0.5)·r.
+    /// The inverse of [`Self::normalise`] at the output: + mean, (y·0.5 + 0.5)·r, or + r/2.
     fn restore<B: Backend>(&self, y: Tensor<B, 4>) -> Tensor<B, 4> {
         let r = self.cfg.rgb_range;
         match self.cfg.input_norm {
             InputNorm::MeanShift => y.clone() + mean_shift::<B>(r, &y.device()),
             InputNorm::Symmetric => y.mul_scalar(0.5).add_scalar(0.5).mul_scalar(r),
+            InputNorm::Centered => y.add_scalar(r / 2.0),
         }
     }
 }

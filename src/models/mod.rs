@@ -9,6 +9,7 @@ pub mod edsr;
 pub mod layers;
 pub mod params;
 pub mod rdn;
+pub mod rescale;
 pub mod srresnet;
 pub mod trace;
 

@@ -22,6 +22,7 @@
 
 use super::build::{Bias, Builder, Conv, Point, Q};
 use super::layers::{pixel_shuffle, Ops};
+use super::params::ParamId;
 use super::trace::Trace;
 use crate::spec::RdnSpec;
 use burn::tensor::activation::relu;
@@ -147,6 +148,27 @@ impl Rdn {
             y = pixel_shuffle(f.conv(c, y), *r);
         }
         f.conv(&self.tail, y)
+    }
+
+    /// Feature rescaling by `c > 0` ([`super::rescale`]): `sfe1`'s weights and bias ×c make
+    /// F₋₁ = c·F₋₁; every later conv up to the upsampler adds its bias onto a c-scaled feature,
+    /// so each bias ×c (`sfe2`, the dense convs (ReLU(c·y) = c·ReLU(y), concatenation is
+    /// linear), LFF, both GFF convs, the upsampler convs); the tail's weights ÷c. There is no
+    /// input normalisation to keep.
+    pub fn rescale_factors(&self, c: f64) -> Vec<(ParamId, f64)> {
+        let mut v = vec![(self.sfe1.weight, c)];
+        let biased = [&self.sfe1, &self.sfe2]
+            .into_iter()
+            .chain(
+                self.blocks
+                    .iter()
+                    .flat_map(|b| b.dense.iter().chain(std::iter::once(&b.lff))),
+            )
+            .chain(self.gff.iter())
+            .chain(self.upsample.iter().map(|(u, _)| u));
+        v.extend(biased.filter_map(|conv| conv.bias).map(|b| (b, c)));
+        v.push((self.tail.weight, 1.0 / c));
+        v
     }
 
     /// [`Self::forward`] as a symbolic trace.

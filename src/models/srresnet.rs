@@ -61,6 +61,7 @@
 use super::build::{Bias, Bn, Builder, Conv, PRelu, Q};
 use super::edsr::up_stages;
 use super::layers::{batch_norm, pixel_shuffle, prelu, Ops};
+use super::params::ParamId;
 use super::trace::Trace;
 use crate::spec::{SrResNetLayout, SrResNetSpec};
 use burn::tensor::activation::relu;
@@ -211,6 +212,29 @@ impl SrResNet {
             y = prelu(f, p, pixel_shuffle(f.conv(c, y), *r));
         }
         f.conv(&self.tail, y)
+    }
+
+    /// Feature rescaling by `c > 0` ([`super::rescale`]). The head has no bias: its weights ×c
+    /// and PReLU(c·y) = c·PReLU(y) make the head output c·x. A conv followed by BatchNorm takes
+    /// its weights ÷c, so that on a c-scaled input its output (bias included) is exactly the
+    /// original and the BN's batch and running statistics are unchanged; that BN's γ and β ×c
+    /// then scale its output by c. Scaling the BN's running mean and variance instead would be
+    /// exact only up to ε and never in training mode, where BN reads batch statistics. So: block
+    /// `conv1`/`conv2` and `body_end` weights ÷c, their BNs' γ, β ×c (block output
+    /// h + c·BN₂ stays c×, the activation between is homogeneous); the upsampler convs (no
+    /// bias) and PReLUs pass the scale on unchanged; the tail's weights ÷c.
+    pub fn rescale_factors(&self, c: f64) -> Vec<(ParamId, f64)> {
+        let mut v = vec![(self.head.weight, c)];
+        let with_bn = self
+            .blocks
+            .iter()
+            .flat_map(|b| [(&b.conv1, &b.bn1), (&b.conv2, &b.bn2)])
+            .chain(std::iter::once((&self.body_end, &self.body_end_bn)));
+        for (conv, bn) in with_bn {
+            v.extend([(conv.weight, 1.0 / c), (bn.gamma, c), (bn.beta, c)]);
+        }
+        v.push((self.tail.weight, 1.0 / c));
+        v
     }
 
     /// [`Self::forward`] as a symbolic trace (evaluation mode).

@@ -248,6 +248,11 @@ pub enum InputNorm {
     MeanShift,
     /// LIIF's encoders: (x/rgb_range − 0.5)/0.5, so [0, rgb_range] maps to [−1, 1].
     Symmetric,
+    /// x − rgb_range/2, and + rgb_range/2 at the output: `Symmetric` without its division,
+    /// EDSR-PyTorch's mean shift with mean 0.5, so features are on the pixels' 0–255 scale.
+    /// A `Symmetric` model's weights become a `Centered` model's exactly with every bias
+    /// × rgb_range/2 (`init_from: Pretrained(..., from_input_norm: Symmetric)`).
+    Centered,
 }
 
 impl InputNorm {
@@ -304,6 +309,11 @@ pub struct DataSpec {
     /// e.g. T91's small images with 192 patches. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_small: bool,
+    /// A validation split: a list file of training images (one file stem a line) that the
+    /// sampler never draws and that is scored as one more evaluation set, named after the
+    /// file's stem (`data::split`), e.g. `"experiments/splits/bsd200_val.txt"`. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<PathBuf>,
 }
 
 fn d_patch() -> usize {

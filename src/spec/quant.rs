@@ -498,6 +498,7 @@ pub enum InitFrom {
     /// `strip_prefix` removed from its keys (e.g. `"encoder."`), as BasicSR's `param_key` and
     /// `strict_load` do. With `strict: false` parameters it lacks keep their initial values;
     /// the run lists loaded, left-at-init and unused keys on stderr and in `provenance.json`.
+    /// Also takes our own `.safetensors` files (then `key` is not used).
     Pretrained {
         path: PathBuf,
         #[serde(default)]
@@ -506,6 +507,16 @@ pub enum InitFrom {
         strip_prefix: Option<String>,
         #[serde(default = "d_strict")]
         strict: bool,
+        /// Multiply the network's internal features by c > 0 while computing the same function
+        /// (`models::rescale`; e.g. 127.5 takes LIIF's [−1, 1]-input EDSR to EDSR-PyTorch's
+        /// 0–255 feature scale). Needs every parameter loaded (strict). Default none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feature_scale: Option<f64>,
+        /// The input normalisation the weights were trained with, when the model's differs:
+        /// `Symmetric` weights into an `Edsr(input_norm: Centered)` (every bias × rgb_range/2,
+        /// exact; `models::rescale::recentre`). Needs a strict load. Default none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_input_norm: Option<super::InputNorm>,
     },
 }
 

@@ -6,8 +6,8 @@ use super::limits::{
 };
 use super::load::FieldError;
 use super::{
-    resolve_path, Device, GateRule, InitFrom, LrDecay, ModelSpec, OffsetPolicy, Optim, QuantSpec,
-    RangeInit, Regularizer, Select, Spec, WeightClip,
+    resolve_path, Device, GateRule, InitFrom, InputNorm, LrDecay, ModelSpec, OffsetPolicy, Optim,
+    QuantSpec, RangeInit, Regularizer, Select, Spec, WeightClip,
 };
 
 fn fail(field: &str, msg: impl Into<String>) -> Result<(), FieldError> {
@@ -72,6 +72,17 @@ fn check_paths(s: &Spec) -> Result<(), FieldError> {
         }
     }
     let d = &s.data;
+    if let Some(v) = d.validation.as_ref().map(|v| resolve_path(v)) {
+        if !v.is_file() {
+            return fail(
+                "data.validation",
+                format!(
+                    "{} does not exist (a list of training images, one file stem a line)",
+                    v.display()
+                ),
+            );
+        }
+    }
     for (field, dirs) in [("data.train", &d.train), ("data.eval", &d.eval)] {
         for p in dirs.iter() {
             let r = resolve_path(p);
@@ -433,6 +444,53 @@ fn check_init(s: &Spec) -> Result<(), FieldError> {
         return fail(
             "trainable",
             "names no parameter; leave it out to train everything",
+        );
+    }
+    check_recentre(s)?;
+    if let Some(InitFrom::Pretrained {
+        feature_scale: Some(c),
+        strict,
+        ..
+    }) = &s.init_from
+    {
+        if !(c.is_finite() && *c > 0.0) {
+            return fail(
+                "init_from.feature_scale",
+                format!("{c} must be a finite number > 0 (ReLU and PReLU are positively homogeneous only for c > 0), e.g. 127.5"),
+            );
+        }
+        if !strict {
+            return fail(
+                "init_from.feature_scale",
+                "needs strict: true (a parameter left at its initial value cannot be rescaled consistently)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `init_from.from_input_norm`: only `Symmetric` weights into an `Edsr(input_norm: Centered)`,
+/// strictly loaded.
+fn check_recentre(s: &Spec) -> Result<(), FieldError> {
+    let Some(InitFrom::Pretrained {
+        from_input_norm: Some(from),
+        strict,
+        ..
+    }) = &s.init_from
+    else {
+        return Ok(());
+    };
+    let centered = matches!(&s.model, ModelSpec::Edsr(e) if e.input_norm == InputNorm::Centered);
+    if *from != InputNorm::Symmetric || !centered {
+        return fail(
+            "init_from.from_input_norm",
+            format!("{from:?}: only Symmetric weights convert exactly, into model Edsr(input_norm: Centered) (every bias × rgb_range/2)"),
+        );
+    }
+    if !strict {
+        return fail(
+            "init_from.from_input_norm",
+            "needs strict: true (a parameter left at its initial value cannot be converted)",
         );
     }
     Ok(())

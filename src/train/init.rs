@@ -21,6 +21,11 @@ pub struct InitWeights {
     pub strip_prefix: Option<String>,
     /// Every declared trainable parameter must be present.
     pub strict: bool,
+    /// Rescale the loaded network's features by this factor (`models::rescale`).
+    pub feature_scale: Option<f64>,
+    /// The input normalisation the weights were trained with, converted exactly into the
+    /// model's (`models::rescale::recentre`).
+    pub from_input_norm: Option<crate::spec::InputNorm>,
 }
 
 impl InitWeights {
@@ -31,6 +36,8 @@ impl InitWeights {
             key: None,
             strip_prefix: None,
             strict: true,
+            feature_scale: None,
+            from_input_norm: None,
         }
     }
 }

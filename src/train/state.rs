@@ -60,6 +60,14 @@ pub fn load_init<B: Backend>(
     for (name, t) in &found {
         params.set(name, host_tensor(&t.data, device));
     }
+    let err = |m: String| crate::error::user(format!("{}: {m}", init.path.display()));
+    if let Some(from) = init.from_input_norm {
+        let f = crate::models::rescale::recentre(model, from).map_err(err)?;
+        crate::models::rescale::apply_factors(&mut params, &f);
+    }
+    if let Some(c) = init.feature_scale {
+        crate::models::rescale::apply(model, &mut params, c).map_err(err)?;
+    }
     Ok((params, report))
 }
 
