@@ -7,6 +7,7 @@
 //! 8-bit RGB out, as `odm eval` maps them (x·rgb_range/255 in; clip(y·255/rgb_range, 0, 255),
 //! rounded, out).
 
+pub mod audit;
 pub mod graph;
 pub mod qdq;
 
@@ -25,11 +26,35 @@ use onnx_protobuf::{
 /// The opset the graph is written for.
 pub const OPSET: i64 = 17;
 
+/// Hooks for the flip audit ([`audit`]) and its tests; `odm export` uses the default (none).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Also return every activation quantizer's input and codes as graph outputs
+    /// [`probe_input`]`(point)` (float) and [`probe_codes`]`(point)` (int8, uint8 when affine).
+    pub probes: bool,
+    /// A planted export bug, for the audit's own test: (conv, flat index) of one weight code
+    /// stored one level off ([`qdq::weight`]).
+    pub plant: Option<(String, usize)>,
+}
+
+/// The graph output holding the input of point `name`'s QuantizeLinear (with [`Options::probes`]).
+pub fn probe_input(name: &str) -> String {
+    format!("probe.in.{name}")
+}
+
+/// The graph output holding point `name`'s codes (with [`Options::probes`]).
+pub fn probe_codes(name: &str) -> String {
+    format!("probe.q.{name}")
+}
+
 /// A tracer that writes ONNX nodes; the first error stops the export.
 struct Writer<'a> {
     g: Graph,
     p: &'a Params<Cpu>,
     plan: &'a QuantPlan,
+    opts: &'a Options,
+    /// (point, QuantizeLinear input, codes, codes unsigned) in graph order.
+    probes: Vec<(String, String, String, bool)>,
     err: Option<anyhow::Error>,
 }
 
@@ -39,12 +64,27 @@ impl Writer<'_> {
             return x;
         };
         match qdq::act(&mut self.g, self.p, name, l, x.clone()) {
-            Ok(y) => y,
+            Ok(q) => {
+                let unsigned = l.form == crate::quant::QForm::Affine;
+                self.probes
+                    .push((name.to_string(), q.input, q.codes, unsigned));
+                q.y
+            }
             Err(e) => {
                 self.err.get_or_insert(e);
                 x
             }
         }
+    }
+}
+
+impl Writer<'_> {
+    fn plant(&self, conv: &str) -> Option<usize> {
+        self.opts
+            .plant
+            .as_ref()
+            .filter(|(c, _)| c == conv)
+            .map(|&(_, i)| i)
     }
 }
 
@@ -56,8 +96,9 @@ impl Trace for Writer<'_> {
         let w: burn::tensor::Tensor<Cpu, 4> = self.p.at(c.weight);
         let [_, _, k, _] = w.dims();
         let dims = w.dims();
+        let plant = self.plant(&c.name);
         let wn = match self.plan.layer(&c.name).filter(|l| l.has_weight()) {
-            Some(l) => match qdq::weight(&mut self.g, self.p, &c.name, l, w) {
+            Some(l) => match qdq::weight(&mut self.g, self.p, &c.name, l, w, plant) {
                 Ok(n) => n,
                 Err(e) => {
                     self.err.get_or_insert(e);
@@ -159,15 +200,33 @@ fn value_info(
         }
         shape.dim.push(dim);
     }
+    let mut v = value_of_type(name, ty);
+    if let Some(tp) = v.type_.as_mut() {
+        tp.mut_tensor_type().shape = Some(shape).into();
+    }
+    v
+}
+
+/// A graph value of element type `ty` and unstated shape.
+fn value_of_type(name: &str, ty: DataType) -> ValueInfoProto {
     let mut t = type_proto::Tensor::new();
     t.elem_type = ty as i32;
-    t.shape = Some(shape).into();
     let mut tp = TypeProto::new();
     tp.set_tensor_type(t);
     let mut v = ValueInfoProto::new();
     v.name = name.into();
     v.type_ = Some(tp).into();
     v
+}
+
+/// An Identity node from `x` to the graph output `out` (a probe).
+fn identity(x: &str, out: &str) -> onnx_protobuf::NodeProto {
+    let mut n = onnx_protobuf::NodeProto::new();
+    n.op_type = "Identity".into();
+    n.name = format!("{out}_node");
+    n.input = vec![x.to_string()];
+    n.output = vec![out.to_string()];
+    n
 }
 
 /// A dynamic quantizer has no QDQ form: name the preset and the first point.
@@ -197,11 +256,24 @@ pub fn onnx(
     plan: &QuantPlan,
     metadata: &[(&str, String)],
 ) -> anyhow::Result<Vec<u8>> {
+    onnx_with(model, params, plan, metadata, &Options::default())
+}
+
+/// [`onnx`] with the audit's hooks `opts`.
+pub fn onnx_with(
+    model: &Model,
+    params: &Params<Cpu>,
+    plan: &QuantPlan,
+    metadata: &[(&str, String)],
+    opts: &Options,
+) -> anyhow::Result<Vec<u8>> {
     refuse_dynamic(plan)?;
     let mut w = Writer {
         g: Graph::default(),
         p: params,
         plan,
+        opts,
+        probes: Vec::new(),
         err: None,
     };
     let k = (model.rgb_range() / 255.0) as f32;
@@ -241,6 +313,23 @@ pub fn onnx(
         out_dims,
         [None, Some(3), None, None],
     ));
+    if opts.probes {
+        for (name, input, codes, unsigned) in std::mem::take(&mut w.probes) {
+            let ty = if unsigned {
+                DataType::UINT8
+            } else {
+                DataType::INT8
+            };
+            graph.node.extend([
+                identity(&input, &probe_input(&name)),
+                identity(&codes, &probe_codes(&name)),
+            ]);
+            graph
+                .output
+                .push(value_of_type(&probe_input(&name), DataType::FLOAT));
+            graph.output.push(value_of_type(&probe_codes(&name), ty));
+        }
+    }
     let mut m = ModelProto::new();
     m.ir_version = 8;
     m.producer_name = "odm".into();

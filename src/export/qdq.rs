@@ -81,15 +81,23 @@ fn qparams(g: &mut Graph, scale: &[f32], zp: &[i32], signed: bool) -> (String, S
     )
 }
 
+/// The values of one activation quantizer in the graph: the QuantizeLinear's input (clipped;
+/// minus l for the affine form) and output (the codes), and the dequantized value.
+pub struct ActQdq {
+    pub input: String,
+    pub codes: String,
+    pub y: String,
+}
+
 /// The activation quantizer of point `name` on value `x`: offsets (explicit Mul/Add), clip,
-/// then the Q/DQ pair of its form. Returns the dequantized value.
+/// then the Q/DQ pair of its form.
 pub fn act(
     g: &mut Graph,
     p: &Params<Cpu>,
     name: &str,
     l: &LayerQuant,
     x: String,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<ActQdq> {
     debug_assert!(
         !l.dynamic && !matches!(l.form, QForm::Daq { .. }),
         "refused before"
@@ -121,7 +129,11 @@ pub fn act(
     if affine {
         y = g.node("Add", &[&y, &lo_t], vec![]);
     }
-    Ok(y)
+    Ok(ActQdq {
+        input: x,
+        codes: q,
+        y,
+    })
 }
 
 /// Codes c of a conv's quantized weights relative to zero (w_q = s_w·c per output channel, or
@@ -155,21 +167,27 @@ pub fn weight_codes(
 
 /// The quantized weights of conv `name` (C_out×C_in×k×k) as integer codes and a
 /// DequantizeLinear. Fails if a code does not dequantize to odm's fake-quantized weight.
+/// `plant`: a test hook ([`super::Options::plant`]) that moves the stored code at that flat index
+/// by one level (down from 127, else up), an export bug the flip audit must catch.
 pub fn weight(
     g: &mut Graph,
     p: &Params<Cpu>,
     name: &str,
     l: &LayerQuant,
     w: Tensor<Cpu, 4>,
+    plant: Option<usize>,
 ) -> anyhow::Result<String> {
     let dims = w.dims();
     let (rel, scale, zp) = weight_codes(p, name, l, w)?;
     let per = rel.len() / scale.len();
-    let codes: Vec<i32> = rel
+    let mut codes: Vec<i32> = rel
         .iter()
         .enumerate()
         .map(|(i, c)| c + zp[i / per])
         .collect();
+    if let Some(c) = plant.and_then(|i| codes.get_mut(i)) {
+        *c += if *c == 127 { -1 } else { 1 };
+    }
     let fits = codes.iter().all(|&c| (-128..=127).contains(&c));
     let wname = if fits {
         g.i8s("w_codes", &dims, &codes, true)

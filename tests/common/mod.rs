@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod ort;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -198,4 +200,25 @@ pub fn assert_refused(dir: &Path, extra: &str, field: &str) {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains(field), "{extra}: {e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
+
+/// A spec that starts EDSR-baseline ×4 from the zoo FP model and trains it `iterations` steps
+/// (lr 1e-6) on the committed CC0 photos, evaluating on the held-out one; `extra` adds fields
+/// (a quantizer).
+pub fn zoo_spec(name: &str, iterations: usize, extra: &str) -> String {
+    format!(
+        r#"(
+    name: "{name}",
+    scale: 4,
+    model: Edsr(n_resblocks: 16, n_feats: 64, res_scale: 1.0, rgb_range: 255.0, input_norm: Symmetric),
+    init_from: Checkpoint("{zoo}"),
+    data: (train: ["{train}"], eval: ["{eval}"], patch_size: 96, batch_size: 2),
+    optim: Adam(lr: 1e-6),
+    schedule: (iterations: {iterations}),
+    {extra}
+)"#,
+        zoo = repo().join("zoo/edsr_baseline_x4.safetensors").display(),
+        train = repo().join("assets/cc0/train").display(),
+        eval = repo().join("assets/cc0/holdout").display(),
+    )
 }
