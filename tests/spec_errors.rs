@@ -356,7 +356,7 @@ fn bad_set_value_names_the_field_and_the_allowed_values() {
         ),
         (
             "regularizer=Mismatch",
-            &["field `regularizer`", "Mismatch(lambda: …)"],
+            &["field `regularizer`", "Mismatch(lambda: …, residual: …)"],
         ),
         (
             "schedule.iteratons=3",
