@@ -347,25 +347,12 @@ fn strict_is_labelled_and_leaves_plain_daq_hashes_alone() {
     assert_eq!(odm::report::runs::method(&spec).0, "DAQ");
 
     let tmp = common::tempdir();
-    let f = common::write(
+    let dir = common::toy_run(
         tmp.path(),
-        "s.ron",
-        &common::toy_spec("s", 1, 2, "quant: Daq(w_bits: 2, a_bits: 2, strict: true),"),
+        "s",
+        2,
+        "quant: Daq(w_bits: 2, a_bits: 2, strict: true),",
     );
-    let out = tmp.path().join("results");
-    common::odm_ok(&[
-        "run",
-        f.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let map = std::fs::read_to_string(dir.join("quant_map.txt")).unwrap();
     assert!(map.contains("Daq σ8 strict"), "{map}");
 }

@@ -123,31 +123,10 @@ fn histogram_bins_by_hand() {
     assert_eq!(h.counts.iter().sum::<u64>(), 4);
 }
 
-/// The run folder of the only run under `out`.
-fn only_run(out: &std::path::Path) -> std::path::PathBuf {
-    let mut v: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(v.len(), 1);
-    v.remove(0)
-}
-
 fn run_toy(tmp: &std::path::Path, name: &str, extra: &str) -> std::path::PathBuf {
-    let f = common::write(
-        tmp,
-        &format!("{name}.ron"),
-        &common::toy_spec(name, 2, 4, extra),
-    );
-    let out = tmp.join(name);
-    common::odm_ok(&[
-        "run",
-        f.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    only_run(&out)
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    common::run_text(&dir, name, &common::toy_spec(name, 2, 4, extra))
 }
 
 /// A W4A4 ODM run with WCC (log_every 1, 4 iterations): one row per step 0–4 and active
