@@ -88,10 +88,7 @@ pub fn validation(train: &[Arc<ImageSet>], list: &Path) -> anyhow::Result<Valida
             }
         }
     }
-    let name = list
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "validation".into());
+    let name = set_name(list);
     let pairs = held
         .iter()
         .map(|&(si, pi)| {
@@ -120,4 +117,12 @@ fn folders(train: &[Arc<ImageSet>]) -> String {
         .map(|s| s.dir.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The evaluation set a validation list is scored as: the list file's stem
+/// (`experiments/splits/bsd200_val.txt` → `bsd200_val`).
+pub fn set_name(list: &Path) -> String {
+    list.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "validation".into())
 }

@@ -12,6 +12,7 @@ pub mod prereg;
 pub mod qualitative;
 pub mod runs;
 pub mod seeds;
+pub mod selection;
 pub mod stats;
 pub mod tables;
 pub mod verify;
@@ -58,6 +59,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
         let exp = verify::load(e)?;
         let v = verify::check(&exp, &runs, &agg, &prereg::history(e));
         index.push(verify::write_repro(&v, out, &mut written)?);
+        index.extend(selection::write_all(&v.selections, out, &mut written)?);
     }
     index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
     index.extend(qualitative::write(&runs, out, &mut written)?);

@@ -192,3 +192,114 @@ pub fn run_started(dir: &Path) -> Option<i64> {
     let p: P = serde_json::from_str(&t).ok()?;
     parse_rfc3339(&p.started)
 }
+
+/// Where a pre-registered entry (a claim, a selection rule) stands against its runs: its first
+/// commit to the expectations file against the first of its runs' start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Registration {
+    /// No runs to judge yet.
+    NoRuns,
+    /// First committed (`time`) no later than its first run started (`first_run`).
+    Pre {
+        commit: String,
+        time: i64,
+        first_run: i64,
+    },
+    /// First committed after its first run started.
+    PostHoc {
+        commit: String,
+        time: i64,
+        first_run: i64,
+    },
+    /// In the file but in no commit of it: written after its runs, as far as anyone can tell.
+    NotCommitted,
+    /// A run's start time is unknown (no readable `provenance.json`): the folder.
+    StartUnknown(String),
+    /// No git history to read (why).
+    NoHistory(String),
+}
+
+impl Registration {
+    /// Anything but a claim committed before its runs (or without runs) counts as post hoc.
+    pub fn post_hoc(&self) -> bool {
+        !matches!(self, Registration::NoRuns | Registration::Pre { .. })
+    }
+
+    /// The report's word: the same whether a post hoc claim is committed yet or not, so the
+    /// report regenerates byte for byte once it is.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Registration::NoRuns => "–",
+            Registration::Pre { .. } => "pre-registered",
+            _ => "post hoc",
+        }
+    }
+
+    /// `odm verify`'s longer account.
+    pub fn detail(&self) -> String {
+        let short = |c: &str| c.chars().take(10).collect::<String>();
+        match self {
+            Registration::NoRuns => "–".into(),
+            Registration::Pre {
+                commit,
+                time,
+                first_run,
+            } => format!(
+                "pre-registered: {} {} ≤ first run {}",
+                short(commit),
+                format_utc(*time),
+                format_utc(*first_run)
+            ),
+            Registration::PostHoc {
+                commit,
+                time,
+                first_run,
+            } => format!(
+                "post hoc: {} {} > first run {}",
+                short(commit),
+                format_utc(*time),
+                format_utc(*first_run)
+            ),
+            Registration::NotCommitted => "post hoc: not committed".into(),
+            Registration::StartUnknown(d) => {
+                format!("post hoc: start of {d} unknown (no provenance.json)")
+            }
+            Registration::NoHistory(why) => format!("post hoc: no git history ({why})"),
+        }
+    }
+}
+
+/// The registration of an entry first committed at `first` (commit, committer time; `None`
+/// when no committed version holds it) whose runs are the folders `used`.
+pub fn register(first: Option<&(String, i64)>, used: &[&Path], hist: &History) -> Registration {
+    if used.is_empty() {
+        return Registration::NoRuns;
+    }
+    let mut first_run = i64::MAX;
+    for d in used {
+        match run_started(d) {
+            Some(t) => first_run = first_run.min(t),
+            None => {
+                let name = d.file_name().map_or_else(
+                    || d.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                return Registration::StartUnknown(name);
+            }
+        }
+    }
+    match (hist, first) {
+        (History::Unavailable(why), _) => Registration::NoHistory(why.clone()),
+        (History::Versions(_), None) => Registration::NotCommitted,
+        (History::Versions(_), Some((commit, time))) if *time <= first_run => Registration::Pre {
+            commit: commit.clone(),
+            time: *time,
+            first_run,
+        },
+        (History::Versions(_), Some((commit, time))) => Registration::PostHoc {
+            commit: commit.clone(),
+            time: *time,
+            first_run,
+        },
+    }
+}

@@ -254,10 +254,33 @@ pub fn main_caption(runs: &[Run], aggs: &Aggs) -> String {
     )
 }
 
-/// The main table.
-pub fn main_table(runs: &[Run], aggs: &Aggs) -> Table {
+/// The validation sets of `runs` (`data.validation`): never a main-table column.
+fn validation_sets(runs: &[Run]) -> Vec<String> {
+    let mut v: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.spec.data.validation.as_deref())
+        .map(crate::data::split::set_name)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The main table: the runs that scored a benchmark (a run that scored only its validation
+/// split, e.g. a selection sweep's, has its own tables).
+pub fn main_table(all: &[Run], aggs: &Aggs) -> Table {
+    let val = validation_sets(all);
+    let runs: Vec<Run> = all
+        .iter()
+        .filter(|r| r.scores.iter().any(|s| !val.contains(&s.set)))
+        .cloned()
+        .collect();
+    let runs = runs.as_slice();
     let gs = groups(runs);
-    let sets = sets(runs);
+    let sets: Vec<String> = sets(runs)
+        .into_iter()
+        .filter(|s| !val.contains(s))
+        .collect();
     let rows = main_rows(&gs);
     let vals: Vec<Vec<Option<Agg>>> = rows
         .iter()

@@ -18,7 +18,9 @@
 //! exits non-zero when a cell or claim marked `required` does not hold (a missing one fails too).
 
 use super::frame::{Agg, Aggs};
+pub use super::prereg::Registration;
 use super::prereg::{self, History};
+use super::selection::{self, Chosen, Selection};
 use super::stats::{self, Kind, TTest};
 use super::tables::{csv, latex, md, tex, write_table, Fmt, Item, Table};
 use super::{Run, PROTOCOL};
@@ -105,6 +107,9 @@ pub struct Expected {
     pub cells: Vec<Cell>,
     #[serde(default)]
     pub claims: Vec<Claim>,
+    /// Hyperparameter selections on a validation split ([`super::selection`]).
+    #[serde(default)]
+    pub selections: Vec<Selection>,
 }
 
 /// Load and parse the expectations; errors name the file, line and column.
@@ -119,7 +124,7 @@ pub fn load(path: &Path) -> anyhow::Result<Expected> {
         .from_str(&text)
         .map_err(|e| {
             crate::error::user(format!(
-                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)])",
+                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)], selections: [(experiment, reference, set, fallback)])",
                 path.display(),
                 e.position.line,
                 e.position.col,
@@ -137,6 +142,9 @@ pub fn load(path: &Path) -> anyhow::Result<Expected> {
             c.claim,
             c.margin
         )));
+    }
+    for s in &e.selections {
+        s.check(path)?;
     }
     Ok(e)
 }
@@ -196,81 +204,6 @@ fn past_claims(text: &str) -> Vec<Key> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Where each claim's first commit stands against its runs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Registration {
-    /// No runs to judge yet.
-    NoRuns,
-    /// First committed (`time`) no later than its first run started (`first_run`).
-    Pre {
-        commit: String,
-        time: i64,
-        first_run: i64,
-    },
-    /// First committed after its first run started.
-    PostHoc {
-        commit: String,
-        time: i64,
-        first_run: i64,
-    },
-    /// In the file but in no commit of it: written after its runs, as far as anyone can tell.
-    NotCommitted,
-    /// A run's start time is unknown (no readable `provenance.json`): the folder.
-    StartUnknown(String),
-    /// No git history to read (why).
-    NoHistory(String),
-}
-
-impl Registration {
-    /// Anything but a claim committed before its runs (or without runs) counts as post hoc.
-    pub fn post_hoc(&self) -> bool {
-        !matches!(self, Registration::NoRuns | Registration::Pre { .. })
-    }
-
-    /// The report's word: the same whether a post hoc claim is committed yet or not, so the
-    /// report regenerates byte for byte once it is.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Registration::NoRuns => "–",
-            Registration::Pre { .. } => "pre-registered",
-            _ => "post hoc",
-        }
-    }
-
-    /// `odm verify`'s longer account.
-    pub fn detail(&self) -> String {
-        let short = |c: &str| c.chars().take(10).collect::<String>();
-        match self {
-            Registration::NoRuns => "–".into(),
-            Registration::Pre {
-                commit,
-                time,
-                first_run,
-            } => format!(
-                "pre-registered: {} {} ≤ first run {}",
-                short(commit),
-                prereg::format_utc(*time),
-                prereg::format_utc(*first_run)
-            ),
-            Registration::PostHoc {
-                commit,
-                time,
-                first_run,
-            } => format!(
-                "post hoc: {} {} > first run {}",
-                short(commit),
-                prereg::format_utc(*time),
-                prereg::format_utc(*first_run)
-            ),
-            Registration::NotCommitted => "post hoc: not committed".into(),
-            Registration::StartUnknown(d) => {
-                format!("post hoc: start of {d} unknown (no provenance.json)")
-            }
-            Registration::NoHistory(why) => format!("post hoc: no git history ({why})"),
-        }
-    }
 }
 
 /// Outcome of one check.
@@ -350,6 +283,8 @@ impl ClaimResult {
 pub struct Verdict {
     pub cells: Vec<CellResult>,
     pub claims: Vec<ClaimResult>,
+    /// The declared selections applied to the ledger (they never make `ok` false).
+    pub selections: Vec<Chosen>,
     pub ok: bool,
 }
 
@@ -462,38 +397,8 @@ fn registration(
     first: &HashMap<Key, (String, i64)>,
     hist: &History,
 ) -> Registration {
-    if used.is_empty() {
-        return Registration::NoRuns;
-    }
-    let mut first_run = i64::MAX;
-    for r in used {
-        match prereg::run_started(&r.dir) {
-            Some(t) => first_run = first_run.min(t),
-            None => {
-                let name = r.dir.file_name().map_or_else(
-                    || r.dir.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                return Registration::StartUnknown(name);
-            }
-        }
-    }
-    match hist {
-        History::Unavailable(why) => Registration::NoHistory(why.clone()),
-        History::Versions(_) => match first.get(&Key::of(c)) {
-            None => Registration::NotCommitted,
-            Some((commit, time)) if *time <= first_run => Registration::Pre {
-                commit: commit.clone(),
-                time: *time,
-                first_run,
-            },
-            Some((commit, time)) => Registration::PostHoc {
-                commit: commit.clone(),
-                time: *time,
-                first_run,
-            },
-        },
-    }
+    let dirs: Vec<&Path> = used.iter().map(|r| r.dir.as_path()).collect();
+    prereg::register(first.get(&Key::of(c)), &dirs, hist)
 }
 
 /// Pair, test and register one claim; its p-values are not yet Holm-adjusted and its status
@@ -629,7 +534,13 @@ pub fn check(e: &Expected, runs: &[Run], aggs: &Aggs, hist: &History) -> Verdict
         .iter()
         .all(|c| !c.cell.required || c.status == Status::Pass)
         && claims.iter().all(|c| !c.claim.required || c.holds());
-    Verdict { cells, claims, ok }
+    let selections = selection::choose(&e.selections, runs, hist);
+    Verdict {
+        cells,
+        claims,
+        selections,
+        ok,
+    }
 }
 
 fn f(x: Option<f64>, d: usize) -> String {
@@ -970,7 +881,11 @@ pub fn verify(results: &Path, expected: &Path) -> anyhow::Result<(String, bool)>
     let aggs = super::frame::aggregate(&runs)?;
     let hist = prereg::history(expected);
     let v = check(&e, &runs, &aggs, &hist);
-    let md_s = table(&v, true).md;
+    let mut md_s = table(&v, true).md;
+    for c in &v.selections {
+        md_s.push('\n');
+        md_s.push_str(&c.table(true).md);
+    }
     let failed = v
         .cells
         .iter()

@@ -1,0 +1,280 @@
+//! Selection on a validation split (`reports/expected.ron`, `selections`; issue 27, part 7): the
+//! rule picks, from hand-made scores, the arm a reader picks by hand; it falls back when no arm
+//! beats the reference on every seed, waits while an arm lacks a seed, is pre-registered only when
+//! committed before the sweep's first run, and refuses a benchmark set. Validation-only runs stay
+//! out of the main table.
+
+mod common;
+use common::*;
+use odm::report::selection::{rule, Arm, Outcome, Selection};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// A finished run of grid point `point` of experiment `exp` that scored only its validation
+/// split `val` (PSNR `psnr`), started at `started`.
+fn run(root: &Path, exp: &str, point: &str, seed: u64, psnr: f64, started: &str) {
+    let name = format!("{exp}.{point}.seed-{seed}");
+    let dir = root.join(format!("{name}-{seed:010}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("spec.effective.ron"),
+        format!(
+            r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    data: (train: ["t"], eval: [], validation: "splits/val.txt"), quant: Pams(w_bits: 2, a_bits: 2), schedule: (iterations: 10))"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("summary.json"),
+        format!(
+            r#"{{"name": "{name}", "iterations": 10, "eval": [{{"set": "val", "scale": 4, "images": 10, "psnr_y": {psnr}, "ssim_y": 0.7, "bicubic_psnr_y": 25.0, "bicubic_ssim_y": 0.65}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("provenance.json"),
+        format!(r#"{{"seed": {seed}, "started": "{started}"}}"#),
+    )
+    .unwrap();
+}
+
+/// A benchmark run (Set5) of a single-run experiment.
+fn bench_run(root: &Path) {
+    let dir = root.join("fp_toy-0000000001");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("spec.effective.ron"),
+        r#"(name: "fp_toy", seed: 1, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    data: (train: ["t"], eval: ["e"]), schedule: (iterations: 10))"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("summary.json"),
+        r#"{"name": "fp_toy", "iterations": 10, "eval": [{"set": "Set5", "scale": 4, "images": 5, "psnr_y": 30.0, "ssim_y": 0.85, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.8}]}"#,
+    )
+    .unwrap();
+}
+
+const START: &str = "2026-03-02T00:00:00Z";
+
+/// The sweep `sw`: reference `wcc`, arms a, b, c on seeds 1 and 2, plus `extra` runs.
+fn sweep(root: &Path) {
+    for (point, s1, s2) in [
+        ("wcc", 26.00, 26.10),
+        // Δ = (+0.10, +0.20): beats the reference on both seeds, mean 26.200.
+        ("a", 26.10, 26.30),
+        // Δ = (+0.50, −0.05): the highest mean (26.275) but not better on seed 2.
+        ("b", 26.50, 26.05),
+        // Δ = (+0.05, +0.05): beats it on both, mean 26.100 < a's.
+        ("c", 26.05, 26.15),
+    ] {
+        run(root, "sw", point, 1, s1, START);
+        run(root, "sw", point, 2, s2, START);
+    }
+}
+
+fn git(dir: &Path, date: i64, args: &[&str]) {
+    let o = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=odm test",
+            "-c",
+            "user.email=odm@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_DATE", format!("@{date} +0000"))
+        .env("GIT_COMMITTER_DATE", format!("@{date} +0000"))
+        .output()
+        .expect("git runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn expected(sel: &str) -> String {
+    format!("(cells: [], selections: [\n{sel}\n])\n")
+}
+
+const SEL: &str = r#"(experiment: "sw", reference: "wcc", set: "val", fallback: "c"),"#;
+
+/// The row of `point` in a selection table, cells trimmed.
+fn row(md: &str, point: &str) -> Vec<String> {
+    let line = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {point} |")))
+        .unwrap_or_else(|| panic!("no row {point} in\n{md}"));
+    line.trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_rule_picks_by_hand_and_the_registration_reads_git() {
+    let t = tempdir();
+    let repo = t.path().join("repo");
+    std::fs::create_dir_all(repo.join("reports")).unwrap();
+    git(&repo, 0, &["init", "-q"]);
+    let exp = repo.join("reports/expected.ron");
+    std::fs::write(&exp, expected(SEL)).unwrap();
+    git(&repo, 0, &["add", "-A"]);
+    // 2026-03-01T00:00:00Z = 1772323200: a day before the runs.
+    git(&repo, 1772323200, &["commit", "-q", "-m", "rule"]);
+    let res = t.path().join("results");
+    sweep(&res);
+    bench_run(&res);
+
+    let out = t.path().join("reports");
+    let o = Command::new(odm_bin())
+        .args(["report", "--results"])
+        .arg(&res)
+        .arg("--out")
+        .arg(&out)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("tables/selection-sw.md")).unwrap();
+    // Point, Method, seed 1, seed 2, Mean, Δ seed 1, Δ seed 2, Mean Δ, every seed, Selected.
+    assert_eq!(
+        row(&md, "a")[2..],
+        ["26.100", "26.300", "26.200", "+0.100", "+0.200", "+0.150", "yes", "◀"]
+    );
+    assert_eq!(
+        row(&md, "b")[2..],
+        ["26.500", "26.050", "26.275", "+0.500", "−0.050", "+0.225", "no", ""]
+    );
+    assert_eq!(row(&md, "c")[7..], ["+0.050", "yes", ""]);
+    assert_eq!(row(&md, "wcc")[7..], ["–", "reference", ""]);
+    assert!(md.contains("Selected: `a`"), "{md}");
+    assert!(md.contains("Registered: pre-registered."), "{md}");
+    // The sweep's runs scored only their validation split: not in the main table.
+    let main = std::fs::read_to_string(out.join("tables/main.md")).unwrap();
+    assert!(
+        main.contains("fp_toy") || main.contains("| FP32 |"),
+        "{main}"
+    );
+    assert!(!main.contains(" val "), "{main}");
+    assert!(!main.contains("PAMS"), "{main}");
+
+    // `odm verify` spells the registration out.
+    let o = Command::new(odm_bin())
+        .args(["verify", "--results"])
+        .arg(&res)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("Registered: pre-registered: ")
+            && text.contains("2026-03-01T00:00:00Z ≤ first run 2026-03-02T00:00:00Z"),
+        "{text}"
+    );
+
+    // Committed after the runs started: post hoc.
+    let late = SEL.replace("fallback: \"c\"", "fallback: \"a\"");
+    std::fs::write(&exp, expected(&late)).unwrap();
+    git(&repo, 0, &["add", "-A"]);
+    git(&repo, 1772496000, &["commit", "-q", "-m", "late"]);
+    let o = Command::new(odm_bin())
+        .args(["verify", "--results"])
+        .arg(&res)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Registered: post hoc: "), "{text}");
+}
+
+fn arm(point: &str, psnr: &[(u64, f64)], reference: &BTreeMap<u64, f64>) -> Arm {
+    let psnr: BTreeMap<u64, f64> = psnr.iter().copied().collect();
+    let delta = psnr
+        .iter()
+        .filter_map(|(k, v)| reference.get(k).map(|b| (*k, v - b)))
+        .collect();
+    Arm {
+        point: point.into(),
+        method: "m".into(),
+        complete: reference.keys().all(|k| psnr.contains_key(k)),
+        psnr,
+        delta,
+    }
+}
+
+#[test]
+fn fallback_wait_and_ties() {
+    let sel = Selection {
+        experiment: "sw".into(),
+        reference: "r".into(),
+        set: "val".into(),
+        fallback: "x".into(),
+    };
+    let rv: BTreeMap<u64, f64> = [(1, 26.0), (2, 26.0)].into_iter().collect();
+    let r = Arm {
+        point: "r".into(),
+        method: "m".into(),
+        psnr: rv.clone(),
+        delta: BTreeMap::new(),
+        complete: true,
+    };
+    // Nobody beats r on both seeds (a ties it on seed 2): the fallback.
+    let a = arm("a", &[(1, 26.4), (2, 26.0)], &rv);
+    let x = arm("x", &[(1, 25.9), (2, 26.5)], &rv);
+    assert_eq!(
+        rule(&sel, &[r.clone(), a.clone(), x.clone()]),
+        Outcome::Fallback("x".into())
+    );
+    // An arm without seed 2: not decided, whatever the others do.
+    let d = arm("d", &[(1, 27.0)], &rv);
+    let good = arm("g", &[(1, 26.1), (2, 26.1)], &rv);
+    match rule(&sel, &[r.clone(), d, good.clone()]) {
+        Outcome::Incomplete(why) => assert!(why.starts_with("d lack a seed"), "{why}"),
+        o => panic!("{o:?}"),
+    }
+    // Two arms with the same mean: the first by name.
+    let h = arm("h", &[(1, 26.2), (2, 26.0 + 1e-9)], &rv);
+    let g2 = arm("g", &[(1, 26.2), (2, 26.0 + 1e-9)], &rv);
+    assert_eq!(rule(&sel, &[r.clone(), g2, h]), Outcome::Winner("g".into()));
+    // No reference runs: not decided.
+    match rule(&sel, &[good]) {
+        Outcome::Incomplete(why) => assert!(why.contains("reference `r`"), "{why}"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn a_selection_on_a_benchmark_is_refused() {
+    let t = tempdir();
+    let res = t.path().join("results");
+    sweep(&res);
+    let exp = write(
+        t.path(),
+        "expected.ron",
+        &expected(&SEL.replace("set: \"val\"", "set: \"Set5\"")),
+    );
+    let o = Command::new(odm_bin())
+        .args(["verify", "--results"])
+        .arg(&res)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("expected.ron")
+            && err.contains("\"Set5\" is a benchmark")
+            && err.contains("validation split"),
+        "{err}"
+    );
+}
