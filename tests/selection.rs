@@ -195,6 +195,51 @@ fn the_rule_picks_by_hand_and_the_registration_reads_git() {
     assert!(text.contains("Registered: post hoc: "), "{text}");
 }
 
+#[test]
+fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
+    let t = tempdir();
+    let res = t.path().join("results");
+    sweep(&res);
+    // Stage 2 runs only its new arms: lo Δ = (+0.30, +0.25) to sw.wcc, mean 26.325, above the
+    // borrowed sw.a (26.200); hi Δ = (+0.40, −0.10).
+    for (point, s1, s2) in [("lo", 26.30, 26.35), ("hi", 26.40, 26.00)] {
+        run(&res, "sw2", point, 1, s1, START);
+        run(&res, "sw2", point, 2, s2, START);
+    }
+    let exp = write(
+        t.path(),
+        "expected.ron",
+        &expected(
+            r#"(experiment: "sw2", reference: "sw.wcc", set: "val", fallback: "sw.a", borrow: ["sw.wcc", "sw.a"]),"#,
+        ),
+    );
+    let out = t.path().join("reports");
+    let o = Command::new(odm_bin())
+        .args(["report", "--results"])
+        .arg(&res)
+        .arg("--out")
+        .arg(&out)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("tables/selection-sw2.md")).unwrap();
+    let points: Vec<String> = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Point"))
+        .map(|l| row(l, l.split('|').nth(1).unwrap().trim())[0].clone())
+        .collect();
+    // The reference first, then the arms by name; sw's other arms (b, c) are not borrowed.
+    assert_eq!(points, ["sw.wcc", "hi", "lo", "sw.a"]);
+    assert_eq!(
+        row(&md, "lo")[5..],
+        ["+0.300", "+0.250", "+0.275", "yes", "◀"]
+    );
+    assert_eq!(row(&md, "sw.a")[8..], ["yes", ""]);
+    assert_eq!(row(&md, "hi")[8..], ["no", ""]);
+}
+
 fn arm(point: &str, psnr: &[(u64, f64)], reference: &BTreeMap<u64, f64>) -> Arm {
     let psnr: BTreeMap<u64, f64> = psnr.iter().copied().collect();
     let delta = psnr
@@ -217,6 +262,7 @@ fn fallback_wait_and_ties() {
         reference: "r".into(),
         set: "val".into(),
         fallback: "x".into(),
+        borrow: vec![],
     };
     let rv: BTreeMap<u64, f64> = [(1, 26.0), (2, 26.0)].into_iter().collect();
     let r = Arm {

@@ -26,12 +26,18 @@ pub const BENCHMARKS: [&str; 4] = ["Set5", "Set14", "B100", "Urban100"];
 pub struct Selection {
     /// The sweep's experiment (its run names before the first `.`).
     pub experiment: String,
-    /// The grid point every arm is compared with.
+    /// The grid point every arm is compared with, or a group of another experiment
+    /// (`experiment.point`, one of `borrow`).
     pub reference: String,
     /// The validation set whose final PSNR-Y decides.
     pub set: String,
     /// The arm taken when no arm beats the reference on every seed.
     pub fallback: String,
+    /// Groups of other experiments that join as arms under their full name (e.g. an earlier
+    /// stage's reference and winner, so a later stage need not run them again). Their runs
+    /// pair by seed like the experiment's own: every random stream derives from the seed alone.
+    #[serde(default)]
+    pub borrow: Vec<String>,
 }
 
 impl Selection {
@@ -101,15 +107,23 @@ pub struct Chosen {
 /// Per grid point: its method label and a value per seed.
 type PerPoint<T> = BTreeMap<String, (String, BTreeMap<u64, T>)>;
 
-/// PSNR-Y on `set` per grid point and seed of experiment `exp` (runs sharing a seed averaged),
-/// each point's method label, and the run folders read.
-fn scores<'a>(runs: &'a [Run], exp: &str, set: &str) -> (PerPoint<f64>, Vec<&'a Path>) {
+/// PSNR-Y on the selection's set per arm (a grid point of its experiment or a borrowed group) and
+/// seed (runs sharing a seed averaged), each arm's method label, and the run folders read.
+fn scores<'a>(runs: &'a [Run], sel: &Selection) -> (PerPoint<f64>, Vec<&'a Path>) {
     let mut acc: PerPoint<(f64, usize)> = BTreeMap::new();
     let mut used = Vec::new();
-    for r in runs.iter().filter(|r| r.experiment == exp) {
-        if let Some(s) = r.scores.iter().find(|s| s.set == set) {
+    for r in runs
+        .iter()
+        .filter(|r| r.experiment == sel.experiment || sel.borrow.contains(&r.group))
+    {
+        let arm = if r.experiment == sel.experiment {
+            &r.point
+        } else {
+            &r.group
+        };
+        if let Some(s) = r.scores.iter().find(|s| s.set == sel.set) {
             let e = acc
-                .entry(r.point.clone())
+                .entry(arm.clone())
                 .or_insert_with(|| (r.method.clone(), BTreeMap::new()));
             let v = e.1.entry(r.spec.seed).or_insert((0.0, 0));
             v.0 += s.psnr;
@@ -129,7 +143,7 @@ fn scores<'a>(runs: &'a [Run], exp: &str, set: &str) -> (PerPoint<f64>, Vec<&'a 
 
 /// The arms of a selection, the reference first.
 fn arms(sel: &Selection, runs: &[Run]) -> (Vec<Arm>, Vec<PathBuf>) {
-    let (by_point, used) = scores(runs, &sel.experiment, &sel.set);
+    let (by_point, used) = scores(runs, sel);
     let reference = by_point.get(&sel.reference).map(|(_, v)| v.clone());
     let mut out: Vec<Arm> = by_point
         .into_iter()

@@ -124,7 +124,7 @@ pub fn load(path: &Path) -> anyhow::Result<Expected> {
         .from_str(&text)
         .map_err(|e| {
             crate::error::user(format!(
-                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)], selections: [(experiment, reference, set, fallback)])",
+                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)], selections: [(experiment, reference, set, fallback, borrow)])",
                 path.display(),
                 e.position.line,
                 e.position.col,
