@@ -333,6 +333,26 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
     let none = t.path().join("none.ron");
     report(&res, &a, &none);
     report(&res, &b, &none);
+    // The QAT runs store the per-layer diagnostics, the histogram and the gate's group log:
+    // their figures appear (issue 27, acceptance 2) on the same clean layouts (issue 29).
+    for r in std::fs::read_dir(&res).unwrap().map(|e| e.unwrap().path()) {
+        let name = r.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("abl.") {
+            assert!(
+                r.join("diagnostics.csv").is_file() && r.join("histogram.json").is_file(),
+                "{name}"
+            );
+        }
+    }
+    let runs = odm::report::collect(&res).unwrap();
+    let aggs = odm::report::frame::aggregate(&runs).unwrap();
+    let built = odm::report::figures::build(&runs, &aggs, None).unwrap();
+    for d in &built {
+        let l = odm::report::figures::Figure::layout(&d.fig);
+        common::assert_clean(&d.stem, &l);
+        let png = image::open(a.join(format!("figures/{}.png", d.stem))).unwrap();
+        assert_eq!((png.width(), png.height()), l.size, "{}", d.stem);
+    }
     let figs = [
         "distribution",
         "offsets",
@@ -340,6 +360,9 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         "psnr_vs_bitops",
         "training-abl",
         "training-fp",
+        "mismatch-abl",
+        "histogram-abl",
+        "gate-abl",
     ];
     for f in figs {
         let png = a.join(format!("figures/{f}.png"));
@@ -357,7 +380,10 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
                 "selected for channel-wise scale",
             ],
             "conflict" => &["iteration", "fraction with opposite signs", "cosine"],
-            "psnr_vs_bitops" => &["BitOPs (G, log scale)", "PSNR-Y on"],
+            "psnr_vs_bitops" => &["BitOPs (G", "PSNR-Y on"],
+            "mismatch-abl" => &["iteration", "‖X − q(X)‖₂", "input of"],
+            "histogram-abl" => &["density (per unit)", "clip range [l, u]", "grid levels"],
+            "gate-abl" => &["iteration", "mean gate weight", "parameter group"],
             _ => &["iteration", "L1 (0–255 scale)", "PSNR (dB)"],
         };
         for l in labels {
