@@ -30,7 +30,11 @@ pub fn experiments(runs: &[Run]) -> Vec<String> {
 }
 
 /// Looks for `gs` (in order): the family's colour, dash and marker by rank within the family.
+/// With a single family the colours cycle instead ([`Look::nth`]).
 pub fn family_looks(gs: &[&Group]) -> Vec<Look> {
+    if gs.iter().all(|g| g.first().family == gs[0].first().family) {
+        return (0..gs.len()).map(Look::nth).collect();
+    }
     let mut seen: Vec<(crate::report::runs::Family, usize)> = Vec::new();
     gs.iter()
         .map(|g| {
@@ -67,7 +71,13 @@ fn seed_line(look: Look, g: &Group, split: &str, set: &str, metric: &str, marks:
     }
 }
 
-/// One row of the training figure: the groups of one W/A.
+/// Whether some series of `p` has two points or more (a curve to draw).
+fn has_curve(p: &Panel) -> bool {
+    p.series.iter().any(|s| s.pts.len() > 1)
+}
+
+/// One row of the training figure: the groups of one W/A; only the panels with a curve (a run
+/// scored once, or not trained, has none).
 fn training_row(gs: &[&Group], bits: &str, set: &str) -> (Vec<Panel>, Vec<Entry>) {
     let looks = family_looks(gs);
     let loss = gs
@@ -106,7 +116,7 @@ fn training_row(gs: &[&Group], bits: &str, set: &str) -> (Vec<Panel>, Vec<Entry>
             ..Panel::default()
         },
     ];
-    (panels, entries)
+    (panels.into_iter().filter(has_curve).collect(), entries)
 }
 
 /// The training curves of each experiment: one row per W/A (FP first), loss and validation.
@@ -124,7 +134,7 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
             .unwrap_or_default();
         let mut bits: Vec<String> = mine.iter().map(|g| g.bits_label()).collect();
         bits.dedup();
-        let rows = bits
+        let rows: Vec<(Vec<Panel>, Vec<Entry>)> = bits
             .iter()
             .map(|b| {
                 let row: Vec<&Group> = mine
@@ -134,9 +144,29 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
                     .collect();
                 training_row(&row, b, &set)
             })
+            .filter(|(p, _)| !p.is_empty())
             .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let psnr = rows
+            .iter()
+            .any(|(p, _)| p.iter().any(|p| p.ydesc == "PSNR (dB)"));
+        let colour = if mine
+            .iter()
+            .all(|g| g.first().family == mine[0].first().family)
+        {
+            "One family: colour, dash and marker tell the methods apart"
+        } else {
+            "Colour: method family; dash and marker tell a family's methods apart"
+        };
+        let validation = if psnr {
+            format!(" and validation PSNR-Y on {set} at every evaluation (markers)")
+        } else {
+            format!("; no validation panel: each run scored {set} once, at the end (see its table)")
+        };
         let caption = format!(
-            "Training of `{exp}`, one row per W/A: L1 loss (logged every `log_every` steps) and validation PSNR-Y on {set} at every evaluation (markers); {}. Colour: method family; dash and marker tell a family's methods apart. {PROTOCOL}.",
+            "Training of `{exp}`, one row per W/A: L1 loss (logged every `log_every` steps){validation}; {}. {colour}. {PROTOCOL}.",
             seeds_note(&mine)
         );
         let title = format!("Training curves: {exp}");
