@@ -152,7 +152,9 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
         let psnr = rows
             .iter()
             .any(|(p, _)| p.iter().any(|p| p.ydesc == "PSNR (dB)"));
-        let colour = if mine
+        let colour = if mine.len() == 1 {
+            "One group"
+        } else if mine
             .iter()
             .all(|g| g.first().family == mine[0].first().family)
         {
