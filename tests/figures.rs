@@ -129,12 +129,13 @@ fn tile(w: usize, h: usize, v: u8) -> qualitative::Pixels {
     }
 }
 
-/// 17 methods × 2 crops of 88×64 (the ledger's grid): at most 1,600 px wide, nothing overlapping,
-/// and the PNG as large as the layout; with thumbnails too.
+/// 17 methods × 2 crops of 88×64 (the ledger's grid) and 4 methods × 1 crop (narrower than the
+/// title): at most 1,600 px wide, nothing overlapping, and the PNG as large as the layout; with
+/// thumbnails too.
 #[test]
 fn the_qualitative_grid_stays_narrow_and_clear() {
-    for thumbs in [false, true] {
-        let cols: Vec<qualitative::Column> = (0..2)
+    for (thumbs, n, m) in [(false, 17, 2), (true, 17, 2), (true, 4, 1), (false, 4, 1)] {
+        let cols: Vec<qualitative::Column> = (0..m)
             .map(|i| qualitative::Column {
                 title: format!("Set{i}/image: x 10 y 20, 88×64 px"),
                 w: 88,
@@ -152,10 +153,16 @@ fn the_qualitative_grid_stays_narrow_and_clear() {
                 }),
             })
             .collect();
-        let rows: Vec<qualitative::Row> = (0..17)
+        let rows: Vec<qualitative::Row> = (0..n)
             .map(|i| qualitative::Row {
-                name: format!("method_number_{i}-w2a2"),
-                tiles: vec![Some((tile(88, 64, 200), Some(20.0 + i as f64))), None],
+                name: if n > 4 {
+                    format!("method_number_{i}-w2a2")
+                } else {
+                    format!("m{i}")
+                },
+                tiles: (0..m)
+                    .map(|j| (j == 0).then(|| (tile(88, 64, 200), Some(20.0 + i as f64))))
+                    .collect(),
             })
             .collect();
         let cap = "caption ".repeat(60);
@@ -165,8 +172,10 @@ fn the_qualitative_grid_stays_narrow_and_clear() {
             "{} px wide",
             l.size.0
         );
-        assert_eq!(l.tiles.len(), 34);
+        assert_eq!(l.tiles.len(), n * m);
         assert_eq!(l.thumbs.len(), if thumbs { l.heads.len() } else { 0 });
+        // Blocks side by side only when one block would be taller than the widest figure.
+        assert_eq!(l.heads.len(), if n == 17 { 2 * m } else { m }, "{n} rows");
         let as_layout = Layout {
             size: l.size,
             title: l.title,

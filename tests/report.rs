@@ -314,6 +314,7 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
     regularizer: Variance(lambda: 1e-4),
     offsets: Selective(scale: TopFraction(0.5), shift: TopFraction(0.5)),
     gating: (rule: Sign, log_every: 1),
+    eval_every: 2,
     grid: (axes: [(field: "", values: [{{"gating.rule": "Always"}}, {{"gating.rule": "Sign"}}], labels: ["baseline", "sign"])]),"#,
             fp.display()
         ),
@@ -353,6 +354,18 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         let png = image::open(a.join(format!("figures/{}.png", d.stem))).unwrap();
         assert_eq!((png.width(), png.height()), l.size, "{}", d.stem);
     }
+    // Validation every 2 of 4 iterations: the whole curve, at iterations 2 and 4, per group.
+    let t = built.iter().find(|d| d.stem == "training-abl").unwrap();
+    let odm::report::figures::Any::Chart(c) = &t.fig else {
+        panic!("training-abl is a chart")
+    };
+    let psnr = &c.rows[0].0[1];
+    assert_eq!(psnr.ydesc, "PSNR (dB)");
+    assert_eq!(psnr.series.len(), 2, "baseline and sign");
+    for s in &psnr.series {
+        let steps: Vec<f64> = s.pts.iter().map(|p| p.0).collect();
+        assert_eq!(steps, vec![2.0, 4.0]);
+    }
     let figs = [
         "distribution",
         "offsets",
@@ -384,13 +397,21 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
             "mismatch-abl" => &["iteration", "‖X − q(X)‖₂", "input of"],
             "histogram-abl" => &["density (per unit)", "clip range [l, u]", "grid levels"],
             "gate-abl" => &["iteration", "mean gate weight", "parameter group"],
+            "training-fp" => &["iteration", "L1 (0–255 scale)", "no validation panel"],
             _ => &["iteration", "L1 (0–255 scale)", "PSNR (dB)"],
         };
+        // The text nodes, joined by spaces: a caption's lines wrap anywhere.
+        let text: String = svg
+            .split('<')
+            .filter_map(|t| t.split_once('>').map(|(_, x)| x.trim()))
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         for l in labels {
-            assert!(svg.contains(l), "{f}.svg lacks the label {l:?}");
+            assert!(text.contains(l), "{f}.svg lacks the label {l:?}");
         }
         assert!(
-            svg.contains("Y channel"),
+            text.contains("Y channel"),
             "{f}.svg lacks the protocol caption"
         );
     }

@@ -101,11 +101,19 @@ pub fn layout(
         .unwrap_or(0)
         + 2 * GAP;
     let block_w = name_w + cols.len() as i32 * (tile_w + GAP);
-    let blocks = ((MAX_W - 2 * MARGIN + GAP) / (block_w + GAP)).clamp(1, names.len().max(1) as i32);
-    let per = (names.len() as i32 + blocks - 1) / blocks.max(1);
-    let width = 2 * MARGIN + blocks * block_w + (blocks - 1) * GAP;
     let line = text_size("Ag", TEXT_PX).1;
+    let row_h = tile_h + line + 4 + GAP;
+    // Blocks side by side: as few as keep the rows' height within the widest figure (a grid no
+    // taller than [`MAX_W`]), as many as fit in its width.
+    let n = names.len().max(1) as i32;
+    let fit = ((MAX_W - 2 * MARGIN + GAP) / (block_w + GAP)).max(1);
+    let blocks = (1..=fit)
+        .find(|b| (n + b - 1) / b * row_h <= MAX_W)
+        .unwrap_or(fit)
+        .min(n);
+    let per = (n + blocks - 1) / blocks;
     let (tw, th) = text_size(title, TITLE_PX);
+    let width = (2 * MARGIN + blocks * block_w + (blocks - 1) * GAP).max(tw + 2 * MARGIN);
     let title_r = Rect {
         x: MARGIN,
         y: MARGIN,
@@ -136,7 +144,6 @@ pub fn layout(
         }
     }
     y += 2 * line + 4 + if thumb_h > 0 { thumb_h + GAP } else { 0 };
-    let row_h = tile_h + line + 4 + GAP;
     let (mut name_r, mut tiles, mut psnrs) = (Vec::new(), Vec::new(), Vec::new());
     for (i, n) in names.iter().enumerate() {
         let (b, k) = (i as i32 / per, i as i32 % per);
@@ -308,8 +315,11 @@ fn rows(keys: &[(CropRecord, &Run)], show: &[&Group]) -> anyhow::Result<Vec<Row>
 
 const TITLE: &str = "Qualitative comparison (W2A2)";
 
-/// Draw the figure if any run saved crops; returns its index entry.
-pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<Option<Item>> {
+/// The grid's rows, columns and caption, when some W2A2 run saved crops.
+pub type Grid = (Vec<Row>, Vec<Column>, String);
+
+/// The grid the runs give, if any run saved crops.
+pub fn grid(runs: &[Run]) -> anyhow::Result<Option<Grid>> {
     let gs = groups(runs);
     let show = shown(&gs);
     let mut keys: Vec<(CropRecord, &Run)> = Vec::new();
@@ -341,6 +351,14 @@ pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Re
         "Crops of benchmark images, nearest-neighbour zoomed; rows: HR, bicubic, the FP model and each W2A2 group that saved crops (one seed per group: {}). Under each tile: Y-PSNR (BT.601) of the crop against HR, no shave. {thumbs} Whole-set scores follow {PROTOCOL}.",
         seeds.join(", ")
     );
+    Ok(Some((rows, cols, caption)))
+}
+
+/// Draw the figure if any run saved crops; returns its index entry.
+pub fn write(runs: &[Run], out: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<Option<Item>> {
+    let Some((rows, cols, caption)) = grid(runs)? else {
+        return Ok(None);
+    };
     let png = render(&rows, &cols, &caption)?;
     put(out, "figures/qualitative.png", &png, written)?;
     Ok(Some(Item {

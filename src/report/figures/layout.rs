@@ -180,8 +180,8 @@ pub fn layout(s: &Spec) -> Layout {
     let label_h = text_size("Ag", TEXT_PX).1 + 2;
     let side_w = s.side.texts.iter().map(|t| text_size(t, TEXT_PX).0).max();
     let side = side_w.map_or(0, |w| LEADER + w + GAP);
-    let width = 2 * MARGIN + cols * pw + side;
     let (tw, th) = text_size(&s.title, TITLE_PX);
+    let width = (2 * MARGIN + cols * pw + side).max(tw + 2 * MARGIN);
     let title = Rect {
         x: (width - tw) / 2,
         y: MARGIN,
