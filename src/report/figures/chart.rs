@@ -97,6 +97,10 @@ pub struct Panel {
     pub cats: Vec<String>,
     /// Include y = 0 in the range.
     pub zero: bool,
+    /// The x and y ranges, when panels side by side must share them (plotted units); else the
+    /// data's.
+    pub x: Option<(f64, f64)>,
+    pub y: Option<(f64, f64)>,
 }
 
 /// A figure of rows of panels, each row with its legend.
@@ -160,7 +164,9 @@ fn ty(log: bool, v: f64) -> f64 {
 
 /// The x and y ranges of a panel (y in plotted units).
 fn ranges(p: &Panel) -> ((f64, f64), (f64, f64)) {
-    let x = if p.cats.is_empty() {
+    let x = if let Some(x) = p.x {
+        x
+    } else if p.cats.is_empty() {
         let lo = p
             .series
             .iter()
@@ -192,7 +198,22 @@ fn ranges(p: &Panel) -> ((f64, f64), (f64, f64)) {
         lo = lo.min(0.0);
         hi = hi.max(0.0);
     }
-    (x, pad(lo, hi))
+    (x, p.y.unwrap_or_else(|| pad(lo, hi)))
+}
+
+/// Give `panels` one x and one y range, the union of theirs, so that they compare at a glance.
+pub fn share_axes(panels: &mut [Panel]) {
+    let rs: Vec<_> = panels.iter().map(ranges).collect();
+    let x = rs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, r| {
+        (a.0.min(r.0 .0), a.1.max(r.0 .1))
+    });
+    let y = rs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, r| {
+        (a.0.min(r.1 .0), a.1.max(r.1 .1))
+    });
+    for p in panels {
+        p.x = Some(x);
+        p.y = Some(y);
+    }
 }
 
 /// Draw one panel in `r`.

@@ -5,7 +5,7 @@
 //! rows of `metrics.csv`). One panel per run group, so that none / naive / cooperative
 //! regularization sit side by side.
 
-use super::chart::{Chart, Marks, Panel, Series};
+use super::chart::{share_axes, Chart, Marks, Panel, Series};
 use super::curves::{experiments, label};
 use super::layout::Entry;
 use super::style::{Dash, Look, Marker};
@@ -23,8 +23,9 @@ const COLS: usize = 3;
 /// Layers drawn in the mismatch figure.
 const LAYERS: usize = 5;
 
-/// Panels in rows of [`COLS`], the legend under the last row.
-fn rows(panels: Vec<Panel>, legend: Vec<Entry>) -> Vec<(Vec<Panel>, Vec<Entry>)> {
+/// Panels in rows of [`COLS`] on shared axes, the legend under the last row.
+fn rows(mut panels: Vec<Panel>, legend: Vec<Entry>) -> Vec<(Vec<Panel>, Vec<Entry>)> {
+    share_axes(&mut panels);
     let n = panels.len().div_ceil(COLS);
     let mut it = panels.into_iter();
     (0..n)
@@ -127,7 +128,7 @@ pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
             })
             .collect();
         let caption = format!(
-            "Quantization mismatch ‖X − q(X)‖₂ of {} of the {} quantized layers' inputs (evenly spaced through the network) on the fixed probe batch of `diagnostics.csv`, at every log step, one panel per group of `{exp}`; lines: mean over the seeds that stored it, bands their range. {PROTOCOL}.",
+            "Quantization mismatch ‖X − q(X)‖₂ of {} of the {} quantized layers' inputs (evenly spaced through the network) on the fixed probe batch of `diagnostics.csv`, at every log step, one panel per group of `{exp}` on shared axes; lines: mean over the seeds that stored it, bands their range. {PROTOCOL}.",
             pick.len(),
             layers.len()
         );
@@ -249,7 +250,7 @@ pub fn histograms(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
             e(grid, "grid levels"),
         ];
         let caption = format!(
-            "Histogram of one quantized layer's input on the fixed probe batch (`histogram.json`, as ODM's Fig. 5), for the FP model at the start and the quantized model at the end of QAT, one panel per group of `{exp}` (its lowest seed), with the layer's static clip range and its quantizer's grid levels (none drawn for DAQ or per-channel bounds, whose grids differ per input or channel). Densities integrate to 1. {PROTOCOL}."
+            "Histogram of one quantized layer's input on the fixed probe batch (`histogram.json`, as ODM's Fig. 5), for the FP model at the start and the quantized model at the end of QAT, one panel per group of `{exp}` on shared axes (its lowest seed), with the layer's static clip range and its quantizer's grid levels (none drawn for DAQ or per-channel bounds, whose grids differ per input or channel). Densities integrate to 1. {PROTOCOL}."
         );
         let title = format!("Input histograms of one layer: {exp}");
         let fig = Chart {
@@ -336,7 +337,7 @@ pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
             })
             .collect();
         let caption = format!(
-            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full) at every gate log step, one panel per group of `{exp}` whose runs log it; lines: mean over seeds, bands their range. {PROTOCOL}."
+            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full) at every gate log step, one panel per group of `{exp}` on shared axes whose runs log it; lines: mean over seeds, bands their range. {PROTOCOL}."
         );
         let title = format!("Gate weight per parameter group: {exp}");
         let fig = Chart {

@@ -20,8 +20,22 @@ fn look(color: RGBColor, marker: Marker, dash: Dash) -> Look {
     }
 }
 
-/// The per-channel panel of one layer: whiskers min–max, bars p1–p99, mean dots, clip lines.
-fn ranges_panel(name: &str, l: &LayerStats) -> Panel {
+/// The y range both per-channel panels share: every channel's min–max and the clip ranges.
+fn shared_range(ls: &[&LayerStats]) -> (f64, f64) {
+    let vals = ls.iter().flat_map(|l| {
+        l.channels
+            .iter()
+            .flat_map(|r| [r.min, r.max])
+            .chain(l.bounds.iter().flat_map(|b| [b.0, b.1]))
+    });
+    let lo = vals.clone().fold(f64::INFINITY, f64::min);
+    let hi = vals.fold(f64::NEG_INFINITY, f64::max);
+    super::chart::pad(lo, hi)
+}
+
+/// The per-channel panel of one layer: whiskers min–max, bars p1–p99, mean dots, clip lines,
+/// on the y range `y`.
+fn ranges_panel(name: &str, l: &LayerStats, y: (f64, f64)) -> Panel {
     let grey = look(RGBColor(120, 120, 120), Marker::Square, Dash::Solid);
     let blue = look(PALETTE[0], Marker::Square, Dash::Solid);
     let dot = look(RGBColor(0, 0, 0), Marker::Circle, Dash::Solid);
@@ -64,6 +78,7 @@ fn ranges_panel(name: &str, l: &LayerStats) -> Panel {
         xdesc: "channel".into(),
         ydesc: "activation value".into(),
         series,
+        y: Some(y),
         ..Panel::default()
     }
 }
@@ -101,8 +116,8 @@ fn ranges_legend(bounds: bool) -> Vec<Entry> {
     v
 }
 
-/// The per-image histogram panel (log fraction of pixels).
-fn hist_panel(name: &str, l: &LayerStats, looks: &[Look]) -> Panel {
+/// The per-image histogram panel (log fraction of pixels) over the activation range `x`.
+fn hist_panel(name: &str, l: &LayerStats, looks: &[Look], x: (f64, f64)) -> Panel {
     let bins = l.hist.first().map_or(1, |h| h.len()).max(1);
     let width = (l.hist_hi - l.hist_lo) / bins as f64;
     let series = l
@@ -125,6 +140,7 @@ fn hist_panel(name: &str, l: &LayerStats, looks: &[Look]) -> Panel {
         ydesc: "fraction of pixels (log)".into(),
         series,
         log_y: true,
+        x: Some(x),
         ..Panel::default()
     }
 }
@@ -192,6 +208,8 @@ pub fn distribution(runs: &[Run]) -> Vec<Drawn<Any>> {
             text: s.clone(),
         })
         .collect();
+    let y = shared_range(&[l, ql]);
+    let x = (l.hist_lo.min(ql.hist_lo), l.hist_hi.max(ql.hist_hi));
     let title = "Distribution mismatch: activations entering a quantized layer".to_string();
     let fig = Chart {
         title: title.clone(),
@@ -199,13 +217,13 @@ pub fn distribution(runs: &[Run]) -> Vec<Drawn<Any>> {
         panel: (720, 430),
         rows: vec![
             (
-                vec![ranges_panel("FP", l), ranges_panel("quantized", ql)],
+                vec![ranges_panel("FP", l, y), ranges_panel("quantized", ql, y)],
                 ranges_legend(ql.bounds.is_some() || l.bounds.is_some()),
             ),
             (
                 vec![
-                    hist_panel("FP", l, &looks),
-                    hist_panel("quantized", ql, &looks),
+                    hist_panel("FP", l, &looks, x),
+                    hist_panel("quantized", ql, &looks, x),
                 ],
                 hist_legend,
             ),
