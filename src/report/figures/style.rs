@@ -78,12 +78,12 @@ pub struct Look {
 }
 
 impl Look {
-    /// The `i`-th series of a figure: colour cycles fastest, then the dash; the pair is unique
-    /// for i < 32, and the marker adds a third cue.
+    /// The `i`-th series of a figure: colour (the palette but its yellow) cycles fastest, then
+    /// the dash; the pair is unique for i < 28, and the marker adds a third cue.
     pub fn nth(i: usize) -> Self {
         Self {
-            color: PALETTE[i % 8],
-            dash: DASHES[(i / 8) % 4],
+            color: PALETTE[i % 7],
+            dash: DASHES[(i / 7) % 4],
             marker: MARKERS[i % 6],
             filled: true,
         }
