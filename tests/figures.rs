@@ -244,3 +244,25 @@ fn thumbnail_is_a_box_mean() {
     assert_eq!((f, t.w, t.h), (2, odm::eval::crops::THUMB_SIDE, 1));
     assert_eq!(&t.data[..3], &[2, 2, 2]);
 }
+
+/// No two series of a figure look alike: `Look::nth` differs in colour or dash for the first 28
+/// series, `Look::grouped` in dash or marker for the first 24 of a family; neither uses the
+/// palette's yellow for `nth`.
+#[test]
+fn series_looks_are_distinct() {
+    let key = |l: &style::Look| (l.color.0, l.color.1, l.color.2, l.dash as u8);
+    let v: Vec<_> = (0..28).map(|i| key(&style::Look::nth(i))).collect();
+    for i in 0..v.len() {
+        assert!(!v[i + 1..].contains(&v[i]), "nth({i}) repeats");
+    }
+    assert!((0..28).all(|i| style::Look::nth(i).color != style::PALETTE[7]));
+    let g: Vec<_> = (0..24)
+        .map(|k| {
+            let l = style::Look::grouped(3, k);
+            (l.dash as u8, l.marker as u8)
+        })
+        .collect();
+    for i in 0..g.len() {
+        assert!(!g[i + 1..].contains(&g[i]), "grouped(3, {i}) repeats");
+    }
+}
