@@ -126,23 +126,41 @@ fn evaluation_only_run_start_scores_crops_and_saved_sr_images_agree() {
     let again = eval(&ptq, &data, Some(2), Device::Cpu, Some((&out, false)), None).unwrap_err();
     assert!(again.to_string().contains("already exists"), "{again}");
 
-    // The report's qualitative figure: HR, bicubic, FP, then the W2A2 run, zoomed 176/64 = 2×.
+    // The report's qualitative figure: rows HR, bicubic, FP, then the W2A2 run, one column (the
+    // crop), each tile where the grid's layout puts it, zoomed by the layout's factor.
     let rep = tmp.path().join("reports");
     odm::report::report(&o.out, &rep, None).unwrap();
     let fig = image::open(rep.join("figures/qualitative.png"))
         .unwrap()
         .to_rgb8();
-    let (x0, y0, tile) = (8u32, 40 + 18 + 4 + 18, 176 + 8);
+    let runs = odm::report::collect(&o.out).unwrap();
+    let (rows, cols, cap) = odm::report::qualitative::grid(&runs).unwrap().unwrap();
+    let l = odm::report::qualitative::grid_layout(&rows, &cols, &cap);
+    assert_eq!(fig.dimensions(), l.size);
+    assert_eq!(rows.len(), 4, "HR, bicubic, FP, W2A2");
+    let z = l.zoom as u32;
+    let at = |row: usize, cx: u32, cy: u32| {
+        let t = l.tiles[row];
+        fig.get_pixel(t.x as u32 + z * cx + z / 2, t.y as u32 + z * cy + z / 2)
+    };
     for (k, want) in [&hr, &bic].into_iter().enumerate() {
         for (i, px) in want.chunks(3).enumerate() {
             let (cx, cy) = ((i % 64) as u32, (i / 64) as u32);
-            let got = fig.get_pixel(x0 + k as u32 * tile + 2 * cx + 1, y0 + 2 * cy + 1);
-            assert_eq!(&got.0[..], px, "tile {k} pixel {i}");
+            assert_eq!(&at(k, cx, cy).0[..], px, "tile {k} pixel {i}");
         }
     }
     let (w2, _, _) = rgb(&ptq.join(&r.sr));
-    let got = fig.get_pixel(x0 + 3 * tile + 2 * 10, y0 + 2 * 20);
-    assert_eq!(&got.0[..], &w2[(20 * 64 + 10) * 3..(20 * 64 + 10) * 3 + 3]);
+    assert_eq!(
+        &at(3, 10, 20).0[..],
+        &w2[(20 * 64 + 10) * 3..(20 * 64 + 10) * 3 + 3]
+    );
+    // The run stored the HR thumbnail; the column header shows it with the box.
+    let (th, thh, thw) = rgb(&ptq.join(&r.thumb.as_ref().unwrap().file));
+    assert_eq!(l.thumbs.len(), 1, "one column in one block");
+    let t = l.thumbs[0];
+    assert_eq!((t.w as usize, t.h as usize), (thw, thh));
+    let p = fig.get_pixel(t.x as u32, t.y as u32);
+    assert_eq!(&p.0[..], &th[..3], "the thumbnail's top-left pixel");
 }
 
 /// Top-left `h` × `w` of an RGB image `src_w` pixels wide (the HR mod-crop).

@@ -314,6 +314,7 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
     regularizer: Variance(lambda: 1e-4),
     offsets: Selective(scale: TopFraction(0.5), shift: TopFraction(0.5)),
     gating: (rule: Sign, log_every: 1),
+    eval_every: 2,
     grid: (axes: [(field: "", values: [{{"gating.rule": "Always"}}, {{"gating.rule": "Sign"}}], labels: ["baseline", "sign"])]),"#,
             fp.display()
         ),
@@ -333,6 +334,38 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
     let none = t.path().join("none.ron");
     report(&res, &a, &none);
     report(&res, &b, &none);
+    // The QAT runs store the per-layer diagnostics, the histogram and the gate's group log:
+    // their figures appear (issue 27, acceptance 2) on the same clean layouts (issue 29).
+    for r in std::fs::read_dir(&res).unwrap().map(|e| e.unwrap().path()) {
+        let name = r.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("abl.") {
+            assert!(
+                r.join("diagnostics.csv").is_file() && r.join("histogram.json").is_file(),
+                "{name}"
+            );
+        }
+    }
+    let runs = odm::report::collect(&res).unwrap();
+    let aggs = odm::report::frame::aggregate(&runs).unwrap();
+    let built = odm::report::figures::build(&runs, &aggs, None).unwrap();
+    for d in &built {
+        let l = odm::report::figures::Figure::layout(&d.fig);
+        common::assert_clean(&d.stem, &l);
+        let png = image::open(a.join(format!("figures/{}.png", d.stem))).unwrap();
+        assert_eq!((png.width(), png.height()), l.size, "{}", d.stem);
+    }
+    // Validation every 2 of 4 iterations: the whole curve, at iterations 2 and 4, per group.
+    let t = built.iter().find(|d| d.stem == "training-abl").unwrap();
+    let odm::report::figures::Any::Chart(c) = &t.fig else {
+        panic!("training-abl is a chart")
+    };
+    let psnr = &c.rows[0].0[1];
+    assert_eq!(psnr.ydesc, "PSNR (dB)");
+    assert_eq!(psnr.series.len(), 2, "baseline and sign");
+    for s in &psnr.series {
+        let steps: Vec<f64> = s.pts.iter().map(|p| p.0).collect();
+        assert_eq!(steps, vec![2.0, 4.0]);
+    }
     let figs = [
         "distribution",
         "offsets",
@@ -340,6 +373,9 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         "psnr_vs_bitops",
         "training-abl",
         "training-fp",
+        "mismatch-abl",
+        "histogram-abl",
+        "gate-abl",
     ];
     for f in figs {
         let png = a.join(format!("figures/{f}.png"));
@@ -357,14 +393,25 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
                 "selected for channel-wise scale",
             ],
             "conflict" => &["iteration", "fraction with opposite signs", "cosine"],
-            "psnr_vs_bitops" => &["BitOPs (G, log scale)", "PSNR-Y on"],
+            "psnr_vs_bitops" => &["BitOPs (G", "PSNR-Y on"],
+            "mismatch-abl" => &["iteration", "‖X − q(X)‖₂", "input of"],
+            "histogram-abl" => &["density (per unit)", "clip range [l, u]", "grid levels"],
+            "gate-abl" => &["iteration", "mean gate weight", "parameter group"],
+            "training-fp" => &["iteration", "L1 (0–255 scale)", "no validation panel"],
             _ => &["iteration", "L1 (0–255 scale)", "PSNR (dB)"],
         };
+        // The text nodes, joined by spaces: a caption's lines wrap anywhere.
+        let text: String = svg
+            .split('<')
+            .filter_map(|t| t.split_once('>').map(|(_, x)| x.trim()))
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         for l in labels {
-            assert!(svg.contains(l), "{f}.svg lacks the label {l:?}");
+            assert!(text.contains(l), "{f}.svg lacks the label {l:?}");
         }
         assert!(
-            svg.contains("Y channel"),
+            text.contains("Y channel"),
             "{f}.svg lacks the protocol caption"
         );
     }

@@ -26,6 +26,43 @@ pub struct CropRecord {
     pub bicubic: String,
     pub psnr_y: f64,
     pub bicubic_psnr_y: f64,
+    /// The whole HR image shrunk for the qualitative figure's column header (runs before it
+    /// existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<Thumb>,
+}
+
+/// A thumbnail of the whole (mod-cropped) HR image: its file and the integer factor it is
+/// shrunk by (box average), so the crop's box on it is the box divided by `factor`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Thumb {
+    pub file: String,
+    pub factor: usize,
+}
+
+/// The longest side of a thumbnail, at most.
+pub const THUMB_SIDE: usize = 160;
+
+/// `img` shrunk by the smallest integer factor that brings its longest side to at most
+/// [`THUMB_SIDE`], each pixel the rounded mean of its factor × factor box; and that factor.
+pub fn thumbnail(img: &RgbImage) -> (RgbImage, usize) {
+    let f = img.w.max(img.h).div_ceil(THUMB_SIDE).max(1);
+    let (w, h) = (img.w / f, img.h / f);
+    let mut data = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..3 {
+                let mut s = 0usize;
+                for dy in 0..f {
+                    for dx in 0..f {
+                        s += img.data[((y * f + dy) * img.w + x * f + dx) * 3 + ch] as usize;
+                    }
+                }
+                data.push(((s + f * f / 2) / (f * f)) as u8);
+            }
+        }
+    }
+    (RgbImage { h, w, data }, f)
 }
 
 /// The file stem of a crop: `<set>-<image>-<x>_<y>_<w>x<h>`.
@@ -110,6 +147,9 @@ pub fn save<B: Backend>(
         for (rel, img) in &files {
             atomic_write(&dir.join(rel), &img.to_png()?)?;
         }
+        let (th, factor) = thumbnail(&pair.hr);
+        let thumb = format!("crops/{}-{}-thumb.png", c.set, c.image);
+        atomic_write(&dir.join(&thumb), &th.to_png()?)?;
         records.push(CropRecord {
             crop: c.clone(),
             sr: files[0].0.clone(),
@@ -117,6 +157,10 @@ pub fn save<B: Backend>(
             bicubic: files[2].0.clone(),
             psnr_y: crop_psnr(&sr_c, &hr_c),
             bicubic_psnr_y: crop_psnr(&bic_c, &hr_c),
+            thumb: Some(Thumb {
+                file: thumb,
+                factor,
+            }),
         });
     }
     atomic_write(

@@ -14,6 +14,7 @@ pub mod runs;
 pub mod seeds;
 pub mod selection;
 pub mod stats;
+pub mod summary;
 pub mod tables;
 pub mod verify;
 
@@ -54,16 +55,21 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     }
     let agg = frame::aggregate(&runs)?;
     let mut written = Vec::new();
-    let mut index = tables::write_all(&runs, &agg, out, &mut written)?;
-    if let Some(e) = expected.filter(|e| e.is_file()) {
-        let exp = verify::load(e)?;
-        let v = verify::check(&exp, &runs, &agg, &prereg::history(e));
-        index.push(verify::write_repro(&v, out, &mut written)?);
-        index.extend(selection::write_all(&v.selections, out, &mut written)?);
-    }
-    index.extend(figures::write_all(&runs, &agg, out, &mut written)?);
+    let mut tables = tables::write_all(&runs, &agg, out, &mut written)?;
+    let (exp, lead) = match expected.filter(|e| e.is_file()) {
+        Some(e) => {
+            let exp = verify::load(e)?;
+            let v = verify::check(&exp, &runs, &agg, &prereg::history(e));
+            tables.push(verify::write_repro(&v, out, &mut written)?);
+            tables.extend(selection::write_all(&v.selections, out, &mut written)?);
+            (Some(exp), summary::lead(&v))
+        }
+        None => (None, String::new()),
+    };
+    let mut index = figures::write_all(&runs, &agg, exp.as_ref(), out, &mut written)?;
     index.extend(qualitative::write(&runs, out, &mut written)?);
-    let mut readme = tables::index_md(&runs, &index);
+    index.extend(tables);
+    let mut readme = tables::index_md(&runs, &lead, &index);
     readme.push_str(&stopped_md(&runs::stopped(results)));
     readme.push_str(&superseded_md(&superseded));
     readme.push_str(&mixed_md(&runs::mixed_builds(&runs)));

@@ -222,3 +222,44 @@ pub fn zoo_spec(name: &str, iterations: usize, extra: &str) -> String {
         eval = repo().join("assets/cc0/holdout").display(),
     )
 }
+
+/// Every box inside the canvas, no two overlapping, no text under 10 pt.
+pub fn assert_clean(name: &str, l: &odm::report::figures::layout::Layout) {
+    let canvas = odm::report::figures::layout::Rect {
+        x: 0,
+        y: 0,
+        w: l.size.0 as i32,
+        h: l.size.1 as i32,
+    };
+    let b = l.boxes();
+    for (k, r) in &b {
+        assert!(
+            canvas.contains(r),
+            "{name}: {k} {r:?} leaves the {canvas:?} canvas"
+        );
+    }
+    for i in 0..b.len() {
+        for j in i + 1..b.len() {
+            assert!(
+                !b[i].1.overlaps(&b[j].1),
+                "{name}: {} {:?} overlaps {} {:?}",
+                b[i].0,
+                b[i].1,
+                b[j].0,
+                b[j].1
+            );
+        }
+    }
+    for (k, (leg, es)) in l.legends.iter().zip(&l.entries).enumerate() {
+        for e in es {
+            assert!(
+                leg.contains(e),
+                "{name}: legend {k} entry {e:?} leaves its box {leg:?}"
+            );
+        }
+    }
+    assert!(
+        odm::report::figures::style::points(l.min_text_px) >= 10.0,
+        "{name}: text under 10 pt"
+    );
+}
