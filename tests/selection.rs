@@ -196,6 +196,41 @@ fn the_rule_picks_by_hand_and_the_registration_reads_git() {
 }
 
 #[test]
+fn the_rule_waits_for_every_run_the_file_declares() {
+    let t = tempdir();
+    let res = t.path().join("results");
+    sweep(&res);
+    // The sweep's file (as each run folder keeps it) also declares point `d`, not run yet.
+    let file = r#"(name: "sw", seed: 1, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    data: (train: ["t"], eval: []), quant: Pams(w_bits: 2, a_bits: 2), schedule: (iterations: 10),
+    grid: (axes: [(field: "", values: [{"optim": Adam(lr: 1e-4)}, {"optim": Adam(lr: 2e-4)}, {"optim": Adam(lr: 3e-4)}, {"optim": Adam(lr: 4e-4)}, {"optim": Adam(lr: 5e-4)}],
+        labels: ["wcc", "a", "b", "c", "d"])], seeds: [1, 2]))"#;
+    for e in std::fs::read_dir(&res).unwrap() {
+        std::fs::write(e.unwrap().path().join("spec.ron"), file).unwrap();
+    }
+    let exp = write(t.path(), "expected.ron", &expected(SEL));
+    let out = t.path().join("reports");
+    let o = Command::new(odm_bin())
+        .args(["report", "--results"])
+        .arg(&res)
+        .arg("--out")
+        .arg(&out)
+        .arg("--expected")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("tables/selection-sw.md")).unwrap();
+    assert!(
+        md.contains(
+            "Not decided yet: 2 run(s) its file declares have not finished (d seed 1, d seed 2)."
+        ),
+        "{md}"
+    );
+    assert_eq!(row(&md, "a")[9], "");
+}
+
+#[test]
 fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     let t = tempdir();
     let res = t.path().join("results");

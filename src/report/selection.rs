@@ -171,6 +171,37 @@ fn arms(sel: &Selection, runs: &[Run]) -> (Vec<Arm>, Vec<PathBuf>) {
     (out, used.into_iter().map(Path::to_path_buf).collect())
 }
 
+/// The (grid point, seed) pairs the experiment's file declares, read from the `spec.ron` (the
+/// file as written) of one of its finished runs and expanded as `odm run` expands it; `None`
+/// when no run of it is finished or its file does not parse.
+fn planned(sel: &Selection, runs: &[Run]) -> Option<Vec<(String, u64)>> {
+    let r = runs.iter().find(|r| r.experiment == sel.experiment)?;
+    let text = std::fs::read_to_string(r.dir.join("spec.ron")).ok()?;
+    let spec = crate::spec::load::parse_str("spec.ron", &text).ok()?;
+    let points = crate::spec::expand(&spec).ok()?;
+    let prefix = format!("{}.", sel.experiment);
+    Some(
+        points
+            .iter()
+            .map(|p| {
+                let g = super::group_of(&p.name);
+                let point = g.strip_prefix(&prefix).unwrap_or(&g).to_string();
+                (point, p.seed)
+            })
+            .collect(),
+    )
+}
+
+/// Runs the experiment declares that have not finished (empty when unknown).
+fn unfinished(sel: &Selection, runs: &[Run], arms: &[Arm]) -> Vec<String> {
+    planned(sel, runs)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(p, k)| !arms.iter().any(|a| &a.point == p && a.psnr.contains_key(k)))
+        .map(|(p, k)| format!("{p} seed {k}"))
+        .collect()
+}
+
 /// The rule (module documentation) on `arms`.
 pub fn rule(sel: &Selection, arms: &[Arm]) -> Outcome {
     let Some(r) = arms.iter().find(|a| a.point == sel.reference) else {
@@ -244,8 +275,18 @@ pub fn choose(sels: &[Selection], runs: &[Run], hist: &History) -> Vec<Chosen> {
         .map(|s| {
             let (arms, used) = arms(s, runs);
             let dirs: Vec<&Path> = used.iter().map(PathBuf::as_path).collect();
+            let waiting = unfinished(s, runs, &arms);
+            let outcome = if waiting.is_empty() {
+                rule(s, &arms)
+            } else {
+                Outcome::Incomplete(format!(
+                    "{} run(s) its file declares have not finished ({})",
+                    waiting.len(),
+                    waiting.join(", ")
+                ))
+            };
             Chosen {
-                outcome: rule(s, &arms),
+                outcome,
                 registration: prereg::register(first.get(s), &dirs, hist),
                 selection: s.clone(),
                 arms,
