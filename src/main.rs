@@ -548,7 +548,8 @@ fn report_peak_rss() {
 
 fn main() -> ExitCode {
     odm::backend::keep_freed_memory();
-    let result = dispatch(Cli::parse().cmd);
+    let cmd = Cli::parse().cmd;
+    let result = odm::kernels::path::check_env().and_then(|()| dispatch(cmd));
     report_peak_rss();
     match result {
         Ok(()) => match commands::stdout::failure() {

@@ -23,9 +23,32 @@ fn bench_small_prints_every_field() {
         "inference_w4a4_ms",
         "peak_rss_plain_mib",
         "peak_rss_mib",
+        "step_gflop",
+        "replay_floor_gflop",
+        "fp_step_efficiency",
+        "plain_step_efficiency",
+        "gated_step_efficiency",
+        "eval_ms",
+        "eval_gflop",
+        "eval_efficiency",
     ] {
         positive(v, f);
     }
+    assert!(v["flops_formula"].as_str().unwrap().contains("MACs"), "{v}");
+    let path = v["kernel_path"].as_str().unwrap();
+    assert!(["AVX-512", "AVX2", "scalar"].contains(&path), "{path}");
+    // The small model: head 3→16, 9 body convs 16→16, upsampler 16→64 at ×1 and ×2, tail
+    // 16→3 at ×4, all 3×3, batch 4 of 16×16 LR patches (see bench::flops).
+    let px = 4.0 * 16.0 * 16.0;
+    let macs = |n: f64, ci: f64, co: f64, res: f64| n * px * res * res * ci * co * 9.0;
+    let want = 4.0 * macs(1.0, 3.0, 16.0, 1.0)
+        + 6.0
+            * (macs(9.0, 16.0, 16.0, 1.0)
+                + macs(1.0, 16.0, 64.0, 1.0)
+                + macs(1.0, 16.0, 64.0, 2.0)
+                + macs(1.0, 16.0, 3.0, 4.0));
+    let got = v["step_gflop"].as_f64().unwrap() * 1e9;
+    assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
     assert_eq!(v["size"], "Small");
     assert_eq!(v["conv_shape"], serde_json::json!([4, 16, 16, 16]));
 }
@@ -42,6 +65,7 @@ fn bench_only_inference_and_bad_part() {
         "inference_int_w4a4_ms",
         "inference_int_w2a2_ms",
         "int_conv_gmacs",
+        "eval_ms",
     ] {
         positive(v, f);
     }

@@ -61,6 +61,9 @@ fn matches_burn_conv2d_and_is_thread_count_independent() {
         (3, 3, 4, 6, 5, 1),
         (1, 4, 2, 7, 8, 5),
         (2, 16, 16, 48, 20, 3),
+        // Depth 64·9 = 576 > 512 (k split into chunks, src/kernels/sgemm.rs) on a wide image
+        // (bands of 3 rows, 390 pixels: not a multiple of the vector width).
+        (1, 64, 8, 7, 130, 3),
         // Few output channels (the direct path of kernels/thin.rs): a tail-like 3×3 and a
         // SRResNet-like 9×9.
         (2, 16, 3, 33, 29, 3),

@@ -10,7 +10,9 @@ mod flex;
 mod geom;
 pub use geom::SendPtr;
 pub mod int_conv;
+pub mod path;
 pub mod quantizer;
+pub mod sgemm;
 mod shuffle;
 mod thin;
 
@@ -137,39 +139,38 @@ pub fn pixel_shuffle_composed<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B
         .reshape([n, co, h * r, w * r])
 }
 
-/// The instruction paths this CPU dispatches to, as the kernels choose them at run time: the
-/// f32 GEMM of [`cpu_conv`] (the `gemm` crate: x86-64-v4 with AVX-512, v3 with AVX2 + FMA, else
-/// scalar), the thin convolutions (AVX2 or scalar) and the integer convolution
-/// ([`int_conv::IntPath`]). Recorded in provenance, so two runs can be told apart by path.
+/// The instruction paths the kernels dispatch to, as chosen at run time ([`path::current`]:
+/// the CPU's best, or the one `ODM_KERNEL_PATH` forces): the f32 GEMM of [`cpu_conv`] ([`sgemm`]:
+/// gemm's x86-64-v4 kernels with AVX-512, v3 with AVX2 + FMA, else scalar), the thin
+/// convolutions (AVX2 or scalar) and the integer convolution ([`int_conv::IntPath`]). Recorded in
+/// provenance, so two runs can be told apart by path.
 pub fn dispatch_paths() -> String {
+    let p = path::current();
+    let forced = match std::env::var(path::ENV) {
+        Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => format!(" ({}={v})", path::ENV),
+        _ => String::new(),
+    };
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        let v4 = has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512cd")
-            && has!("avx512dq")
-            && has!("avx512vl");
-        let v3 = has!("avx2") && has!("fma");
-        let gemm = if v4 {
-            "AVX-512 (x86-64-v4)"
-        } else if v3 {
-            "AVX2+FMA (x86-64-v3)"
-        } else {
-            "scalar"
+        let gemm = match p {
+            path::KernelPath::Avx512 => "AVX-512 (x86-64-v4)",
+            path::KernelPath::Avx2 => "AVX2+FMA (x86-64-v3)",
+            path::KernelPath::Scalar => "scalar",
         };
         let thin = if has!("avx2") { "AVX2" } else { "scalar" };
-        let int = if has!("avx512vnni") && has!("avx512f") {
+        let int = if p == path::KernelPath::Avx512 && has!("avx512vnni") {
             "AVX-512 VNNI"
         } else if has!("avx2") {
             "AVX2"
         } else {
             "scalar"
         };
-        format!("gemm f32 {gemm}; thin conv {thin}; integer conv {int}")
+        format!("gemm f32 {gemm}; thin conv {thin}; integer conv {int}{forced}")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        format!("portable ({})", std::env::consts::ARCH)
+        let _ = p;
+        format!("portable ({}){forced}", std::env::consts::ARCH)
     }
 }

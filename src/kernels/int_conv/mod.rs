@@ -176,12 +176,14 @@ impl IntWeights {
     }
 }
 
-/// The path for codes up to `umax` and these weights on this CPU.
+/// The path for codes up to `umax` and these weights on this CPU (never VNNI while
+/// `ODM_KERNEL_PATH` forces the AVX2 path, see [`super::path`]).
 pub fn pick(umax: u32, w: &IntWeights) -> IntPath {
     #[cfg(target_arch = "x86_64")]
     {
         if w.w8.is_some()
             && umax <= 255
+            && super::path::current() == super::path::KernelPath::Avx512
             && std::arch::is_x86_feature_detected!("avx512vnni")
             && std::arch::is_x86_feature_detected!("avx512f")
         {

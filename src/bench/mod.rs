@@ -6,6 +6,15 @@
 //! regularizer's pass and the sign gate). On CPU by default, or on any
 //! device [`crate::backend::pick`] accepts; every timed piece ends with `Backend::sync`, so
 //! asynchronous (GPU) work is inside the time.
+//!
+//! Each step is also put against the floor of this CPU: its analytic FLOPs ([`flops`], convs
+//! only) over its time, as a fraction of the sgemm peak measured in the same run. The kernel path
+//! ([`crate::kernels::path`]; `ODM_KERNEL_PATH=avx2` forces AVX2 on an AVX-512 machine) is printed
+//! with the figures, so both paths are measured on one machine.
+
+mod eval;
+pub mod flops;
+pub use eval::EvalBench;
 
 use crate::backend::{pick, with_backend};
 use crate::data::{ImageSet, Pair, RgbImage, Sampler};
@@ -35,6 +44,10 @@ pub struct BenchReport {
     pub device: String,
     pub threads: usize,
     pub reps: usize,
+    /// The f32 kernel path that ran ("AVX-512", "AVX2" or "scalar"; see
+    /// [`crate::kernels::path`]) and every kernel's dispatch ([`crate::kernels::dispatch_paths`]).
+    pub kernel_path: String,
+    pub kernel_paths: String,
     /// The training pieces; absent with `--only inference`.
     #[serde(flatten)]
     pub training: Option<TrainingBench>,
@@ -56,8 +69,9 @@ pub enum Parts {
 /// The training pieces of [`BenchReport`].
 #[derive(Serialize, Clone, Debug)]
 pub struct TrainingBench {
-    /// Measured sgemm peak, GFLOP/s. CPU: the `gemm` crate directly, all threads, best of
-    /// n = 512, 1024, 1536 (see `cpu_sgemm_peak`); other devices: the backend's 1024³ matmul.
+    /// Measured sgemm peak, GFLOP/s. CPU: the kernels' GEMM ([`crate::kernels::sgemm`], the
+    /// `gemm` crate's micro-kernels on the kernel path), all threads, best of n = 512, 1024, 1536
+    /// (see `cpu_sgemm_peak`); other devices: the backend's 1024³ matmul.
     pub sgemm_gflops: f64,
     pub conv_shape: [usize; 4],
     pub conv_fwd_bwd_ms: f64,
@@ -74,6 +88,17 @@ pub struct TrainingBench {
     pub gated_over_plain: f64,
     /// The same step in full precision (no fake quantization): what the FP stages run.
     pub fp_step_ms: f64,
+    /// How the FLOPs below are counted ([`flops::FORMULA`]).
+    pub flops_formula: String,
+    /// Analytic FLOPs of one step (the same convs in the FP, plain and gated steps), and the floor
+    /// of the gated step's extra regularizer (replay) pass; GFLOP.
+    pub step_gflop: f64,
+    pub replay_floor_gflop: f64,
+    /// FLOP efficiency: FLOPs / time / `sgemm_gflops` (the gated step with its replay floor
+    /// added to its FLOPs). `conv_vs_sgemm_peak` is the conv's.
+    pub fp_step_efficiency: f64,
+    pub plain_step_efficiency: f64,
+    pub gated_step_efficiency: f64,
     /// Peak resident memory (VmHWM) after the plain step was measured (the sgemm, conv and
     /// fake-quant measurements come before it, and are smaller); MiB.
     pub peak_rss_plain_mib: f64,
@@ -107,6 +132,9 @@ pub struct InferenceBench {
     /// AVX-512 VNNI), and the W4A4 integer convs' rate against it.
     pub vnni_peak_gmacs: Option<f64>,
     pub int_conv_gmacs: f64,
+    /// Evaluation speed and FLOP efficiency ([`EvalBench`]).
+    #[serde(flatten)]
+    pub eval: EvalBench,
 }
 
 /// Where the integer path's time goes (one run, milliseconds), and the ceiling it implies.
@@ -166,10 +194,12 @@ fn sync<B: Backend>(d: &B::Device) {
     B::sync(d).expect("device sync");
 }
 
-/// The sgemm peak: the `gemm` crate (the GEMM under burn-flex and our conv kernels) called
-/// directly on square f32 matrices of side 512, 1024 and 1536 with rayon parallelism over all
-/// pool threads; the best of the three sizes (median over `reps` each), in GFLOP/s.
+/// The sgemm peak: the kernels' GEMM ([`crate::kernels::sgemm`]: the `gemm` crate's
+/// micro-kernels on the kernel path, k in chunks of at most 512) on square column-major f32
+/// matrices of side 512, 1024 and 1536 with rayon parallelism over all pool threads; the best of
+/// the three sizes (median over `reps` each), in GFLOP/s.
 fn cpu_sgemm_peak(reps: usize) -> f64 {
+    use crate::kernels::sgemm::{sgemm, Mat, Parallelism};
     [512usize, 1024, 1536]
         .iter()
         .map(|&n| {
@@ -177,28 +207,16 @@ fn cpu_sgemm_peak(reps: usize) -> f64 {
             let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 - 2.0).collect();
             let mut c = vec![0.0f32; n * n];
             let ms = time(1, reps.max(3), || {
-                // SAFETY: a, b and c are n×n row-major buffers.
+                // SAFETY: a, b and c are n×n buffers, read column-major (the orientation gemm's
+                // micro-kernels write; `gemm::gemm` turns a row-major product around to it).
                 unsafe {
-                    gemm::gemm(
-                        n,
-                        n,
-                        n,
-                        c.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        n as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(0),
+                    sgemm(
+                        (n, n, n),
+                        Mat::col_major(c.as_mut_ptr(), n),
+                        true,
+                        Mat::col_major(a.as_ptr(), n),
+                        Mat::col_major(b.as_ptr(), n),
+                        Parallelism::Rayon(0),
                     )
                 }
             });
@@ -319,16 +337,20 @@ pub fn bench_spec(size: Size, kind: StepKind) -> Spec {
     s
 }
 
-/// A synthetic training image (smooth gradients plus texture), so the bench needs no data.
-fn synthetic_set(scale: usize) -> Arc<ImageSet> {
-    let (h, w) = (256, 256);
+/// A synthetic h×w image (smooth gradients plus texture), so the bench needs no data.
+fn synthetic_image(h: usize, w: usize) -> RgbImage {
     let data = (0..h * w * 3)
         .map(|i| {
             let (y, x, c) = (i / (w * 3), (i / 3) % w, i % 3);
             ((x * 3 + y * 2 + c * 40 + (x * y) % 17) % 256) as u8
         })
         .collect();
-    let hr = RgbImage { h, w, data };
+    RgbImage { h, w, data }
+}
+
+/// A synthetic training set of one 256×256 image.
+fn synthetic_set(scale: usize) -> Arc<ImageSet> {
+    let hr = synthetic_image(256, 256);
     let lr = hr.downscale(scale);
     Arc::new(ImageSet {
         name: "synthetic".into(),
@@ -370,15 +392,36 @@ fn bench_sampler(spec: &Spec) -> anyhow::Result<Sampler> {
     )
 }
 
-/// Median milliseconds of one training step of `kind`.
+/// One step kind's time and analytic FLOPs.
+#[derive(Clone, Copy, Debug)]
+pub struct StepTime {
+    /// Median milliseconds.
+    pub ms: f64,
+    /// [`flops::step_flops`] and [`flops::replay_floor_flops`] of the step (GFLOP).
+    pub gflop: f64,
+    pub replay_floor_gflop: f64,
+}
+
+impl StepTime {
+    /// FLOPs (with the replay floor when `gated`) / time / `peak` GFLOP/s.
+    fn efficiency(&self, peak: f64, gated: bool) -> f64 {
+        let f = self.gflop + if gated { self.replay_floor_gflop } else { 0.0 };
+        f / (self.ms * 1e-3) / peak
+    }
+}
+
+/// One training step of `kind`: its median time and FLOPs.
 pub fn step_ms<AB: AutodiffBackend>(
     size: Size,
     kind: StepKind,
     reps: usize,
     d: &AB::Device,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<StepTime> {
     let gated = kind == StepKind::Gated;
     let (spec, model, mut sampler, mut st) = setup::<Inner<AB>>(size, kind, d)?;
+    let (n, side) = (spec.data.batch_size, spec.data.patch_size / spec.scale);
+    let gflop = flops::step_flops(&model, n, side) / 1e9;
+    let replay_floor_gflop = flops::replay_floor_flops(&model, &st.plan, n, side) / 1e9;
     let mut err = None;
     let ms = time(1, reps, || {
         let b = sampler.next_batch();
@@ -389,7 +432,11 @@ pub fn step_ms<AB: AutodiffBackend>(
     });
     match err {
         Some(e) => Err(e),
-        None => Ok(ms),
+        None => Ok(StepTime {
+            ms,
+            gflop,
+            replay_floor_gflop,
+        }),
     }
 }
 
@@ -435,6 +482,8 @@ fn run_on<AB: AutodiffBackend>(
         device,
         threads,
         reps,
+        kernel_path: crate::kernels::path::current().label().into(),
+        kernel_paths: crate::kernels::dispatch_paths(),
         training,
         inference,
         peak_rss_mib: peak_rss_mib(),
@@ -463,6 +512,12 @@ fn training<AB: AutodiffBackend>(
     let gated = step_ms::<AB>(size, StepKind::Gated, reps, d)?;
     let fp_step = step_ms::<AB>(size, StepKind::Fp, reps, d)?;
     Ok(TrainingBench {
+        flops_formula: flops::FORMULA.into(),
+        step_gflop: plain.gflop,
+        replay_floor_gflop: gated.replay_floor_gflop,
+        fp_step_efficiency: fp_step.efficiency(sgemm, false),
+        plain_step_efficiency: plain.efficiency(sgemm, false),
+        gated_step_efficiency: gated.efficiency(sgemm, true),
         sgemm_gflops: sgemm,
         conv_shape,
         conv_fwd_bwd_ms: conv,
@@ -470,10 +525,10 @@ fn training<AB: AutodiffBackend>(
         conv_vs_sgemm_peak: conv_gflops / sgemm,
         fake_quant_ms: fq,
         fake_quant_clip_only_ms: fq_clip,
-        plain_step_ms: plain,
-        gated_step_ms: gated,
-        gated_over_plain: gated / plain,
-        fp_step_ms: fp_step,
+        plain_step_ms: plain.ms,
+        gated_step_ms: gated.ms,
+        gated_over_plain: gated.ms / plain.ms,
+        fp_step_ms: fp_step.ms,
         peak_rss_plain_mib,
     })
 }
@@ -509,6 +564,7 @@ fn inference<AB: AutodiffBackend>(
         .then(|| crate::kernels::int_conv::vnni_peak_gmacs(20_000_000))
         .flatten();
     let int_conv_gmacs = int_macs(size, input) / (split.int_conv_ms * 1e-3).max(1e-12) / 1e9;
+    let eval = eval::eval_bench::<Inner<AB>>(size, reps, d)?;
     Ok(InferenceBench {
         inference_input: input,
         inference_ms: fp,
@@ -523,6 +579,7 @@ fn inference<AB: AutodiffBackend>(
         int_path: path,
         vnni_peak_gmacs: peak,
         int_conv_gmacs,
+        eval,
     })
 }
 
@@ -647,8 +704,8 @@ impl BenchReport {
     /// Human-readable lines.
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "odm bench ({:?} on {}, median of {}):\n",
-            self.size, self.device, self.reps
+            "odm bench ({:?} on {}, median of {}; kernel path {}: {}):\n",
+            self.size, self.device, self.reps, self.kernel_path, self.kernel_paths
         );
         if let Some(t) = &self.training {
             s += &t.describe();
@@ -662,21 +719,29 @@ impl BenchReport {
 
 impl TrainingBench {
     fn describe(&self) -> String {
+        let pct = |e: f64| 100.0 * e;
         format!(
-            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  plain QAT step: {:.1} ms ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain)\n  FP step: {:.1} ms\n",
+            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  step FLOPs: {:.1} GFLOP ({})\n  plain QAT step: {:.1} ms = {:.0}% of sgemm ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain; the replay pass's FLOP floor {:.1} GFLOP = {:.2}× the step's) = {:.0}% of sgemm\n  FP step: {:.1} ms = {:.0}% of sgemm\n",
             self.sgemm_gflops,
             self.conv_shape,
             self.conv_fwd_bwd_ms,
             self.conv_gflops,
-            100.0 * self.conv_vs_sgemm_peak,
+            pct(self.conv_vs_sgemm_peak),
             self.conv_shape,
             self.fake_quant_ms,
             self.fake_quant_clip_only_ms,
+            self.step_gflop,
+            self.flops_formula,
             self.plain_step_ms,
+            pct(self.plain_step_efficiency),
             self.peak_rss_plain_mib,
             self.gated_step_ms,
             self.gated_over_plain,
+            self.replay_floor_gflop,
+            self.replay_floor_gflop / self.step_gflop.max(1e-12),
+            pct(self.gated_step_efficiency),
             self.fp_step_ms,
+            pct(self.fp_step_efficiency),
         )
     }
 }
@@ -706,6 +771,6 @@ impl InferenceBench {
             sp.bound_vs_fp,
             ort(self.ort_fp_ms, self.inference_fp_best_ms),
             ort(self.ort_w4a4_ms, self.inference_fp_best_ms),
-        )
+        ) + &self.eval.describe()
     }
 }
