@@ -74,30 +74,33 @@ fn sweep(root: &Path) {
     }
 }
 
-fn git(dir: &Path, date: i64, args: &[&str]) {
-    let o = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=odm test",
-            "-c",
-            "user.email=odm@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_DATE", format!("@{date} +0000"))
-        .env("GIT_COMMITTER_DATE", format!("@{date} +0000"))
+fn expected(sel: &str) -> String {
+    format!("(cells: [], selections: [\n{sel}\n])\n")
+}
+
+/// `odm report` of `res` with `exp` into `out`; panics unless it succeeds.
+fn report(res: &Path, out: &Path, exp: &Path) {
+    let o = Command::new(odm_bin())
+        .args(["report", "--results"])
+        .arg(res)
+        .arg("--out")
+        .arg(out)
+        .arg("--expected")
+        .arg(exp)
         .output()
-        .expect("git runs");
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn expected(sel: &str) -> String {
-    format!("(cells: [], selections: [\n{sel}\n])\n")
+/// `odm verify` of `res` with `exp`.
+fn verify(res: &Path, exp: &Path) -> std::process::Output {
+    Command::new(odm_bin())
+        .args(["verify", "--results"])
+        .arg(res)
+        .arg("--expected")
+        .arg(exp)
+        .output()
+        .unwrap()
 }
 
 const SEL: &str = r#"(experiment: "sw", reference: "wcc", set: "val", fallback: "c"),"#;
@@ -119,27 +122,18 @@ fn the_rule_picks_by_hand_and_the_registration_reads_git() {
     let t = tempdir();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(repo.join("reports")).unwrap();
-    git(&repo, 0, &["init", "-q"]);
+    git(&repo, None, &["init", "-q"]);
     let exp = repo.join("reports/expected.ron");
     std::fs::write(&exp, expected(SEL)).unwrap();
-    git(&repo, 0, &["add", "-A"]);
+    git(&repo, None, &["add", "-A"]);
     // 2026-03-01T00:00:00Z = 1772323200: a day before the runs.
-    git(&repo, 1772323200, &["commit", "-q", "-m", "rule"]);
+    git(&repo, Some(1772323200), &["commit", "-q", "-m", "rule"]);
     let res = t.path().join("results");
     sweep(&res);
     bench_run(&res);
 
     let out = t.path().join("reports");
-    let o = Command::new(odm_bin())
-        .args(["report", "--results"])
-        .arg(&res)
-        .arg("--out")
-        .arg(&out)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report(&res, &out, &exp);
     let md = std::fs::read_to_string(out.join("tables/selection-sw.md")).unwrap();
     // Point, Method, seed 1, seed 2, Mean, Δ seed 1, Δ seed 2, Mean Δ, every seed, Selected.
     assert_eq!(
@@ -164,13 +158,7 @@ fn the_rule_picks_by_hand_and_the_registration_reads_git() {
     assert!(!main.contains("PAMS"), "{main}");
 
     // `odm verify` spells the registration out.
-    let o = Command::new(odm_bin())
-        .args(["verify", "--results"])
-        .arg(&res)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
+    let o = verify(&res, &exp);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
     assert!(
@@ -182,15 +170,9 @@ fn the_rule_picks_by_hand_and_the_registration_reads_git() {
     // Committed after the runs started: post hoc.
     let late = SEL.replace("fallback: \"c\"", "fallback: \"a\"");
     std::fs::write(&exp, expected(&late)).unwrap();
-    git(&repo, 0, &["add", "-A"]);
-    git(&repo, 1772496000, &["commit", "-q", "-m", "late"]);
-    let o = Command::new(odm_bin())
-        .args(["verify", "--results"])
-        .arg(&res)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
+    git(&repo, None, &["add", "-A"]);
+    git(&repo, Some(1772496000), &["commit", "-q", "-m", "late"]);
+    let o = verify(&res, &exp);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("Registered: post hoc: "), "{text}");
 }
@@ -210,16 +192,7 @@ fn the_rule_waits_for_every_run_the_file_declares() {
     }
     let exp = write(t.path(), "expected.ron", &expected(SEL));
     let out = t.path().join("reports");
-    let o = Command::new(odm_bin())
-        .args(["report", "--results"])
-        .arg(&res)
-        .arg("--out")
-        .arg(&out)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report(&res, &out, &exp);
     let md = std::fs::read_to_string(out.join("tables/selection-sw.md")).unwrap();
     assert!(
         md.contains(
@@ -249,16 +222,7 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
         ),
     );
     let out = t.path().join("reports");
-    let o = Command::new(odm_bin())
-        .args(["report", "--results"])
-        .arg(&res)
-        .arg("--out")
-        .arg(&out)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report(&res, &out, &exp);
     let md = std::fs::read_to_string(out.join("tables/selection-sw2.md")).unwrap();
     let points: Vec<String> = md
         .lines()
@@ -342,13 +306,7 @@ fn a_selection_on_a_benchmark_is_refused() {
         "expected.ron",
         &expected(&SEL.replace("set: \"val\"", "set: \"Set5\"")),
     );
-    let o = Command::new(odm_bin())
-        .args(["verify", "--results"])
-        .arg(&res)
-        .arg("--expected")
-        .arg(&exp)
-        .output()
-        .unwrap();
+    let o = verify(&res, &exp);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -477,35 +477,6 @@ fn verify_judges_each_outcome_from_hand_computed_statistics() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("margin"));
 }
 
-fn git(dir: &Path, date: Option<i64>, args: &[&str]) {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .args([
-            "-c",
-            "user.name=odm test",
-            "-c",
-            "user.email=odm@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    if let Some(d) = date {
-        c.env("GIT_AUTHOR_DATE", format!("@{d} +0000"))
-            .env("GIT_COMMITTER_DATE", format!("@{d} +0000"));
-    }
-    let o = c
-        .output()
-        .expect("git runs (CI clones the repository with it)");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn head(dir: &Path) -> String {
     let o = Command::new("git")
         .current_dir(dir)

@@ -263,3 +263,34 @@ pub fn assert_clean(name: &str, l: &odm::report::figures::layout::Layout) {
         "{name}: text under 10 pt"
     );
 }
+
+/// `git ARGS` in `dir` with a fixed identity, no hooks, no system config, and (when given) the
+/// author and committer date `date` (seconds since the epoch, UTC); panics when git fails.
+pub fn git(dir: &Path, date: Option<i64>, args: &[&str]) {
+    let mut c = std::process::Command::new("git");
+    c.current_dir(dir)
+        .args([
+            "-c",
+            "user.name=odm test",
+            "-c",
+            "user.email=odm@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(d) = date {
+        c.env("GIT_AUTHOR_DATE", format!("@{d} +0000"))
+            .env("GIT_COMMITTER_DATE", format!("@{d} +0000"));
+    }
+    let o = c
+        .output()
+        .expect("git runs (CI clones the repository with it)");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -97,15 +97,8 @@ pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
                     .zip(&looks)
                     .enumerate()
                     .map(|(i, (l, lk))| {
-                        let mut v: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-                        for r in rows.iter().filter(|r| &r.layer == l) {
-                            v.entry(r.step).or_default().push(r.stats.mismatch);
-                        }
-                        let (pts, band) = over_seeds(&v);
-                        Series {
-                            band,
-                            ..Series::line(*lk, pts, Marks::Some(i))
-                        }
+                        let pairs = rows.iter().filter(|r| &r.layer == l);
+                        seed_line(*lk, i, pairs.map(|r| (r.step, r.stats.mismatch)))
                     })
                     .collect();
                 Panel {
@@ -302,19 +295,11 @@ pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
                     .zip(&looks)
                     .enumerate()
                     .map(|(i, (n, lk))| {
-                        let mut v: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-                        for x in logs
+                        let pairs = logs
                             .iter()
                             .flatten()
-                            .filter(|x| &x.group == n && x.weight.is_finite())
-                        {
-                            v.entry(x.step).or_default().push(x.weight);
-                        }
-                        let (pts, band) = over_seeds(&v);
-                        Series {
-                            band,
-                            ..Series::line(*lk, pts, Marks::Some(i))
-                        }
+                            .filter(|x| &x.group == n && x.weight.is_finite());
+                        seed_line(*lk, i, pairs.map(|x| (x.step, x.weight)))
                     })
                     .collect();
                 Panel {
@@ -349,4 +334,18 @@ pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
         out.push(drawn(format!("gate-{exp}"), title, caption, fig));
     }
     out
+}
+
+/// The series `i` with look `look` through the mean over seeds of `(step, value)` pairs (each
+/// seed's run one value per step), its band the range over seeds.
+fn seed_line(look: Look, i: usize, pairs: impl Iterator<Item = (usize, f64)>) -> Series {
+    let mut v: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (step, x) in pairs {
+        v.entry(step).or_default().push(x);
+    }
+    let (pts, band) = over_seeds(&v);
+    Series {
+        band,
+        ..Series::line(look, pts, Marks::Some(i))
+    }
 }
