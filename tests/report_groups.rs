@@ -9,25 +9,15 @@ use std::path::Path;
 /// A synthetic finished run `root/<folder>`: spec, summary (Set5) and provenance (finished at
 /// `finished`).
 fn fake(root: &Path, folder: &str, name: &str, seed: u64, lr: &str, psnr: f64, finished: &str) {
-    let dir = root.join(folder);
-    std::fs::create_dir_all(&dir).unwrap();
     let spec = format!(
         r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
     data: (train: ["t"], eval: ["e"]), optim: Adam(lr: {lr}), schedule: (iterations: 10))"#
     );
-    std::fs::write(dir.join("spec.effective.ron"), spec).unwrap();
-    std::fs::write(
-        dir.join("summary.json"),
-        format!(
-            r#"{{"name": "{name}", "iterations": 10, "eval": [{{"set": "Set5", "scale": 4, "images": 5, "psnr_y": {psnr}, "ssim_y": 0.8, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.78}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("provenance.json"),
-        format!(r#"{{"started": "{finished}", "finished": "{finished}"}}"#),
-    )
-    .unwrap();
+    let eval = format!(
+        r#"{{"set": "Set5", "scale": 4, "images": 5, "psnr_y": {psnr}, "ssim_y": 0.8, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.78}}"#
+    );
+    let prov = format!(r#"{{"started": "{finished}", "finished": "{finished}"}}"#);
+    finished_run(&root.join(folder), name, &spec, &eval, Some(&prov));
 }
 
 fn report(results: &Path, out: &Path) -> std::process::Output {

@@ -15,45 +15,33 @@ use std::process::Command;
 /// split `val` (PSNR `psnr`), started at `started`.
 fn run(root: &Path, exp: &str, point: &str, seed: u64, psnr: f64, started: &str) {
     let name = format!("{exp}.{point}.seed-{seed}");
-    let dir = root.join(format!("{name}-{seed:010}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("spec.effective.ron"),
-        format!(
-            r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    let spec = format!(
+        r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
     data: (train: ["t"], eval: [], validation: "splits/val.txt"), quant: Pams(w_bits: 2, a_bits: 2), schedule: (iterations: 10))"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("summary.json"),
-        format!(
-            r#"{{"name": "{name}", "iterations": 10, "eval": [{{"set": "val", "scale": 4, "images": 10, "psnr_y": {psnr}, "ssim_y": 0.7, "bicubic_psnr_y": 25.0, "bicubic_ssim_y": 0.65}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("provenance.json"),
-        format!(r#"{{"seed": {seed}, "started": "{started}"}}"#),
-    )
-    .unwrap();
+    );
+    let eval = format!(
+        r#"{{"set": "val", "scale": 4, "images": 10, "psnr_y": {psnr}, "ssim_y": 0.7, "bicubic_psnr_y": 25.0, "bicubic_ssim_y": 0.65}}"#
+    );
+    let prov = format!(r#"{{"seed": {seed}, "started": "{started}"}}"#);
+    finished_run(
+        &root.join(format!("{name}-{seed:010}")),
+        &name,
+        &spec,
+        &eval,
+        Some(&prov),
+    );
 }
 
 /// A benchmark run (Set5) of a single-run experiment.
 fn bench_run(root: &Path) {
-    let dir = root.join("fp_toy-0000000001");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("spec.effective.ron"),
+    finished_run(
+        &root.join("fp_toy-0000000001"),
+        "fp_toy",
         r#"(name: "fp_toy", seed: 1, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
     data: (train: ["t"], eval: ["e"]), schedule: (iterations: 10))"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("summary.json"),
-        r#"{"name": "fp_toy", "iterations": 10, "eval": [{"set": "Set5", "scale": 4, "images": 5, "psnr_y": 30.0, "ssim_y": 0.85, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.8}]}"#,
-    )
-    .unwrap();
+        r#"{"set": "Set5", "scale": 4, "images": 5, "psnr_y": 30.0, "ssim_y": 0.85, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.8}"#,
+        None,
+    );
 }
 
 const START: &str = "2026-03-02T00:00:00Z";

@@ -187,30 +187,21 @@ fn rfc3339_times() {
 /// provenance.json when `started` is given.
 fn run(root: &Path, group: &str, seed: u64, psnr: f64, started: Option<&str>) {
     let name = format!("{group}.seed-{seed}");
-    let dir = root.join(format!("{name}-{seed:010}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("spec.effective.ron"),
-        format!(
-            r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    let spec = format!(
+        r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
     data: (train: ["t"], eval: ["e"]), quant: Pams(w_bits: 2, a_bits: 2), schedule: (iterations: 10))"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("summary.json"),
-        format!(
-            r#"{{"name": "{name}", "iterations": 10, "eval": [{{"set": "Set5", "scale": 4, "images": 5, "psnr_y": {psnr}, "ssim_y": 0.8, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.78}}]}}"#
-        ),
-    )
-    .unwrap();
-    if let Some(s) = started {
-        std::fs::write(
-            dir.join("provenance.json"),
-            format!(r#"{{"seed": {seed}, "started": "{s}"}}"#),
-        )
-        .unwrap();
-    }
+    );
+    let eval = format!(
+        r#"{{"set": "Set5", "scale": 4, "images": 5, "psnr_y": {psnr}, "ssim_y": 0.8, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.78}}"#
+    );
+    let prov = started.map(|s| format!(r#"{{"seed": {seed}, "started": "{s}"}}"#));
+    finished_run(
+        &root.join(format!("{name}-{seed:010}")),
+        &name,
+        &spec,
+        &eval,
+        prov.as_deref(),
+    );
 }
 
 /// Runs of one group: (seed, PSNR) pairs.

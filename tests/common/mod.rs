@@ -294,3 +294,15 @@ pub fn git(dir: &Path, date: Option<i64>, args: &[&str]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A synthetic finished run folder `dir`: `spec.effective.ron` (`spec` verbatim), `summary.json`
+/// (10 iterations, one evaluation object `eval`, as JSON) and, when given, `provenance.json`.
+pub fn finished_run(dir: &Path, name: &str, spec: &str, eval: &str, provenance: Option<&str>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("spec.effective.ron"), spec).unwrap();
+    let summary = format!(r#"{{"name": "{name}", "iterations": 10, "eval": [{eval}]}}"#);
+    std::fs::write(dir.join("summary.json"), summary).unwrap();
+    if let Some(p) = provenance {
+        std::fs::write(dir.join("provenance.json"), p).unwrap();
+    }
+}
