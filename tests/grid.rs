@@ -290,6 +290,7 @@ fn values_decode_as_rons_own_parser_reads_them() {
     same::<ModelSpec>(&["Edsr(n_resblocks: 2, n_feats: 8, input_norm: Symmetric)"]);
     same::<Schedule>(&[
         "(iterations: 10, grad_clip: 0.5, lr_decay: Step(every: 4, gamma: 0.5))",
+        "(iterations: 2000, lr_decay: MultiStep(milestones: [1000, 1500], gamma: 0.5))",
         "(iterations: 1_000, grad_clip: None)",
         "(iterations: 3, grad_clip: Some(2.0))",
     ]);
@@ -303,4 +304,34 @@ fn values_decode_as_rons_own_parser_reads_them() {
         "[\n  // none\n]",
     ]);
     same::<Vec<String>>(&["[\"a\", r\"b\\c\", \"\\u{e9}t\\u{e9}\"]"]);
+}
+
+/// The schedules' learning rates at hand-counted iterations: StepLR(every 300, 0.5) halves at
+/// 300, 600, …; MultiStepLR([1000, 1500], 0.5) halves at 1,000 and again at 1,500 (0-based).
+#[test]
+fn lr_decay_by_hand() {
+    use odm::spec::LrDecay;
+    let step = LrDecay::Step {
+        every: 300,
+        gamma: 0.5,
+    };
+    let multi = LrDecay::MultiStep {
+        milestones: vec![1000, 1500],
+        gamma: 0.5,
+    };
+    let at = |d: &LrDecay, it| d.lr_at(1e-4, it);
+    assert_eq!(
+        [at(&step, 0), at(&step, 299), at(&step, 300), at(&step, 600)],
+        [1e-4, 1e-4, 5e-5, 2.5e-5]
+    );
+    assert_eq!(
+        [
+            at(&multi, 999),
+            at(&multi, 1000),
+            at(&multi, 1499),
+            at(&multi, 1500),
+            at(&multi, 1999)
+        ],
+        [1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5]
+    );
 }

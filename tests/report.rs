@@ -354,6 +354,7 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         let png = image::open(a.join(format!("figures/{}.png", d.stem))).unwrap();
         assert_eq!((png.width(), png.height()), l.size, "{}", d.stem);
     }
+    mechanism_figures(&runs, &aggs);
     // Validation every 2 of 4 iterations: the whole curve, at iterations 2 and 4, per group.
     let t = built.iter().find(|d| d.stem == "training-abl").unwrap();
     let odm::report::figures::Any::Chart(c) = &t.fig else {
@@ -433,4 +434,74 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         idx.contains("figures/distribution.png") && idx.contains("tables/main.md"),
         "{idx}"
     );
+}
+
+/// A declared mechanism comparison draws its groups side by side in the declared order under
+/// their roles; an arm without runs is left out and named in the caption.
+fn mechanism_figures(runs: &[odm::report::Run], aggs: &odm::report::frame::Aggs) {
+    let e: odm::report::verify::Expected = odm::spec::load::ron_options()
+        .from_str(
+            r#"(cells: [], mechanisms: [(name: "m", arms: [("cooperative", "abl.sign"), ("none", "abl.baseline"), ("naive", "elsewhere.always")])])"#,
+        )
+        .unwrap();
+    let built = odm::report::figures::build(runs, aggs, Some(&e)).unwrap();
+    for kind in ["mismatch", "histogram", "gate"] {
+        let stem = format!("{kind}-mechanism-m");
+        let d = built
+            .iter()
+            .find(|d| d.stem == stem)
+            .unwrap_or_else(|| panic!("no {stem}"));
+        let odm::report::figures::Any::Chart(c) = &d.fig else {
+            panic!("{stem} is a chart")
+        };
+        let titles: Vec<&str> = c
+            .rows
+            .iter()
+            .flat_map(|r| r.0.iter().map(|p| p.title.as_str()))
+            .collect();
+        let order = ["cooperative: abl.sign", "none: abl.baseline"];
+        let mut want = order
+            .iter()
+            .filter(|o| titles.iter().any(|t| t.starts_with(**o)));
+        for t in &titles {
+            assert!(t.starts_with(want.next().unwrap()), "{stem}: {titles:?}");
+        }
+        if kind != "gate" {
+            assert_eq!(titles.len(), 2, "{stem}: {titles:?}");
+        }
+        assert!(
+            d.caption
+                .contains("no finished run yet: naive (`elsewhere.always`)"),
+            "{stem}: {}",
+            d.caption
+        );
+        common::assert_clean(&stem, &odm::report::figures::Figure::layout(&d.fig));
+    }
+}
+
+#[test]
+fn a_bad_mechanism_is_refused_in_one_line() {
+    let t = common::tempdir();
+    for (arms, why) in [
+        ("[]", "arms is empty"),
+        (r#"[("a", "x.y"), ("b", "x.y")]"#, "given twice"),
+    ] {
+        let f = write(
+            t.path(),
+            "expected.ron",
+            &format!(r#"(cells: [], mechanisms: [(name: "m", arms: {arms})])"#),
+        );
+        let err = odm::report::verify::load(&f).unwrap_err().to_string();
+        assert!(
+            err.contains("expected.ron") && err.contains(why) && !err.contains('\n'),
+            "{err}"
+        );
+    }
+    let f = write(
+        t.path(),
+        "expected.ron",
+        r#"(cells: [], mechanisms: [(name: "a/b", arms: [("a", "x.y")])])"#,
+    );
+    let err = odm::report::verify::load(&f).unwrap_err().to_string();
+    assert!(err.contains("name must be"), "{err}");
 }

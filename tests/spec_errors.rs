@@ -79,6 +79,33 @@ fn zero_iterations() {
 }
 
 #[test]
+fn bad_lr_milestones() {
+    let sched = |m: &str| {
+        common::toy_spec("bad", 1, 10, "").replace(
+            "schedule: (iterations: 10)",
+            &format!(
+                "schedule: (iterations: 10, lr_decay: MultiStep(milestones: {m}, gamma: 0.5))"
+            ),
+        )
+    };
+    check(
+        "unsorted.ron",
+        &sched("[6, 4]"),
+        &["schedule.lr_decay.milestones", "increasing"],
+    );
+    check(
+        "late.ron",
+        &sched("[4, 10]"),
+        &["schedule.lr_decay.milestones", "1..10"],
+    );
+    check(
+        "none.ron",
+        &sched("[]"),
+        &["schedule.lr_decay.milestones", "Constant"],
+    );
+}
+
+#[test]
 fn missing_data_folder() {
     let text =
         common::toy_spec("bad", 1, 2, "").replace("assets/cc0/train", "assets/cc0/no-such-folder");

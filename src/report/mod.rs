@@ -8,6 +8,7 @@
 
 pub mod figures;
 pub mod frame;
+pub mod mechanism;
 pub mod prereg;
 pub mod qualitative;
 pub mod runs;

@@ -110,6 +110,9 @@ pub struct Expected {
     /// Hyperparameter selections on a validation split ([`super::selection`]).
     #[serde(default)]
     pub selections: Vec<Selection>,
+    /// Mechanism comparisons drawn side by side ([`super::mechanism`]).
+    #[serde(default)]
+    pub mechanisms: Vec<super::mechanism::Mechanism>,
 }
 
 /// Load and parse the expectations; errors name the file, line and column.
@@ -124,7 +127,7 @@ pub fn load(path: &Path) -> anyhow::Result<Expected> {
         .from_str(&text)
         .map_err(|e| {
             crate::error::user(format!(
-                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)], selections: [(experiment, reference, set, fallback, borrow)])",
+                "{}:{}:{}: {} (fields: cells: [(source, backbone, scale, bits, method, set, psnr, ssim, tol_psnr, tol_ssim, required, group)], claims: [(claim, better, worse, set, margin, expect: Better | Equivalent, required)], selections: [(experiment, reference, set, fallback, borrow)], mechanisms: [(name, arms: [(role, group)])])",
                 path.display(),
                 e.position.line,
                 e.position.col,
@@ -145,6 +148,9 @@ pub fn load(path: &Path) -> anyhow::Result<Expected> {
     }
     for s in &e.selections {
         s.check(path)?;
+    }
+    for m in &e.mechanisms {
+        m.check(path)?;
     }
     Ok(e)
 }

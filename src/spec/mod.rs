@@ -396,6 +396,10 @@ pub enum LrDecay {
     Constant,
     /// lr · gamma^floor(iteration / every), as EDSR-PyTorch's `StepLR` (ODM: every 15K, gamma 0.5).
     Step { every: usize, gamma: f64 },
+    /// lr · gamma^(number of milestones ≤ iteration), as PyTorch's `MultiStepLR` (BasicSR's
+    /// schedules; e.g. milestones [1000, 1500], gamma 0.5 halves the rate at 1,000 and 1,500).
+    /// Milestones are 0-based iterations, strictly increasing.
+    MultiStep { milestones: Vec<usize>, gamma: f64 },
 }
 
 impl LrDecay {
@@ -404,6 +408,9 @@ impl LrDecay {
         match self {
             LrDecay::Constant => base,
             LrDecay::Step { every, gamma } => base * gamma.powi((it / every.max(&1)) as i32),
+            LrDecay::MultiStep { milestones, gamma } => {
+                base * gamma.powi(milestones.iter().filter(|&&m| m <= it).count() as i32)
+            }
         }
     }
 }

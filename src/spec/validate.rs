@@ -606,23 +606,7 @@ fn check_optim(s: &Spec) -> Result<(), FieldError> {
             );
         }
     }
-    if let LrDecay::Step { every, gamma } = s.schedule.lr_decay {
-        if every == 0 {
-            return fail("schedule.lr_decay.every", "must be at least 1");
-        }
-        at_most(
-            "schedule.lr_decay.every",
-            every,
-            MAX_ITERATIONS,
-            "use an interval within the iterations' limit",
-        )?;
-        if !(gamma > 0.0 && gamma <= 1.0) {
-            return fail(
-                "schedule.lr_decay.gamma",
-                format!("{gamma} must be in (0, 1]"),
-            );
-        }
-    }
+    lr_decay(&s.schedule)?;
     if let Some(c) = s.schedule.grad_clip {
         if !(c > 0.0 && c.is_finite()) {
             return fail("schedule.grad_clip", "must be a positive number, or None");
@@ -630,6 +614,64 @@ fn check_optim(s: &Spec) -> Result<(), FieldError> {
     }
     if s.log_every == 0 {
         return fail("log_every", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// `schedule.lr_decay`: a positive interval or strictly increasing milestones inside the
+/// schedule, and gamma in (0, 1].
+fn lr_decay(s: &super::Schedule) -> Result<(), FieldError> {
+    let gamma = match &s.lr_decay {
+        LrDecay::Constant => return Ok(()),
+        LrDecay::Step { every, gamma } => {
+            if *every == 0 {
+                return fail("schedule.lr_decay.every", "must be at least 1");
+            }
+            at_most(
+                "schedule.lr_decay.every",
+                *every,
+                MAX_ITERATIONS,
+                "use an interval within the iterations' limit",
+            )?;
+            *gamma
+        }
+        LrDecay::MultiStep { milestones, gamma } => {
+            if milestones.is_empty() {
+                return fail(
+                    "schedule.lr_decay.milestones",
+                    "is empty; give at least one iteration, or use Constant",
+                );
+            }
+            if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                return fail(
+                    "schedule.lr_decay.milestones",
+                    format!("{milestones:?} must be strictly increasing"),
+                );
+            }
+            let last = *milestones.last().expect("non-empty");
+            if last == 0 || last >= s.iterations {
+                return fail(
+                    "schedule.lr_decay.milestones",
+                    format!(
+                        "{last} is outside 1..{}; give milestones inside the schedule's iterations",
+                        s.iterations
+                    ),
+                );
+            }
+            if milestones[0] == 0 {
+                return fail(
+                    "schedule.lr_decay.milestones",
+                    "0 would decay before the first step; lower optim.lr instead",
+                );
+            }
+            *gamma
+        }
+    };
+    if !(gamma > 0.0 && gamma <= 1.0) {
+        return fail(
+            "schedule.lr_decay.gamma",
+            format!("{gamma} must be in (0, 1]"),
+        );
     }
     Ok(())
 }

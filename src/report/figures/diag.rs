@@ -2,14 +2,17 @@
 //! them: the mismatch ‖X − q(X)‖ of a few layers over iterations (`diagnostics.csv`), the
 //! histogram of one layer's input for the FP and the quantized model with the clip range and
 //! the grid (`histogram.json`, ODM's Fig. 5), and the gate weight per parameter group (the gate
-//! rows of `metrics.csv`). One panel per run group, so that none / naive / cooperative
-//! regularization sit side by side.
+//! rows of `metrics.csv`). One panel per run group of an experiment, and one figure of each kind
+//! per declared mechanism comparison (`reports/expected.ron`, `mechanisms`: e.g. none / naive /
+//! cooperative regularization, whose groups may come from different experiments) with its arms
+//! side by side in the declared order.
 
 use super::chart::{share_axes, Chart, Marks, Panel, Series};
-use super::curves::{experiments, label};
+use super::curves::label;
 use super::layout::Entry;
 use super::style::{Dash, Look, Marker};
 use super::{drawn, over_seeds, Any, Drawn};
+use crate::report::mechanism::Mechanism;
 use crate::report::runs::group_log;
 use crate::report::tables::{groups, Group};
 use crate::report::{Run, PROTOCOL};
@@ -22,6 +25,70 @@ const PANEL: (i32, i32) = (520, 380);
 const COLS: usize = 3;
 /// Layers drawn in the mismatch figure.
 const LAYERS: usize = 5;
+
+/// Groups drawn side by side in one figure of each kind: an experiment's groups in table order
+/// (`role` none), or a mechanism's in its declared order under their roles.
+struct PanelSet<'g, 'r> {
+    /// The figure's stem after its kind: the experiment, or `mechanism-<name>`.
+    stem: String,
+    /// What the panels are, for the caption.
+    what: String,
+    arms: Vec<(&'g Group<'r>, Option<String>)>,
+}
+
+/// Every experiment's panel set, then each declared mechanism's (its groups without finished
+/// runs left out, and named in the caption).
+fn panel_sets<'g, 'r>(gs: &'g [Group<'r>], mechanisms: &[Mechanism]) -> Vec<PanelSet<'g, 'r>> {
+    let mut out = Vec::new();
+    let mut exps: Vec<&str> = gs.iter().map(|g| g.first().experiment.as_str()).collect();
+    exps.sort();
+    exps.dedup();
+    for exp in exps {
+        let mut arms: Vec<(&Group, Option<String>)> = gs
+            .iter()
+            .filter(|g| g.first().experiment == exp)
+            .map(|g| (g, None))
+            .collect();
+        arms.sort_by_key(|(g, _)| g.order());
+        out.push(PanelSet {
+            stem: exp.to_string(),
+            what: format!("one panel per group of `{exp}`"),
+            arms,
+        });
+    }
+    for m in mechanisms {
+        let found: Vec<(&Group, Option<String>)> = m
+            .arms
+            .iter()
+            .filter_map(|(role, name)| {
+                gs.iter()
+                    .find(|g| &g.name == name)
+                    .map(|g| (g, Some(role.clone())))
+            })
+            .collect();
+        let missing: Vec<String> = m
+            .arms
+            .iter()
+            .filter(|(_, n)| !gs.iter().any(|g| &g.name == n))
+            .map(|(r, n)| format!("{r} (`{n}`)"))
+            .collect();
+        let roles: Vec<String> = m.arms.iter().map(|(r, n)| format!("{r} = `{n}`")).collect();
+        let mut what = format!(
+            "the mechanism comparison `{}` declared in reports/expected.ron, one panel per arm: {}",
+            m.name,
+            roles.join(", ")
+        );
+        if !missing.is_empty() {
+            what.push_str(&format!(" (no finished run yet: {})", missing.join(", ")));
+        }
+        out.push(PanelSet {
+            stem: format!("mechanism-{}", m.name),
+            what,
+            arms: found,
+        });
+    }
+    out
+}
 
 /// Panels in rows of [`COLS`] on shared axes, the legend under the last row.
 fn rows(mut panels: Vec<Panel>, legend: Vec<Entry>) -> Vec<(Vec<Panel>, Vec<Entry>)> {
@@ -55,31 +122,33 @@ pub fn spread_pick(n: usize, k: usize) -> Vec<usize> {
     v
 }
 
-fn grid_title(g: &Group) -> String {
-    format!("{} ({})", label(g), g.first().family)
+fn grid_title(g: &Group, role: &Option<String>) -> String {
+    match role {
+        Some(r) => format!("{r}: {} ({})", g.name, g.first().family),
+        None => format!("{} ({})", label(g), g.first().family),
+    }
 }
 
 /// Per-layer mismatch over iterations.
-pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
+pub fn mismatch(runs: &[Run], mechanisms: &[Mechanism]) -> anyhow::Result<Vec<Drawn<Any>>> {
     let gs = groups(runs);
     let mut out = Vec::new();
-    for exp in experiments(runs) {
-        let mut rows_of: Vec<(&Group, Vec<diagnostics::Row>)> = Vec::new();
-        for g in gs.iter().filter(|g| g.first().experiment == exp) {
+    for set in panel_sets(&gs, mechanisms) {
+        let mut rows_of: Vec<(&Group, &Option<String>, Vec<diagnostics::Row>)> = Vec::new();
+        for (g, role) in &set.arms {
             let mut all = Vec::new();
             for r in &g.runs {
                 all.extend(diagnostics::read(&r.dir, usize::MAX)?);
             }
             if !all.is_empty() {
-                rows_of.push((g, all));
+                rows_of.push((g, role, all));
             }
         }
         if rows_of.is_empty() {
             continue;
         }
-        rows_of.sort_by_key(|(g, _)| g.order());
         let mut layers: Vec<String> = Vec::new();
-        for r in &rows_of[0].1 {
+        for r in &rows_of[0].2 {
             if !layers.contains(&r.layer) {
                 layers.push(r.layer.clone());
             }
@@ -91,7 +160,7 @@ pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
         let looks: Vec<Look> = (0..pick.len()).map(Look::nth).collect();
         let panels = rows_of
             .iter()
-            .map(|(g, rows)| {
+            .map(|(g, role, rows)| {
                 let series = pick
                     .iter()
                     .zip(&looks)
@@ -102,7 +171,7 @@ pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
                     })
                     .collect();
                 Panel {
-                    title: grid_title(g),
+                    title: grid_title(g, role),
                     xdesc: "iteration".into(),
                     ydesc: "‖X − q(X)‖₂ on the probe (log)".into(),
                     series,
@@ -121,18 +190,19 @@ pub fn mismatch(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
             })
             .collect();
         let caption = format!(
-            "Quantization mismatch ‖X − q(X)‖₂ of {} of the {} quantized layers' inputs (evenly spaced through the network) on the fixed probe batch of `diagnostics.csv`, at every log step, one panel per group of `{exp}` on shared axes; lines: mean over the seeds that stored it, bands their range. {PROTOCOL}.",
+            "Quantization mismatch ‖X − q(X)‖₂ of {} of the {} quantized layers' inputs (evenly spaced through the network) on the fixed probe batch of `diagnostics.csv`, at every log step, {} on shared axes; lines: mean over the seeds that stored it, bands their range. {PROTOCOL}.",
             pick.len(),
-            layers.len()
+            layers.len(),
+            set.what
         );
-        let title = format!("Per-layer quantization mismatch: {exp}");
+        let title = format!("Per-layer quantization mismatch: {}", set.stem);
         let fig = Chart {
             title: title.clone(),
             caption: caption.clone(),
             panel: PANEL,
             rows: rows(panels, legend),
         };
-        out.push(drawn(format!("mismatch-{exp}"), title, caption, fig));
+        out.push(drawn(format!("mismatch-{}", set.stem), title, caption, fig));
     }
     Ok(out)
 }
@@ -181,7 +251,7 @@ fn hist_looks() -> [Look; 4] {
 }
 
 /// One histogram panel.
-fn hist_panel(g: &Group, r: &Run, h: &LayerHistogram) -> Panel {
+fn hist_panel(g: &Group, role: &Option<String>, r: &Run, h: &LayerHistogram) -> Panel {
     let [fp, q, clip, grid] = hist_looks();
     let mut series = Vec::new();
     let fpd = h.fp.as_ref().map(density).unwrap_or_default();
@@ -200,7 +270,10 @@ fn hist_panel(g: &Group, r: &Run, h: &LayerHistogram) -> Panel {
     series.push(Series::line(fp, fpd, Marks::None));
     series.push(Series::line(q, qd, Marks::None));
     Panel {
-        title: format!("{}, seed {}", label(g), r.spec.seed),
+        title: match role {
+            Some(x) => format!("{x}: {}, seed {}", g.name, r.spec.seed),
+            None => format!("{}, seed {}", label(g), r.spec.seed),
+        },
         xdesc: format!("input of {} (activation value)", h.layer),
         ydesc: "density (per unit)".into(),
         series,
@@ -210,19 +283,17 @@ fn hist_panel(g: &Group, r: &Run, h: &LayerHistogram) -> Panel {
 }
 
 /// The histogram of one layer's input, FP and quantized, per group (its first seed).
-pub fn histograms(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
+pub fn histograms(runs: &[Run], mechanisms: &[Mechanism]) -> anyhow::Result<Vec<Drawn<Any>>> {
     let gs = groups(runs);
     let mut out = Vec::new();
-    for exp in experiments(runs) {
-        let mut mine: Vec<&Group> = gs.iter().filter(|g| g.first().experiment == exp).collect();
-        mine.sort_by_key(|g| g.order());
+    for set in panel_sets(&gs, mechanisms) {
         let mut panels = Vec::new();
-        for g in mine {
+        for (g, role) in &set.arms {
             let mut rs = g.runs.clone();
             rs.sort_by_key(|r| r.spec.seed);
             for r in rs {
                 if let Some(h) = read_histogram(r)? {
-                    panels.push(hist_panel(g, r, &h));
+                    panels.push(hist_panel(g, role, r, &h));
                     break;
                 }
             }
@@ -243,53 +314,60 @@ pub fn histograms(runs: &[Run]) -> anyhow::Result<Vec<Drawn<Any>>> {
             e(grid, "grid levels"),
         ];
         let caption = format!(
-            "Histogram of one quantized layer's input on the fixed probe batch (`histogram.json`, as ODM's Fig. 5), for the FP model at the start and the quantized model at the end of QAT, one panel per group of `{exp}` on shared axes (its lowest seed), with the layer's static clip range and its quantizer's grid levels (none drawn for DAQ or per-channel bounds, whose grids differ per input or channel). Densities integrate to 1. {PROTOCOL}."
+            "Histogram of one quantized layer's input on the fixed probe batch (`histogram.json`, as ODM's Fig. 5), for the FP model at the start and the quantized model at the end of QAT, {} on shared axes (its lowest seed), with the layer's static clip range and its quantizer's grid levels (none drawn for DAQ or per-channel bounds, whose grids differ per input or channel). Densities integrate to 1. {PROTOCOL}.",
+            set.what
         );
-        let title = format!("Input histograms of one layer: {exp}");
+        let title = format!("Input histograms of one layer: {}", set.stem);
         let fig = Chart {
             title: title.clone(),
             caption: caption.clone(),
             panel: PANEL,
             rows: rows(panels, legend),
         };
-        out.push(drawn(format!("histogram-{exp}"), title, caption, fig));
+        out.push(drawn(
+            format!("histogram-{}", set.stem),
+            title,
+            caption,
+            fig,
+        ));
     }
     Ok(out)
 }
 
 /// The mean gate weight per parameter group over iterations, per gated group.
-pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
+pub fn gates(runs: &[Run], mechanisms: &[Mechanism]) -> Vec<Drawn<Any>> {
     let gs = groups(runs);
     let mut out = Vec::new();
-    for exp in experiments(runs) {
-        let mut mine: Vec<(&Group, Vec<Vec<crate::report::runs::GroupLog>>)> = gs
+    for set in panel_sets(&gs, mechanisms) {
+        type Logs = Vec<Vec<crate::report::runs::GroupLog>>;
+        let mine: Vec<(&Group, &Option<String>, Logs)> = set
+            .arms
             .iter()
-            .filter(|g| g.first().experiment == exp)
-            .map(|g| {
+            .map(|(g, role)| {
                 (
-                    g,
+                    *g,
+                    role,
                     g.runs
                         .iter()
                         .map(|r| group_log(&r.metrics))
                         .collect::<Vec<_>>(),
                 )
             })
-            .filter(|(_, logs)| logs.iter().any(|l| !l.is_empty()))
+            .filter(|(_, _, logs)| logs.iter().any(|l| !l.is_empty()))
             .collect();
         if mine.is_empty() {
             continue;
         }
-        mine.sort_by_key(|(g, _)| g.order());
         let mut names: Vec<String> = mine
             .iter()
-            .flat_map(|(_, l)| l.iter().flatten().map(|x| x.group.clone()))
+            .flat_map(|(_, _, l)| l.iter().flatten().map(|x| x.group.clone()))
             .collect();
         names.sort();
         names.dedup();
         let looks: Vec<Look> = (0..names.len()).map(Look::nth).collect();
         let panels = mine
             .iter()
-            .map(|(g, logs)| {
+            .map(|(g, role, logs)| {
                 let series = names
                     .iter()
                     .zip(&looks)
@@ -303,7 +381,7 @@ pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
                     })
                     .collect();
                 Panel {
-                    title: grid_title(g),
+                    title: grid_title(g, role),
                     xdesc: "iteration".into(),
                     ydesc: "mean gate weight".into(),
                     series,
@@ -322,16 +400,17 @@ pub fn gates(runs: &[Run]) -> Vec<Drawn<Any>> {
             })
             .collect();
         let caption = format!(
-            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full) at every gate log step, one panel per group of `{exp}` on shared axes whose runs log it; lines: mean over seeds, bands their range. {PROTOCOL}."
+            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full) at every gate log step, {} on shared axes (those whose runs log it); lines: mean over seeds, bands their range. {PROTOCOL}.",
+            set.what
         );
-        let title = format!("Gate weight per parameter group: {exp}");
+        let title = format!("Gate weight per parameter group: {}", set.stem);
         let fig = Chart {
             title: title.clone(),
             caption: caption.clone(),
             panel: PANEL,
             rows: rows(panels, legend),
         };
-        out.push(drawn(format!("gate-{exp}"), title, caption, fig));
+        out.push(drawn(format!("gate-{}", set.stem), title, caption, fig));
     }
     out
 }

@@ -196,10 +196,13 @@ pub fn build(
     f.extend(curves::training(runs));
     f.extend(paper::distribution(runs));
     f.extend(paper::offsets(runs));
-    f.extend(diag::histograms(runs)?);
-    f.extend(diag::mismatch(runs)?);
+    let mechanisms = expected
+        .map(|e| e.mechanisms.as_slice())
+        .unwrap_or_default();
+    f.extend(diag::histograms(runs, mechanisms)?);
+    f.extend(diag::mismatch(runs, mechanisms)?);
     f.extend(curves::conflict(runs));
-    f.extend(diag::gates(runs));
+    f.extend(diag::gates(runs, mechanisms));
     Ok(f)
 }
 
