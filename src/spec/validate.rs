@@ -648,20 +648,17 @@ fn lr_decay(s: &super::Schedule) -> Result<(), FieldError> {
                     format!("{milestones:?} must be strictly increasing"),
                 );
             }
-            let last = *milestones.last().expect("non-empty");
-            if last == 0 || last >= s.iterations {
+            // Increasing, so the first and last bound them all.
+            if let Some(m) = [milestones[0], milestones[milestones.len() - 1]]
+                .into_iter()
+                .find(|&m| m == 0 || m >= s.iterations)
+            {
                 return fail(
                     "schedule.lr_decay.milestones",
                     format!(
-                        "{last} is outside 1..{}; give milestones inside the schedule's iterations",
+                        "{m} is outside 1..{}; give milestones inside the schedule's iterations",
                         s.iterations
                     ),
-                );
-            }
-            if milestones[0] == 0 {
-                return fail(
-                    "schedule.lr_decay.milestones",
-                    "0 would decay before the first step; lower optim.lr instead",
                 );
             }
             *gamma

@@ -57,21 +57,13 @@ fn panel_sets<'g, 'r>(gs: &'g [Group<'r>], mechanisms: &[Mechanism]) -> Vec<Pane
         });
     }
     for m in mechanisms {
-        let found: Vec<(&Group, Option<String>)> = m
-            .arms
-            .iter()
-            .filter_map(|(role, name)| {
-                gs.iter()
-                    .find(|g| &g.name == name)
-                    .map(|g| (g, Some(role.clone())))
-            })
-            .collect();
-        let missing: Vec<String> = m
-            .arms
-            .iter()
-            .filter(|(_, n)| !gs.iter().any(|g| &g.name == n))
-            .map(|(r, n)| format!("{r} (`{n}`)"))
-            .collect();
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        for (role, name) in &m.arms {
+            match gs.iter().find(|g| &g.name == name) {
+                Some(g) => found.push((g, Some(role.clone()))),
+                None => missing.push(format!("{role} (`{name}`)")),
+            }
+        }
         let roles: Vec<String> = m.arms.iter().map(|(r, n)| format!("{r} = `{n}`")).collect();
         let mut what = format!(
             "the mechanism comparison `{}` declared in reports/expected.ron, one panel per arm: {}",
@@ -122,11 +114,16 @@ pub fn spread_pick(n: usize, k: usize) -> Vec<usize> {
     v
 }
 
-fn grid_title(g: &Group, role: &Option<String>) -> String {
+/// A panel's arm: `role: experiment.point` in a mechanism comparison, else the point's label.
+fn arm_name(g: &Group, role: &Option<String>) -> String {
     match role {
-        Some(r) => format!("{r}: {} ({})", g.name, g.first().family),
-        None => format!("{} ({})", label(g), g.first().family),
+        Some(r) => format!("{r}: {}", g.name),
+        None => label(g),
     }
+}
+
+fn grid_title(g: &Group, role: &Option<String>) -> String {
+    format!("{} ({})", arm_name(g, role), g.first().family)
 }
 
 /// Per-layer mismatch over iterations.
@@ -270,10 +267,7 @@ fn hist_panel(g: &Group, role: &Option<String>, r: &Run, h: &LayerHistogram) -> 
     series.push(Series::line(fp, fpd, Marks::None));
     series.push(Series::line(q, qd, Marks::None));
     Panel {
-        title: match role {
-            Some(x) => format!("{x}: {}, seed {}", g.name, r.spec.seed),
-            None => format!("{}, seed {}", label(g), r.spec.seed),
-        },
+        title: format!("{}, seed {}", arm_name(g, role), r.spec.seed),
         xdesc: format!("input of {} (activation value)", h.layer),
         ydesc: "density (per unit)".into(),
         series,
