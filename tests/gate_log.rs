@@ -132,6 +132,15 @@ fn every_regularized_run_logs_the_groups_at_each_gate_log_step() {
             }
         }
     }
+    // The report tabulates each experiment's gate log, a row per parameter group.
+    let out = tmp.path().join("reports");
+    odm::report::report(&opts.out, &out, None).unwrap();
+    for exp in ["sg", "var"] {
+        let t = std::fs::read_to_string(out.join(format!("tables/gate-{exp}.md"))).unwrap();
+        for group in ["conv_weights", "bounds", "other"] {
+            assert_eq!(t.matches(&format!("| {group} |")).count(), 1, "{exp}: {t}");
+        }
+    }
 }
 
 #[test]
@@ -140,4 +149,46 @@ fn metrics_without_the_group_log_read_as_none() {
         parse_metrics("step,split,set,metric,value\n10,gate,-,cosine,0.1\n10,train,-,l1,0.5\n")
             .unwrap();
     assert!(group_log(&rows).is_empty());
+}
+
+/// The gate-log table's summary, hand-derived: per run the mean over logged steps (missing
+/// values skipped; the ratio per step and only where ‖g_rec‖ > 0), then the mean over runs.
+#[test]
+fn the_gate_table_averages_steps_then_seeds() {
+    use odm::report::gatelog::summarize;
+    use odm::report::runs::GroupLog;
+    let g = |step, group: &str, rec, reg, cos, w| GroupLog {
+        step,
+        group: group.into(),
+        norm_rec: rec,
+        norm_reg: reg,
+        cosine: cos,
+        weight: w,
+    };
+    let a = vec![
+        g(10, "conv_weights", 2.0, 0.1, 0.2, 0.6),
+        g(10, "bounds", 0.0, 1.0, 0.5, 1.0),
+        g(20, "conv_weights", 4.0, 0.4, f64::NAN, 0.4),
+    ];
+    let b = vec![g(10, "conv_weights", 1.0, 0.3, -0.2, 0.5)];
+    let s = summarize(&[a, b]);
+    assert_eq!(s.len(), 2, "{s:?}");
+    let c = &s[0];
+    assert_eq!((c.group.as_str(), c.runs, c.steps), ("conv_weights", 2, 2));
+    // norm_rec: mean(mean(2, 4), 1) = 2; norm_reg: mean(0.25, 0.3); ratio: mean(mean(0.05, 0.1), 0.3).
+    for (got, want) in [
+        (c.norm_rec, 2.0),
+        (c.norm_reg, 0.275),
+        (c.ratio, 0.1875),
+        (c.cosine, 0.0),
+        (c.weight, 0.5),
+    ] {
+        assert!((got - want).abs() < 1e-12, "{c:?}");
+    }
+    let b = &s[1];
+    assert_eq!((b.group.as_str(), b.runs, b.steps), ("bounds", 1, 1));
+    assert!(
+        b.ratio.is_nan() && b.norm_reg == 1.0 && b.weight == 1.0,
+        "{b:?}"
+    );
 }

@@ -8,6 +8,7 @@
 
 pub mod figures;
 pub mod frame;
+pub mod gatelog;
 pub mod mechanism;
 pub mod prereg;
 pub mod qualitative;
@@ -57,6 +58,7 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     let agg = frame::aggregate(&runs)?;
     let mut written = Vec::new();
     let mut tables = tables::write_all(&runs, &agg, out, &mut written)?;
+    tables.extend(gatelog::write_all(&runs, out, &mut written)?);
     let (exp, lead) = match expected.filter(|e| e.is_file()) {
         Some(e) => {
             let exp = verify::load(e)?;
