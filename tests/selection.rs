@@ -197,18 +197,26 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     let res = t.path().join("results");
     sweep(&res);
     // Stage 2 runs only its new arms: lo Δ = (+0.30, +0.25) to sw.wcc, mean 26.325, above the
-    // borrowed sw.a (26.200); hi Δ = (+0.40, −0.10).
+    // borrowed sw.a (26.200); hi Δ = (+0.40, −0.10). They start after stage 2 is committed
+    // (2026-03-03), stage 1's runs (START) before it.
     for (point, s1, s2) in [("lo", 26.30, 26.35), ("hi", 26.40, 26.00)] {
-        run(&res, "sw2", point, 1, s1, START);
-        run(&res, "sw2", point, 2, s2, START);
+        run(&res, "sw2", point, 1, s1, "2026-03-04T00:00:00Z");
+        run(&res, "sw2", point, 2, s2, "2026-03-04T00:00:00Z");
     }
-    let exp = write(
-        t.path(),
-        "expected.ron",
-        &expected(
+    let repo = t.path().join("repo");
+    std::fs::create_dir_all(repo.join("reports")).unwrap();
+    git(&repo, None, &["init", "-q"]);
+    let exp = repo.join("reports/expected.ron");
+    std::fs::write(
+        &exp,
+        expected(
             r#"(experiment: "sw2", reference: "sw.wcc", set: "val", fallback: "sw.a", borrow: ["sw.wcc", "sw.a"]),"#,
         ),
-    );
+    )
+    .unwrap();
+    git(&repo, None, &["add", "-A"]);
+    // 2026-03-03T00:00:00Z: after the borrowed runs started, before the stage's own.
+    git(&repo, Some(1772496000), &["commit", "-q", "-m", "stage 2"]);
     let out = t.path().join("reports");
     report(&res, &out, &exp);
     let md = std::fs::read_to_string(out.join("tables/selection-sw2.md")).unwrap();
@@ -225,6 +233,8 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     );
     assert_eq!(row(&md, "sw.a")[8..], ["yes", ""]);
     assert_eq!(row(&md, "hi")[8..], ["no", ""]);
+    // Only the stage's own runs date its registration.
+    assert!(md.contains("Registered: pre-registered."), "{md}");
 }
 
 fn arm(point: &str, psnr: &[(u64, f64)], reference: &BTreeMap<u64, f64>) -> Arm {

@@ -108,7 +108,9 @@ pub struct Chosen {
 type PerPoint<T> = BTreeMap<String, (String, BTreeMap<u64, T>)>;
 
 /// PSNR-Y on the selection's set per arm (a grid point of its experiment or a borrowed group) and
-/// seed (runs sharing a seed averaged), each arm's method label, and the run folders read.
+/// seed (runs sharing a seed averaged), each arm's method label, and the experiment's own run
+/// folders read. Borrowed groups finished before the stage that borrows them was declared, by
+/// design, so only the stage's own runs date its registration.
 fn scores<'a>(runs: &'a [Run], sel: &Selection) -> (PerPoint<f64>, Vec<&'a Path>) {
     let mut acc: PerPoint<(f64, usize)> = BTreeMap::new();
     let mut used = Vec::new();
@@ -128,7 +130,9 @@ fn scores<'a>(runs: &'a [Run], sel: &Selection) -> (PerPoint<f64>, Vec<&'a Path>
             let v = e.1.entry(r.spec.seed).or_insert((0.0, 0));
             v.0 += s.psnr;
             v.1 += 1;
-            used.push(r.dir.as_path());
+            if r.experiment == sel.experiment {
+                used.push(r.dir.as_path());
+            }
         }
     }
     let means = acc
