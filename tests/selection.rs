@@ -196,6 +196,15 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     let t = tempdir();
     let res = t.path().join("results");
     sweep(&res);
+    let sel = r#"(experiment: "sw2", reference: "sw.wcc", set: "val", fallback: "sw.a", borrow: ["sw.wcc", "sw.a"]),"#;
+    // Before any of its own runs has finished, the stage decides nothing.
+    let early = write(t.path(), "early.ron", &expected(sel));
+    report(&res, &t.path().join("early"), &early);
+    let md = std::fs::read_to_string(t.path().join("early/tables/selection-sw2.md")).unwrap();
+    assert!(
+        md.contains("Not decided yet: no run of `sw2` has finished.") && !md.contains('◀'),
+        "{md}"
+    );
     // Stage 2 runs only its new arms: lo Δ = (+0.30, +0.25) to sw.wcc, mean 26.325, above the
     // borrowed sw.a (26.200); hi Δ = (+0.40, −0.10). They start after stage 2 is committed
     // (2026-03-03), stage 1's runs (START) before it.
@@ -207,13 +216,7 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     std::fs::create_dir_all(repo.join("reports")).unwrap();
     git(&repo, None, &["init", "-q"]);
     let exp = repo.join("reports/expected.ron");
-    std::fs::write(
-        &exp,
-        expected(
-            r#"(experiment: "sw2", reference: "sw.wcc", set: "val", fallback: "sw.a", borrow: ["sw.wcc", "sw.a"]),"#,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&exp, expected(sel)).unwrap();
     git(&repo, None, &["add", "-A"]);
     // 2026-03-03T00:00:00Z: after the borrowed runs started, before the stage's own.
     git(&repo, Some(1772496000), &["commit", "-q", "-m", "stage 2"]);

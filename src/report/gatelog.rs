@@ -89,6 +89,15 @@ pub fn summarize(logs: &[Vec<GroupLog>]) -> Vec<Summary> {
         .collect()
 }
 
+/// A gradient norm: 4 significant digits, in scientific notation outside [10⁻³, 10⁵).
+fn norm(x: f64) -> String {
+    if (1e-3..1e5).contains(&x.abs()) {
+        super::figures::chart::tick(x)
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
 fn num(x: f64, f: &dyn Fn(f64) -> String) -> String {
     if x.is_finite() {
         f(x)
@@ -124,8 +133,8 @@ pub fn table(runs: &[Run], exp: &str) -> Table {
                 s.group.clone(),
                 s.runs.to_string(),
                 s.steps.to_string(),
-                num(s.norm_rec, &|x| format!("{x:.4e}")),
-                num(s.norm_reg, &|x| format!("{x:.4e}")),
+                num(s.norm_rec, &norm),
+                num(s.norm_reg, &norm),
                 num(s.ratio, &|x| format!("{x:.4}")),
                 num(s.cosine, &|x| format!("{x:.3}")),
                 num(s.weight, &|x| format!("{x:.3}")),

@@ -280,7 +280,10 @@ pub fn choose(sels: &[Selection], runs: &[Run], hist: &History) -> Vec<Chosen> {
             let (arms, used) = arms(s, runs);
             let dirs: Vec<&Path> = used.iter().map(PathBuf::as_path).collect();
             let waiting = unfinished(s, runs, &arms);
-            let outcome = if waiting.is_empty() {
+            let outcome = if dirs.is_empty() {
+                // Only borrowed groups so far: the stage's own arms have not run.
+                Outcome::Incomplete(format!("no run of `{}` has finished", s.experiment))
+            } else if waiting.is_empty() {
                 rule(s, &arms)
             } else {
                 Outcome::Incomplete(format!(
