@@ -91,6 +91,19 @@ fn verify(res: &Path, exp: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A git repository under `dir` whose `reports/expected.ron` declares `sel`, committed at Unix
+/// time `time`: (repository, expected.ron).
+fn committed(dir: &Path, sel: &str, time: i64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("reports")).unwrap();
+    git(&repo, None, &["init", "-q"]);
+    let exp = repo.join("reports/expected.ron");
+    std::fs::write(&exp, expected(sel)).unwrap();
+    git(&repo, None, &["add", "-A"]);
+    git(&repo, Some(time), &["commit", "-q", "-m", "selection"]);
+    (repo, exp)
+}
+
 const SEL: &str = r#"(experiment: "sw", reference: "wcc", set: "val", fallback: "c"),"#;
 
 /// The row of `point` in a selection table, cells trimmed.
@@ -108,14 +121,8 @@ fn row(md: &str, point: &str) -> Vec<String> {
 #[test]
 fn the_rule_picks_by_hand_and_the_registration_reads_git() {
     let t = tempdir();
-    let repo = t.path().join("repo");
-    std::fs::create_dir_all(repo.join("reports")).unwrap();
-    git(&repo, None, &["init", "-q"]);
-    let exp = repo.join("reports/expected.ron");
-    std::fs::write(&exp, expected(SEL)).unwrap();
-    git(&repo, None, &["add", "-A"]);
     // 2026-03-01T00:00:00Z = 1772323200: a day before the runs.
-    git(&repo, Some(1772323200), &["commit", "-q", "-m", "rule"]);
+    let (repo, exp) = committed(t.path(), SEL, 1772323200);
     let res = t.path().join("results");
     sweep(&res);
     bench_run(&res);
@@ -212,14 +219,8 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
         run(&res, "sw2", point, 1, s1, "2026-03-04T00:00:00Z");
         run(&res, "sw2", point, 2, s2, "2026-03-04T00:00:00Z");
     }
-    let repo = t.path().join("repo");
-    std::fs::create_dir_all(repo.join("reports")).unwrap();
-    git(&repo, None, &["init", "-q"]);
-    let exp = repo.join("reports/expected.ron");
-    std::fs::write(&exp, expected(sel)).unwrap();
-    git(&repo, None, &["add", "-A"]);
     // 2026-03-03T00:00:00Z: after the borrowed runs started, before the stage's own.
-    git(&repo, Some(1772496000), &["commit", "-q", "-m", "stage 2"]);
+    let (_, exp) = committed(t.path(), sel, 1772496000);
     let out = t.path().join("reports");
     report(&res, &out, &exp);
     let md = std::fs::read_to_string(out.join("tables/selection-sw2.md")).unwrap();
