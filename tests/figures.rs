@@ -266,3 +266,110 @@ fn series_looks_are_distinct() {
         assert!(!g[i + 1..].contains(&g[i]), "grouped(3, {i}) repeats");
     }
 }
+
+/// A synthetic finished run of group `group` with its metrics rows (step, set, PSNR-Y).
+fn run_with_evals(root: &std::path::Path, group: &str, seed: u64, evals: &[(usize, &str, f64)]) {
+    let name = format!("{group}.seed-{seed}");
+    let spec = format!(
+        r#"(name: "{name}", seed: {seed}, scale: 4, model: Edsr(n_resblocks: 2, n_feats: 8),
+    data: (train: ["t"], eval: ["e"]), quant: Pams(w_bits: 2, a_bits: 2), schedule: (iterations: 10))"#
+    );
+    let dir = root.join(format!("{name}-0000000000"));
+    let eval = r#"{"set": "e", "scale": 4, "images": 5, "psnr_y": 30.0, "ssim_y": 0.8, "bicubic_psnr_y": 28.0, "bicubic_ssim_y": 0.7}"#;
+    common::finished_run(&dir, &name, &spec, eval, None);
+    let mut csv = String::from("step,split,set,metric,value\n");
+    for (step, set, v) in evals {
+        csv += &format!("{step},eval,{set},psnr_y,{v}\n{step},eval,{set},ssim_y,0.8\n");
+    }
+    std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+}
+
+/// The gap over training, by hand. Per seed s ∈ {1, 2, 3}, worse = 30 + s/100 + step/1000 and
+/// better = worse + Δ with Δ(0) = (0, 0, 0), Δ(250) = (0.1, 0.2, 0.3), Δ(500) = (0.5, 0.5, 0.8):
+/// means 0, 0.2, 0.6; the 95 % half-widths t(0.975, 2)·s/√3 with t = 4.302653 are 0,
+/// 4.302653·0.1/√3 = 0.248414 and 4.302653·0.1 = 0.430265 (s = √0.03 at 500). Seed 4 (better
+/// only) and step 750 (worse only) have no pair; a claim with two shared evaluations gets no
+/// panel.
+#[test]
+fn the_gap_over_training_pairs_seeds_at_each_evaluation() {
+    let t = common::tempdir();
+    let res = t.path().join("results");
+    let diffs = [
+        (0, [0.0, 0.0, 0.0]),
+        (250, [0.1, 0.2, 0.3]),
+        (500, [0.5, 0.5, 0.8]),
+    ];
+    for s in 1..=3u64 {
+        let worse = |step: usize| 30.0 + s as f64 / 100.0 + step as f64 / 1000.0;
+        let mut a: Vec<(usize, &str, f64)> = diffs
+            .iter()
+            .map(|(st, d)| (*st, "Set5", worse(*st) + d[s as usize - 1]))
+            .collect();
+        let mut b: Vec<(usize, &str, f64)> = diffs
+            .iter()
+            .map(|(st, _)| (*st, "Set5", worse(*st)))
+            .collect();
+        b.push((750, "Set5", worse(750)));
+        for st in [0, 500] {
+            a.push((st, "Urban100", 25.0));
+            b.push((st, "Urban100", 24.0));
+        }
+        run_with_evals(&res, "long.a", s, &a);
+        run_with_evals(&res, "long.b", s, &b);
+    }
+    run_with_evals(
+        &res,
+        "long.a",
+        4,
+        &[(0, "Set5", 99.0), (250, "Set5", 99.0), (500, "Set5", 99.0)],
+    );
+    let runs = odm::report::collect(&res).unwrap();
+    let aggs = odm::report::frame::aggregate(&runs).unwrap();
+    let e: odm::report::verify::Expected = odm::spec::load::ron_options()
+        .from_str(
+            r#"(cells: [], claims: [
+                (claim: "a > b (Set5)", better: "long.a", worse: "long.b", set: "Set5"),
+                (claim: "a > b (Urban100)", better: "long.a", worse: "long.b", set: "Urban100")])"#,
+        )
+        .unwrap();
+    let gaps = figures::gap::gap_by_step(&runs, "long.a", "long.b", "Set5");
+    assert_eq!(
+        gaps.iter().map(|g| g.0).collect::<Vec<_>>(),
+        vec![0, 250, 500]
+    );
+    for ((_, got), (_, want)) in gaps.iter().zip(&diffs) {
+        assert_eq!(got.len(), 3);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9, "{gaps:?}");
+        }
+    }
+    let built = figures::build(&runs, &aggs, Some(&e)).unwrap();
+    let d = built
+        .iter()
+        .find(|d| d.stem == "gap-long")
+        .expect("gap-long");
+    let figures::Any::Chart(c) = &d.fig else {
+        panic!("a chart")
+    };
+    let panels: Vec<_> = c.rows.iter().flat_map(|r| &r.0).collect();
+    assert_eq!(
+        panels.len(),
+        1,
+        "the Urban100 claim has two evaluations only"
+    );
+    assert_eq!(panels[0].title, "a − b, Set5");
+    let mean = panels[0]
+        .series
+        .iter()
+        .find(|s| !s.band.is_empty())
+        .expect("the mean carries its interval");
+    let want_mean = [(0.0, 0.0), (250.0, 0.2), (500.0, 0.6)];
+    let want_half = [0.0, 0.248414, 0.430265];
+    for (i, ((x, m), (bx, lo, hi))) in mean.pts.iter().zip(&mean.band).enumerate() {
+        assert_eq!((*x, *bx), (want_mean[i].0, want_mean[i].0));
+        assert!((m - want_mean[i].1).abs() < 1e-9, "{:?}", mean.pts);
+        assert!((hi - m - want_half[i]).abs() < 1e-5, "{:?}", mean.band);
+        assert!((m - lo - want_half[i]).abs() < 1e-5, "{:?}", mean.band);
+    }
+    assert_clean(&d.stem, &d.fig.layout());
+}

@@ -1,16 +1,17 @@
 //! The report's figures, drawn with plotters into SVG and PNG with the embedded DejaVu Sans font
 //! (assets/fonts, Bitstream Vera licence), all in one style ([`style`]) on one layout
 //! ([`layout`]: legends below the panels, never over data): the distribution mismatch of ODM's
-//! Figure 1, the per-layer M_σ / M_μ bars of its Figure 3, training curves per W/A, gradient
-//! conflict, PSNR against BitOPs, the ablation against the paper's, and, for runs that store
-//! them, per-layer mismatch, the histogram of one layer's input (ODM's Fig. 5) and the gate
-//! weights. Each figure carries its caption (protocol, seeds) at the bottom.
+//! Figure 1, the per-layer M_σ / M_μ bars of its Figure 3, training curves per W/A, the claims'
+//! paired gap over training, gradient conflict, PSNR against BitOPs, the ablation against the
+//! paper's, and, for runs that store them, per-layer mismatch, the histogram of one layer's
+//! input (ODM's Fig. 5) and the gate weights. Each figure carries its caption (protocol, seeds) at the bottom.
 
 pub mod ablation;
 pub mod bitops;
 pub mod chart;
 pub mod curves;
 pub mod diag;
+pub mod gap;
 pub mod layout;
 pub mod paper;
 pub mod style;
@@ -194,6 +195,9 @@ pub fn build(
     }
     f.extend(bitops::scatter(runs, aggs));
     f.extend(curves::training(runs));
+    if let Some(e) = expected {
+        f.extend(gap::figures(runs, e));
+    }
     f.extend(paper::distribution(runs));
     f.extend(paper::offsets(runs));
     let mechanisms = expected
