@@ -142,7 +142,7 @@ pub fn table(runs: &[Run], exp: &str) -> Table {
         }
     }
     let caption = format!(
-        "Gate log of `{exp}`: per grid point and parameter group (conv weights; the quantizers' learned bounds; every other trainable tensor), ‖g_rec‖ (the reconstruction loss's gradient), ‖λ·w⊙g_reg‖ (the regularizer's gradient as applied, after the gate's weight w), their ratio (per logged step, then averaged), cos(g_rec, g_reg) and the mean gate weight w; each the mean over a run's logged steps, then over seeds. A ratio of 0.02 means the regularizer is 2 % of the group's gradient."
+        "Gate log of `{exp}`: per grid point and parameter group (conv weights; the quantizers' learned bounds; every other trainable tensor), ‖g_rec‖ (the reconstruction loss's gradient), ‖λ·w⊙g_reg‖ (the regularizer's gradient as applied, after the gate's weight w), their ratio (per logged step, then averaged), cos(g_rec, g_reg) and the mean gate weight w over the group's elements (tensors the regularizer never reaches, such as WCC's γ among the bounds, count with w = 0, so a group that holds them reads below the gate's own weight); each the mean over a run's logged steps, then over seeds. A ratio of 0.02 means the regularizer is 2 % of the group's gradient."
     );
     let heads: Vec<String> = head.iter().map(|h| h.to_string()).collect();
     let tex_rows: Vec<Vec<String>> = rows
