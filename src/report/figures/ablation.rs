@@ -175,16 +175,11 @@ pub fn figures(runs: &[Run], _aggs: &Aggs, e: &Expected) -> Vec<Drawn<Any>> {
             .map(|s| set_panels(runs, &cells, &arms, s))
             .unzip();
         let [one, mean, paper] = looks();
-        let entry = |look: Look, line: bool, text: &str| Entry {
-            look: Some(look),
-            line,
-            text: text.into(),
-        };
         let legend = vec![
-            entry(one, false, "ours, one seed"),
-            entry(mean, false, "ours, mean over seeds"),
-            entry(mean, true, "ours, 95 % interval of the paired difference"),
-            entry(paper, false, "paper"),
+            Entry::new(one, false, "ours, one seed"),
+            Entry::new(mean, false, "ours, mean over seeds"),
+            Entry::new(mean, true, "ours, 95 % interval of the paired difference"),
+            Entry::new(paper, false, "paper"),
         ];
         let n = arms
             .iter()

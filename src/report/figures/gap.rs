@@ -146,15 +146,10 @@ pub fn figures(runs: &[Run], e: &Expected) -> Vec<Drawn<Any>> {
 /// The figure of one experiment's claims.
 fn figure(exp: &str, claims: &[(&Claim, Gaps)]) -> Drawn<Any> {
     let [one, mean, zero] = looks();
-    let entry = |look: Look, line: bool, text: &str| Entry {
-        look: Some(look),
-        line,
-        text: text.into(),
-    };
     let legend = vec![
-        entry(one, false, "one seed's Δ"),
-        entry(mean, true, "mean Δ over seeds, band its 95 % interval"),
-        entry(zero, true, "Δ = 0"),
+        Entry::new(one, false, "one seed's Δ"),
+        Entry::new(mean, true, "mean Δ over seeds, band its 95 % interval"),
+        Entry::new(zero, true, "Δ = 0"),
     ];
     let panels: Vec<Panel> = claims.iter().map(|(c, g)| panel(c, g)).collect();
     let n_rows = panels.len().div_ceil(PER_ROW);

@@ -44,6 +44,17 @@ pub struct Entry {
     pub text: String,
 }
 
+impl Entry {
+    /// An entry with its sample: `look` drawn as a line with its marker, or as a marker alone.
+    pub fn new(look: Look, line: bool, text: impl Into<String>) -> Self {
+        Self {
+            look: Some(look),
+            line,
+            text: text.into(),
+        }
+    }
+}
+
 /// A row of panels and the legend shared by them.
 #[derive(Clone, Debug, Default)]
 pub struct RowSpec {

@@ -4,7 +4,8 @@
 //! Figure 1, the per-layer M_σ / M_μ bars of its Figure 3, training curves per W/A, the claims'
 //! paired gap over training, gradient conflict, PSNR against BitOPs, the ablation against the
 //! paper's, and, for runs that store them, per-layer mismatch, the histogram of one layer's
-//! input (ODM's Fig. 5) and the gate weights. Each figure carries its caption (protocol, seeds) at the bottom.
+//! input (ODM's Fig. 5) and the gate weights. Each figure carries its caption (protocol, seeds)
+//! at the bottom.
 
 pub mod ablation;
 pub mod bitops;
