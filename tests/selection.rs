@@ -241,6 +241,40 @@ fn a_later_stage_borrows_an_earlier_stages_reference_and_arm() {
     assert!(md.contains("Registered: pre-registered."), "{md}");
 }
 
+#[test]
+fn a_later_stage_waits_for_a_borrowed_group_still_running() {
+    let t = tempdir();
+    let res = t.path().join("results");
+    sweep(&res);
+    // Stage 2 borrows `sw.e` too, a point of stage 1 that has not finished yet.
+    let sel = r#"(experiment: "sw2", reference: "sw.wcc", set: "val", fallback: "sw.a", borrow: ["sw.wcc", "sw.a", "sw.e"]),"#;
+    for (point, s1, s2) in [("lo", 26.30, 26.35), ("hi", 26.40, 26.00)] {
+        run(&res, "sw2", point, 1, s1, "2026-03-04T00:00:00Z");
+        run(&res, "sw2", point, 2, s2, "2026-03-04T00:00:00Z");
+    }
+    let exp = write(t.path(), "expected.ron", &expected(sel));
+    report(&res, &t.path().join("early"), &exp);
+    let md = std::fs::read_to_string(t.path().join("early/tables/selection-sw2.md")).unwrap();
+    assert!(
+        md.contains("Not decided yet: borrowed group(s) with no finished run: sw.e.")
+            && !md.contains('◀'),
+        "{md}"
+    );
+    // Once sw.e has finished on one seed, the rule still waits (a seed the reference has).
+    run(&res, "sw", "e", 1, 27.00, START);
+    report(&res, &t.path().join("half"), &exp);
+    let md = std::fs::read_to_string(t.path().join("half/tables/selection-sw2.md")).unwrap();
+    assert!(md.contains("Not decided yet: sw.e lack a seed"), "{md}");
+    // On both seeds, Δ = (+1.00, +0.20) to sw.wcc: sw.e, mean 26.700, beats stage 2's lo (26.325).
+    run(&res, "sw", "e", 2, 26.30, START);
+    report(&res, &t.path().join("done"), &exp);
+    let md = std::fs::read_to_string(t.path().join("done/tables/selection-sw2.md")).unwrap();
+    assert_eq!(
+        row(&md, "sw.e")[5..],
+        ["+1.000", "+0.200", "+0.600", "yes", "◀"]
+    );
+}
+
 fn arm(point: &str, psnr: &[(u64, f64)], reference: &BTreeMap<u64, f64>) -> Arm {
     let psnr: BTreeMap<u64, f64> = psnr.iter().copied().collect();
     let delta = psnr

@@ -109,8 +109,8 @@ type PerPoint<T> = BTreeMap<String, (String, BTreeMap<u64, T>)>;
 
 /// PSNR-Y on the selection's set per arm (a grid point of its experiment or a borrowed group) and
 /// seed (runs sharing a seed averaged), each arm's method label, and the experiment's own run
-/// folders read. Borrowed groups finished before the stage that borrows them was declared, by
-/// design, so only the stage's own runs date its registration.
+/// folders read. Only the stage's own runs date its registration: a borrowed group was declared
+/// (and usually run) by an earlier stage.
 fn scores<'a>(runs: &'a [Run], sel: &Selection) -> (PerPoint<f64>, Vec<&'a Path>) {
     let mut acc: PerPoint<(f64, usize)> = BTreeMap::new();
     let mut used = Vec::new();
@@ -280,17 +280,30 @@ pub fn choose(sels: &[Selection], runs: &[Run], hist: &History) -> Vec<Chosen> {
             let (arms, used) = arms(s, runs);
             let dirs: Vec<&Path> = used.iter().map(PathBuf::as_path).collect();
             let waiting = unfinished(s, runs, &arms);
+            // A borrowed group may still be running when a later stage is declared: the stage
+            // waits for it as for its own runs (one with some seeds only waits in `rule`).
+            let absent: Vec<&str> = s
+                .borrow
+                .iter()
+                .filter(|b| !arms.iter().any(|a| &a.point == *b))
+                .map(String::as_str)
+                .collect();
             let outcome = if dirs.is_empty() {
                 // Only borrowed groups so far: the stage's own arms have not run.
                 Outcome::Incomplete(format!("no run of `{}` has finished", s.experiment))
-            } else if waiting.is_empty() {
-                rule(s, &arms)
-            } else {
+            } else if !waiting.is_empty() {
                 Outcome::Incomplete(format!(
                     "{} run(s) its file declares have not finished ({})",
                     waiting.len(),
                     waiting.join(", ")
                 ))
+            } else if !absent.is_empty() {
+                Outcome::Incomplete(format!(
+                    "borrowed group(s) with no finished run: {}",
+                    absent.join(", ")
+                ))
+            } else {
+                rule(s, &arms)
             };
             Chosen {
                 outcome,
