@@ -13,6 +13,8 @@ fn bench_small_prints_every_field() {
         "conv_fwd_bwd_ms",
         "conv_gflops",
         "conv_vs_sgemm_peak",
+        "conv_kernels_ms",
+        "conv_kernels_vs_sgemm_peak",
         "fake_quant_ms",
         "fake_quant_clip_only_ms",
         "plain_step_ms",

@@ -78,6 +78,12 @@ pub struct TrainingBench {
     /// Conv forward + backward FLOPs (3 × 2·N·H·W·C²·9) per second.
     pub conv_gflops: f64,
     pub conv_vs_sgemm_peak: f64,
+    /// CPU only (null elsewhere): the same conv's three kernels alone
+    /// ([`crate::kernels::cpu_conv`] forward, input and weight gradients on contiguous slices),
+    /// without burn's autodiff around them (graph, the broadcast output gradient of `sum`, the
+    /// gradient copies), which `conv_fwd_bwd_ms` includes; and their share of the sgemm peak.
+    pub conv_kernels_ms: Option<f64>,
+    pub conv_kernels_vs_sgemm_peak: Option<f64>,
     /// 4-bit activation fake quantization of a `conv_shape` tensor, forward + backward (x and
     /// per-layer bounds), with the bound gradient through the step size (`Full`) and the clip
     /// only (`ClipOnly`).
@@ -253,6 +259,34 @@ fn conv_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) 
             x.grad(&g).unwrap().into_data(),
             wt.grad(&g).unwrap().into_data(),
         );
+    })
+}
+
+/// The conv of [`conv_ms`] through [`crate::kernels::cpu_conv`] alone (CPU): forward, input
+/// gradient and weight gradient of one contiguous output gradient, median milliseconds.
+fn conv_kernels_ms(shape: [usize; 4], reps: usize) -> f64 {
+    use crate::kernels::cpu_conv::{self, Geom};
+    let [n, c, h, w] = shape;
+    let g = Geom {
+        n,
+        ci: c,
+        co: c,
+        h,
+        w,
+        k: 3,
+    };
+    let x: Vec<f32> = (0..n * c * h * w)
+        .map(|i| (i % 13) as f32 / 6.0 - 1.0)
+        .collect();
+    let wt: Vec<f32> = (0..c * c * 9)
+        .map(|i| (i % 7) as f32 / 60.0 - 0.05)
+        .collect();
+    let b = vec![0.0f32; c];
+    time(1, reps, || {
+        let y = cpu_conv::forward(&g, &x, &wt, Some(&b));
+        let dx = cpu_conv::grad_input(&g, &y, &wt);
+        let (dw, db) = cpu_conv::grad_weight(&g, &x, &y);
+        std::hint::black_box((dx, dw, db));
     })
 }
 
@@ -505,6 +539,8 @@ fn training<AB: AutodiffBackend>(
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
+    let cpu = std::any::TypeId::of::<Inner<AB>>() == std::any::TypeId::of::<crate::backend::Cpu>();
+    let conv_kernels = cpu.then(|| conv_kernels_ms(conv_shape, reps));
     let fq = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::Full, reps, d);
     let fq_clip = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::ClipOnly, reps, d);
     let plain = step_ms::<AB>(size, StepKind::Plain, reps, d)?;
@@ -523,6 +559,8 @@ fn training<AB: AutodiffBackend>(
         conv_fwd_bwd_ms: conv,
         conv_gflops,
         conv_vs_sgemm_peak: conv_gflops / sgemm,
+        conv_kernels_ms: conv_kernels,
+        conv_kernels_vs_sgemm_peak: conv_kernels.map(|ms| conv_flops / (ms * 1e-3) / 1e9 / sgemm),
         fake_quant_ms: fq,
         fake_quant_clip_only_ms: fq_clip,
         plain_step_ms: plain.ms,
@@ -721,12 +759,19 @@ impl TrainingBench {
     fn describe(&self) -> String {
         let pct = |e: f64| 100.0 * e;
         format!(
-            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  step FLOPs: {:.1} GFLOP ({})\n  plain QAT step: {:.1} ms = {:.0}% of sgemm ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain; the replay pass's FLOP floor {:.1} GFLOP = {:.2}× the step's) = {:.0}% of sgemm\n  FP step: {:.1} ms = {:.0}% of sgemm\n",
+            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm{}\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  step FLOPs: {:.1} GFLOP ({})\n  plain QAT step: {:.1} ms = {:.0}% of sgemm ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain; the replay pass's FLOP floor {:.1} GFLOP = {:.2}× the step's) = {:.0}% of sgemm\n  FP step: {:.1} ms = {:.0}% of sgemm\n",
             self.sgemm_gflops,
             self.conv_shape,
             self.conv_fwd_bwd_ms,
             self.conv_gflops,
             pct(self.conv_vs_sgemm_peak),
+            match (self.conv_kernels_ms, self.conv_kernels_vs_sgemm_peak) {
+                (Some(ms), Some(e)) => format!(
+                    " (its kernels alone, without autodiff: {ms:.2} ms = {:.0}% of sgemm)",
+                    pct(e)
+                ),
+                _ => String::new(),
+            },
             self.conv_shape,
             self.fake_quant_ms,
             self.fake_quant_clip_only_ms,
