@@ -231,8 +231,13 @@ fn cpu_sgemm_peak(reps: usize) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Whether `B` is the CPU backend, where our own kernels run.
+fn is_cpu<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::backend::Cpu>()
+}
+
 fn sgemm_gflops<B: Backend>(reps: usize, d: &B::Device) -> f64 {
-    if std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::backend::Cpu>() {
+    if is_cpu::<B>() {
         return cpu_sgemm_peak(reps);
     }
     let n = 1024;
@@ -539,8 +544,7 @@ fn training<AB: AutodiffBackend>(
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
-    let cpu = std::any::TypeId::of::<Inner<AB>>() == std::any::TypeId::of::<crate::backend::Cpu>();
-    let conv_kernels = cpu.then(|| conv_kernels_ms(conv_shape, reps));
+    let conv_kernels = is_cpu::<Inner<AB>>().then(|| conv_kernels_ms(conv_shape, reps));
     let fq = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::Full, reps, d);
     let fq_clip = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::ClipOnly, reps, d);
     let plain = step_ms::<AB>(size, StepKind::Plain, reps, d)?;
