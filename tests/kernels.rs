@@ -1,13 +1,15 @@
 //! Our CPU kernels (src/kernels) against burn: the convolution against burn's conv2d (forward,
 //! input, weight and bias gradients on random data with a fixed seed, bit-identical for 1 and 3
-//! threads) and the fused activation quantizer against `quant::fake_quant`'s composition.
+//! threads), the fused activation quantizer against `quant::fake_quant`'s composition and the
+//! per-channel scale and shift against burn's broadcast ops.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
 use odm::backend::{Cpu, CpuTrain};
 use odm::kernels::{
-    conv2d_same, conv2d_same_replay, fake_quant_channels, pixel_shuffle, pixel_shuffle_composed,
+    channel_affine, channel_affine_composed, conv2d_same, conv2d_same_replay, fake_quant_channels,
+    pixel_shuffle, pixel_shuffle_composed, AffineKind,
 };
 
 type T4 = Tensor<CpuTrain, 4>;
@@ -237,6 +239,80 @@ fn pixel_shuffle_matches_the_composed_ops() {
         assert_eq!(
             vals(pixel_shuffle(xi.clone(), r)),
             vals(pixel_shuffle_composed(xi, r))
+        );
+    }
+}
+
+/// The one-pass per-channel scale and shift against burn's broadcast ops: forward values and the
+/// input's gradient bit for bit, the offsets' gradients (sums in another order) to float
+/// tolerance and against a hand-computed sum, the same bits on 1 and 3 threads, and on the
+/// inference backend; planes of 35 values exercise the lanes' remainder.
+#[test]
+fn channel_affine_matches_broadcast_ops() {
+    for (k, kind) in [AffineKind::Scale, AffineKind::Shift]
+        .into_iter()
+        .enumerate()
+    {
+        let s = 300 + 10 * k as u64;
+        let x = rand([3, 4, 5, 7], s);
+        let p = rand([4], s + 1);
+        let r = rand([3, 4, 5, 7], s + 2);
+        let run = |ours: bool| {
+            let (x, p) = (x.clone().require_grad(), p.clone().require_grad());
+            let y = if ours {
+                channel_affine(x.clone(), p.clone(), kind)
+            } else {
+                channel_affine_composed(x.clone(), p.clone(), kind)
+            };
+            let g = (y.clone() * r.clone()).sum().backward();
+            [
+                vals(y),
+                vals(x.grad(&g).unwrap()),
+                vals(p.grad(&g).unwrap()),
+            ]
+        };
+        let (want, got) = (run(false), run(true));
+        assert_eq!(got[0], want[0], "{kind:?}: forward bit-identical");
+        assert_eq!(got[1], want[1], "{kind:?}: grad x bit-identical");
+        close(&got[2], &want[2], &format!("{kind:?}: grad of the offsets"));
+        // By hand, in f64: d/dp_c of Σ y·r is Σ r·x (scale) or Σ r (shift) over n, h, w.
+        let (xv, rv) = (vals(x.clone()), vals(r.clone()));
+        for (c, &gc) in got[2].iter().enumerate() {
+            let mut sum = 0f64;
+            for n in 0..3 {
+                for i in 0..35 {
+                    let j = (n * 4 + c) * 35 + i;
+                    let f = if kind == AffineKind::Scale {
+                        xv[j] as f64
+                    } else {
+                        1.0
+                    };
+                    sum += rv[j] as f64 * f;
+                }
+            }
+            assert!(
+                (gc as f64 - sum).abs() < 1e-5 * sum.abs().max(1.0),
+                "{kind:?} c={c}"
+            );
+        }
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let (one, three) = (pool(1).install(|| run(true)), pool(3).install(|| run(true)));
+        assert!(
+            one == three && one == got,
+            "{kind:?}: 1 vs 3 threads vs default"
+        );
+        let d = Default::default();
+        let xi = Tensor::<Cpu, 4>::from_data(x.clone().into_data(), &d);
+        let pi = Tensor::<Cpu, 1>::from_data(p.clone().into_data(), &d);
+        assert_eq!(
+            vals(channel_affine(xi.clone(), pi.clone(), kind)),
+            vals(channel_affine_composed(xi, pi, kind)),
+            "{kind:?}: inference backend"
         );
     }
 }

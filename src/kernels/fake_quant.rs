@@ -135,7 +135,7 @@ struct FakeQuant(Quantizer);
 /// the lanes are summed in a fixed tree at the end, so the reduction vectorises (a single
 /// running sum is a serial dependency chain) and depends on the data layout only, never on the
 /// thread count.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// One element's (dx, du, dl) contributions; `SPLIT`: PAMS's half-and-half split at x = bound.
 #[inline(always)]
@@ -157,7 +157,7 @@ fn elem<const SPLIT: bool>(x: f32, q: f32, g: f32, l: f32, u: f32, inv: f32) -> 
 
 /// Sum of the lanes as a fixed pairwise tree.
 #[inline(always)]
-fn tree_sum(mut v: [f32; LANES]) -> f32 {
+pub(super) fn tree_sum(mut v: [f32; LANES]) -> f32 {
     let mut w = LANES / 2;
     while w > 0 {
         for k in 0..w {

@@ -3,6 +3,8 @@
 //! `Autodiff<Flex>` tensors to [`cpu_conv`] (im2col + `gemm`, deterministic for any thread
 //! count) and every other backend to burn's `conv2d`.
 
+mod affine;
+pub use affine::Kind as AffineKind;
 pub mod cpu_conv;
 mod fake_quant;
 pub use fake_quant::round_even;
@@ -112,6 +114,47 @@ pub fn fake_quant_channels<B: Backend>(
     }
     let c = l.dims()[0];
     quantizer::fake_quant(x, l.reshape([1, c, 1, 1]), u.reshape([1, c, 1, 1]), qz)
+}
+
+/// Per-channel y = x·s_c ([`affine::Kind::Scale`]) or y = x + t_c (`Shift`) of x (N×C×H×W)
+/// by p (C): one pass each way on `Flex` and `Autodiff<Flex>` ([`affine`]), burn's broadcast
+/// ops elsewhere.
+pub fn channel_affine<B: Backend>(
+    x: Tensor<B, 4>,
+    p: Tensor<B, 1>,
+    kind: AffineKind,
+) -> Tensor<B, 4> {
+    let t = TypeId::of::<B>();
+    if x.dtype() == DType::F32 && t == TypeId::of::<Ad>() {
+        let y = affine::forward_ad(
+            float(same::<_, Tensor<Ad, 4>>(x)),
+            float(same::<_, Tensor<Ad, 1>>(p)),
+            kind,
+        );
+        return same(wrap::<Ad, 4>(y));
+    }
+    if x.dtype() == DType::F32 && t == TypeId::of::<Flex>() {
+        let y = affine::forward(
+            &float(same::<_, Tensor<Flex, 4>>(x)),
+            &float(same::<_, Tensor<Flex, 1>>(p)),
+            kind,
+        );
+        return same(wrap::<Flex, 4>(y));
+    }
+    channel_affine_composed(x, p, kind)
+}
+
+/// [`channel_affine`] composed from burn's broadcast ops (the reference).
+pub fn channel_affine_composed<B: Backend>(
+    x: Tensor<B, 4>,
+    p: Tensor<B, 1>,
+    kind: AffineKind,
+) -> Tensor<B, 4> {
+    let c = p.dims()[0];
+    match kind {
+        AffineKind::Scale => x * p.reshape([1, c, 1, 1]),
+        AffineKind::Shift => x + p.reshape([1, c, 1, 1]),
+    }
 }
 
 /// Sub-pixel shuffle by `r` in PyTorch's `pixel_shuffle` order (Shi et al., CVPR 2016): input

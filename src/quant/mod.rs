@@ -170,7 +170,8 @@ pub fn fake_quant_weight<B: Backend>(
     crate::kernels::fake_quant_channels(x, l, u, Quantizer::weight(lq)).reshape([co, ci, kh, kw])
 }
 
-/// Apply a point's learned channel-wise offsets (x·scale + shift) before its quantizer.
+/// Apply a point's learned channel-wise offsets (x·scale + shift) before its quantizer, each a
+/// one-pass per-channel kernel on the CPU backend ([`crate::kernels::channel_affine`]).
 pub fn apply_offsets<B: Backend>(
     p: &Params<B>,
     layer: &str,
@@ -178,13 +179,13 @@ pub fn apply_offsets<B: Backend>(
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let (sn, hn) = offset_names(layer);
-    let c = lq.channels;
+    use crate::kernels::{channel_affine, AffineKind};
     let mut x = x;
     if lq.scale {
-        x = x * p.get::<1>(&sn).reshape([1, c, 1, 1]);
+        x = channel_affine(x, p.get::<1>(&sn), AffineKind::Scale);
     }
     if lq.shift {
-        x = x + p.get::<1>(&hn).reshape([1, c, 1, 1]);
+        x = channel_affine(x, p.get::<1>(&hn), AffineKind::Shift);
     }
     x
 }
