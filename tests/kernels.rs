@@ -46,6 +46,12 @@ fn run(ours: bool, x: &T4, w: &T4, b: &Tensor<CpuTrain, 1>, r: &T4) -> [Vec<f32>
     ]
 }
 
+/// `f` run on a fresh rayon pool of `t` threads.
+fn on_threads<R: Send>(t: usize, f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build();
+    pool.unwrap().install(f)
+}
+
 fn close(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: length");
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
@@ -86,14 +92,8 @@ fn matches_burn_conv2d_and_is_thread_count_independent() {
         for (j, what) in ["forward", "grad x", "grad w", "grad b"].iter().enumerate() {
             close(&got[j], &want[j], &format!("case {i} {what}"));
         }
-        let pool = |t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        };
-        let one = pool(1).install(|| run(true, &x, &wt, &b, &r));
-        let three = pool(3).install(|| run(true, &x, &wt, &b, &r));
+        let one = on_threads(1, || run(true, &x, &wt, &b, &r));
+        let three = on_threads(3, || run(true, &x, &wt, &b, &r));
         assert_eq!(one, three, "case {i}: 1 vs 3 threads");
         assert_eq!(one, got, "case {i}: repeat");
     }
@@ -164,13 +164,7 @@ fn fused_fake_quant_matches_composed() {
                 };
                 let (want, got) = (run(false), run(true));
                 let case = format!("{qz:?} bounds {nb}");
-                let pool = |t| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(t)
-                        .build()
-                        .unwrap()
-                };
-                let (one, three) = (pool(1).install(|| run(true)), pool(3).install(|| run(true)));
+                let (one, three) = (on_threads(1, || run(true)), on_threads(3, || run(true)));
                 assert!(
                     one == three && one == got,
                     "{case}: 1 vs 3 threads vs default"
@@ -295,13 +289,7 @@ fn channel_affine_matches_broadcast_ops() {
                 "{kind:?} c={c}"
             );
         }
-        let pool = |t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        };
-        let (one, three) = (pool(1).install(|| run(true)), pool(3).install(|| run(true)));
+        let (one, three) = (on_threads(1, || run(true)), on_threads(3, || run(true)));
         assert!(
             one == three && one == got,
             "{kind:?}: 1 vs 3 threads vs default"
