@@ -132,3 +132,37 @@ fn unknown_kernel_path_is_a_user_error() {
         "{err}"
     );
 }
+
+/// burn-flex's f32 sums run in one fixed order on every x86-64 machine: built without its `simd`
+/// feature (Cargo.toml), `sum` and `sum_dim` add in index order, so losses, regularizer terms,
+/// gate statistics and calibration means do not depend on the CPU's vector width. The input
+/// tells the orders apart: 2^24 followed by ones gives 2^24 left to right (each + 1 rounds back
+/// to even) but 2^24 + 56 in 8 lanes and 2^24 + 60 in 16 (the ones of the other lanes survive).
+#[test]
+fn burn_sums_add_left_to_right() {
+    use burn::tensor::Tensor;
+    use odm::backend::{Cpu, CpuTrain};
+    let mut v = vec![1.0f32; 64];
+    v[0] = 16_777_216.0;
+    let d = Default::default();
+    let sum = Tensor::<Cpu, 1>::from_floats(v.as_slice(), &d).sum();
+    assert_eq!(sum.into_scalar(), 16_777_216.0, "sum over one tensor");
+    let rows = Tensor::<Cpu, 1>::from_floats(v.repeat(3).as_slice(), &d).reshape([3, 64]);
+    let by_row: Vec<f32> = rows.clone().sum_dim(1).into_data().to_vec().unwrap();
+    assert_eq!(by_row, vec![16_777_216.0; 3], "sum over the last dimension");
+    // Over the first dimension (what autodiff does to a broadcast operand's gradient).
+    let cols = rows.swap_dims(0, 1).into_data().to_vec::<f32>().unwrap();
+    let cols = Tensor::<Cpu, 1>::from_floats(cols.as_slice(), &d).reshape([64, 3]);
+    let by_col: Vec<f32> = cols.sum_dim(0).into_data().to_vec().unwrap();
+    assert_eq!(
+        by_col,
+        vec![16_777_216.0; 3],
+        "sum over the first dimension"
+    );
+    let train = Tensor::<CpuTrain, 1>::from_floats(v.as_slice(), &d).mean();
+    assert_eq!(
+        train.into_scalar(),
+        16_777_216.0 / 64.0,
+        "mean on the training backend"
+    );
+}

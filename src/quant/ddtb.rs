@@ -179,8 +179,14 @@ pub fn gate<B: Backend>(p: &Params<B>, layer: &str, x: &Tensor<B, 4>, train: boo
     let w2 = w2.clone() + (wq - w2.detach());
     let batch_stats =
         stats.map(|(m, v)| (names.bn, host_tensor(&m, &device), host_tensor(&v, &device)));
+    // logits = codes · w2ᵀ as a broadcast product summed over the hidden units, not `matmul`:
+    // burn-flex's matmul dispatches on the CPU's vector width at run time; these sums add in
+    // one order on every machine (README, "One summation order on every kernel path").
+    let logits = (codes.unsqueeze_dim::<3>(1) * w2.unsqueeze_dim::<3>(0))
+        .sum_dim(2)
+        .reshape([n, 2]);
     GateOut {
-        logits: codes.matmul(w2.transpose()),
+        logits,
         batch_stats,
     }
 }
