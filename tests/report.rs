@@ -291,6 +291,57 @@ fn verify_passes_good_fixture_and_fails_planted_regressions() {
     );
 }
 
+/// A second set scored at every evaluation gets its own validation panel beside the first: the
+/// `abl` runs' curves copied under another set name, 1 dB lower, give the same steps and the
+/// first panel's values less 1.
+fn second_set_gets_its_own_panel(
+    runs: &[odm::report::Run],
+    first: &odm::report::figures::chart::Panel,
+) {
+    let mut more = runs.to_vec();
+    for r in more.iter_mut().filter(|r| r.experiment == "abl") {
+        let extra: Vec<_> = r
+            .metrics
+            .iter()
+            .filter(|m| m.split == "eval")
+            .map(|m| {
+                let mut m = m.clone();
+                m.set = "second".into();
+                m.value -= 1.0;
+                m
+            })
+            .collect();
+        r.metrics.extend(extra);
+        let mut row = r.scores[0].clone();
+        row.set = "second".into();
+        r.scores.push(row);
+    }
+    let aggs = odm::report::frame::aggregate(&more).unwrap();
+    let built = odm::report::figures::build(&more, &aggs, None).unwrap();
+    let t = built.iter().find(|d| d.stem == "training-abl").unwrap();
+    let odm::report::figures::Any::Chart(c) = &t.fig else {
+        panic!("training-abl is a chart")
+    };
+    let row = &c.rows[0].0;
+    assert_eq!(row.len(), 3, "loss and one validation panel per set");
+    assert!(
+        row[2].title.ends_with("validation PSNR-Y on second"),
+        "{}",
+        row[2].title
+    );
+    for (a, b) in first.series.iter().zip(&row[2].series) {
+        let want: Vec<(f64, f64)> = a.pts.iter().map(|p| (p.0, p.1 - 1.0)).collect();
+        let got: Vec<(f64, f64)> = b.pts.iter().map(|p| (p.0, p.1)).collect();
+        assert_eq!(got, want);
+    }
+    assert!(
+        t.caption
+            .contains("on holdout, second at every evaluation (markers, one panel per set)"),
+        "{}",
+        t.caption
+    );
+}
+
 fn png_colours(p: &Path) -> usize {
     let img = image::open(p).unwrap().to_rgb8();
     let mut c: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
@@ -367,6 +418,7 @@ fn toy_runs_give_every_figure_and_identical_reruns() {
         let steps: Vec<f64> = s.pts.iter().map(|p| p.0).collect();
         assert_eq!(steps, vec![2.0, 4.0]);
     }
+    second_set_gets_its_own_panel(&runs, psnr);
     let figs = [
         "distribution",
         "offsets",

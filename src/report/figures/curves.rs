@@ -76,9 +76,9 @@ fn has_curve(p: &Panel) -> bool {
     p.series.iter().any(|s| s.pts.len() > 1)
 }
 
-/// One row of the training figure: the groups of one W/A; only the panels with a curve (a run
-/// scored once, or not trained, has none).
-fn training_row(gs: &[&Group], bits: &str, set: &str) -> (Vec<Panel>, Vec<Entry>) {
+/// One row of the training figure: the groups of one W/A, the loss and one validation panel per
+/// scored set; only the panels with a curve (a run scored once, or not trained, has none).
+fn training_row(gs: &[&Group], bits: &str, sets: &[String]) -> (Vec<Panel>, Vec<Entry>) {
     let looks = family_looks(gs);
     let loss = gs
         .iter()
@@ -86,11 +86,12 @@ fn training_row(gs: &[&Group], bits: &str, set: &str) -> (Vec<Panel>, Vec<Entry>
         .enumerate()
         .map(|(i, (g, l))| seed_line(*l, g, keys::TRAIN, "-", keys::L1, Marks::Some(i)))
         .collect();
-    let psnr = gs
-        .iter()
-        .zip(&looks)
-        .map(|(g, l)| seed_line(*l, g, keys::EVAL, set, keys::PSNR_Y, Marks::All))
-        .collect();
+    let psnr = |set: &str| -> Vec<Series> {
+        gs.iter()
+            .zip(&looks)
+            .map(|(g, l)| seed_line(*l, g, keys::EVAL, set, keys::PSNR_Y, Marks::All))
+            .collect()
+    };
     let entries = gs
         .iter()
         .zip(&looks)
@@ -100,22 +101,20 @@ fn training_row(gs: &[&Group], bits: &str, set: &str) -> (Vec<Panel>, Vec<Entry>
             text: format!("{} ({})", label(g), g.first().family),
         })
         .collect();
-    let panels = vec![
-        Panel {
-            title: format!("W/A {bits}: training loss"),
-            xdesc: "iteration".into(),
-            ydesc: "L1 (0–255 scale)".into(),
-            series: loss,
-            ..Panel::default()
-        },
-        Panel {
-            title: format!("W/A {bits}: validation PSNR-Y on {set}"),
-            xdesc: "iteration".into(),
-            ydesc: "PSNR (dB)".into(),
-            series: psnr,
-            ..Panel::default()
-        },
-    ];
+    let mut panels = vec![Panel {
+        title: format!("W/A {bits}: training loss"),
+        xdesc: "iteration".into(),
+        ydesc: "L1 (0–255 scale)".into(),
+        series: loss,
+        ..Panel::default()
+    }];
+    panels.extend(sets.iter().map(|set| Panel {
+        title: format!("W/A {bits}: validation PSNR-Y on {set}"),
+        xdesc: "iteration".into(),
+        ydesc: "PSNR (dB)".into(),
+        series: psnr(set),
+        ..Panel::default()
+    }));
     (panels.into_iter().filter(has_curve).collect(), entries)
 }
 
@@ -126,12 +125,12 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
     for exp in experiments(runs) {
         let mut mine: Vec<&Group> = gs.iter().filter(|g| g.first().experiment == exp).collect();
         mine.sort_by_key(|g| g.order());
-        let set = mine
-            .iter()
-            .flat_map(|g| g.first().scores.first())
-            .map(|s| s.set.clone())
-            .next()
-            .unwrap_or_default();
+        let mut sets: Vec<String> = Vec::new();
+        for s in mine.iter().flat_map(|g| &g.first().scores) {
+            if !sets.contains(&s.set) {
+                sets.push(s.set.clone());
+            }
+        }
         let mut bits: Vec<String> = mine.iter().map(|g| g.bits_label()).collect();
         bits.dedup();
         let rows: Vec<(Vec<Panel>, Vec<Entry>)> = bits
@@ -142,16 +141,23 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
                     .copied()
                     .filter(|g| &g.bits_label() == b)
                     .collect();
-                training_row(&row, b, &set)
+                training_row(&row, b, &sets)
             })
             .filter(|(p, _)| !p.is_empty())
             .collect();
         if rows.is_empty() {
             continue;
         }
-        let psnr = rows
+        // The sets with a validation curve in some row.
+        let curves: Vec<&String> = sets
             .iter()
-            .any(|(p, _)| p.iter().any(|p| p.ydesc == "PSNR (dB)"));
+            .filter(|set| {
+                let t = format!(": validation PSNR-Y on {set}");
+                rows.iter()
+                    .any(|(p, _)| p.iter().any(|p| p.title.ends_with(&t)))
+            })
+            .collect();
+        let set = sets.join(", ");
         let colour = if mine.len() == 1 {
             "One group"
         } else if mine
@@ -162,8 +168,17 @@ pub fn training(runs: &[Run]) -> Vec<Drawn<Any>> {
         } else {
             "Colour: method family; dash and marker tell a family's methods apart"
         };
-        let validation = if psnr {
-            format!(" and validation PSNR-Y on {set} at every evaluation (markers)")
+        let validation = if !curves.is_empty() {
+            let on: Vec<&str> = curves.iter().map(|s| s.as_str()).collect();
+            format!(
+                " and validation PSNR-Y on {} at every evaluation (markers{})",
+                on.join(", "),
+                if on.len() > 1 {
+                    ", one panel per set"
+                } else {
+                    ""
+                }
+            )
         } else {
             format!("; no validation panel: each run scored {set} once, at the end (see its table)")
         };
