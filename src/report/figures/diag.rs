@@ -394,7 +394,7 @@ pub fn gates(runs: &[Run], mechanisms: &[Mechanism]) -> Vec<Drawn<Any>> {
             })
             .collect();
         let caption = format!(
-            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full) at every gate log step, {} on shared axes (those whose runs log it); lines: mean over seeds, bands their range. {PROTOCOL}.",
+            "Gate weight of the regularizer's gradient (the mean over a parameter group's elements or tensors, 1 = regularizer applied in full; elements the regularizer never reaches, WCC's γ among the bounds, count at 0, so with per-layer l, u and γ an always-on gate reads 2/3 on the bounds) at every gate log step, {} on shared axes (those whose runs log it); lines: mean over seeds, bands their range. {PROTOCOL}.",
             set.what
         );
         let title = format!("Gate weight per parameter group: {}", set.stem);
