@@ -6,6 +6,8 @@
 //! of the scale). Output is byte-identical for the same results: runs are sorted, nothing records
 //! a time or a path outside the results tree.
 
+pub mod compute;
+pub mod drops;
 pub mod figures;
 pub mod frame;
 pub mod gatelog;
@@ -64,6 +66,10 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
             let exp = verify::load(e)?;
             let v = verify::check(&exp, &runs, &agg, &prereg::history(e));
             tables.push(verify::write_repro(&v, out, &mut written)?);
+            if let Some(t) = drops::table(&v, &runs) {
+                let title = "Drop from full precision".to_string();
+                tables.push(tables::write_table(out, "drops", title, t, &mut written)?);
+            }
             tables.extend(selection::write_all(&v.selections, out, &mut written)?);
             (Some(exp), summary::lead(&v))
         }

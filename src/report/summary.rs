@@ -2,7 +2,7 @@
 //! `reports/expected.ron` (the reproduction cells against the papers and the claims between our
 //! runs), before any figure.
 
-use super::verify::{Status, Verdict};
+use super::verify::{fp as fmt_p, Status, Verdict};
 
 /// Count of the cells (paper numbers) by status, and the range of ours − paper over the cells
 /// that have a run of ours.
@@ -46,18 +46,21 @@ pub fn summary(v: &Verdict) -> String {
     )
 }
 
-/// The verdicts table: one line per claim with a result (claim, set, n, mean Δ, 95 % CI,
-/// registration, outcome).
+/// The verdicts table: one line per claim with a result (claim, set, n, mean Δ, 95 % CI, the
+/// Holm-adjusted one-sided p-values for each direction, registration, outcome).
 pub fn claims_md(v: &Verdict) -> String {
     let mut s = String::from(
-        "| Claim | n | Mean Δ PSNR (dB) | 95 % CI | Registered | Outcome |\n|---|---|---|---|---|---|\n",
+        "| Claim | n | Mean Δ PSNR (dB) | 95 % CI | Holm p (Δ > 0 / Δ < 0) | Registered | Outcome |\n|---|---|---|---|---|---|---|\n",
     );
     for r in v.claims.iter().filter(|r| r.status != Status::Missing) {
         let ci = r.tested.as_ref().map_or("–".to_string(), |t| {
             format!("[{:.3}, {:.3}]", t.ci.0, t.ci.1)
         });
+        let p = r.tested.as_ref().map_or("–".to_string(), |t| {
+            format!("{} / {}", fmt_p(t.p_holm), fmt_p(t.p_against_holm))
+        });
         s.push_str(&format!(
-            "| {} | {} | {} | {ci} | {} | {}{} |\n",
+            "| {} | {} | {} | {ci} | {p} | {} | {}{} |\n",
             r.claim.claim.replace('|', "\\|"),
             r.seeds.2,
             r.delta.map_or("–".to_string(), |d| format!("{d:+.3}")),

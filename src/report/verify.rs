@@ -618,7 +618,7 @@ const CELL_HEAD: [&str; 13] = [
 ];
 
 /// A p-value: four decimals, or two significant digits below 0.001.
-fn fp(p: f64) -> String {
+pub fn fp(p: f64) -> String {
     if p == 0.0 {
         "0".into()
     } else if p < 1e-3 {
