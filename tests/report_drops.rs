@@ -172,3 +172,61 @@ fn drops_pair_each_cell_with_the_fp_of_its_starting_weights_and_compute_adds_up(
     // 360 s × 2 threads = 720 core-seconds = 0.20 h, 12.0 core-minutes.
     assert_eq!(fpz[1..6], ["1", "0", "0.20", "12.0", "1"]);
 }
+
+/// The points of every series of the figure's one panel on Set5 (x rounded to the arm index).
+fn drop_points(res: &Path, exp: &Path) -> Vec<(String, Vec<(usize, f64)>)> {
+    use odm::report::figures::{chart::Chart, drops, Any, Figure};
+    let runs = odm::report::collect(res).unwrap();
+    let e = odm::report::verify::load(exp).unwrap();
+    let figs = drops::figures(&runs, &e);
+    assert_eq!(figs.len(), 1, "one figure: experiment abl at W2A2");
+    assert_eq!(figs[0].stem, "drops-abl-w2a2");
+    assert_clean("drops-abl-w2a2", &figs[0].fig.layout());
+    let Any::Chart(Chart { rows, .. }) = &figs[0].fig else {
+        panic!("a chart")
+    };
+    let p = &rows[0].0[0];
+    assert_eq!(p.cats, ["coop", "always", "base"]);
+    let look = |s: &odm::report::figures::chart::Series| format!("{:?}", s.look.marker);
+    p.series
+        .iter()
+        .map(|s| {
+            (
+                look(s),
+                s.pts.iter().map(|q| (q.0.round() as usize, q.1)).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_drop_figure_marks_each_seed_our_mean_and_the_paper() {
+    let t = tempdir();
+    let res = fixture(t.path());
+    let exp = write(t.path(), "expected.ron", EXPECTED);
+    let pts = drop_points(&res, &exp);
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let has = |marker: &str, arm: usize, want: &[f64]| {
+        pts.iter().any(|(m, v)| {
+            m == marker
+                && v.len() == want.len()
+                && v.iter().zip(want).all(|(p, w)| p.0 == arm && near(p.1, *w))
+        })
+    };
+    // coop: paper 32.0 − 31.5 (its first cell in the file); seeds 30.0 − 29.3, 30.0 − 29.5; mean.
+    assert!(has("Square", 0, &[0.5]), "{pts:?}");
+    assert!(has("Circle", 0, &[0.7, 0.5]), "{pts:?}");
+    assert!(has("Diamond", 0, &[0.6]), "{pts:?}");
+    // always: paper 32.0 − 30.0; ours from the zoo record: 31.0 − 29.0 on both seeds.
+    assert!(
+        has("Square", 1, &[2.0]) && has("Diamond", 1, &[2.0]),
+        "{pts:?}"
+    );
+    // base: the paper's drop only (its seeds started from different weights).
+    assert!(has("Square", 2, &[2.0]), "{pts:?}");
+    assert!(
+        !pts.iter()
+            .any(|(m, v)| m != "Square" && v.iter().any(|p| p.0 == 2)),
+        "{pts:?}"
+    );
+}

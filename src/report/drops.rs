@@ -13,7 +13,7 @@
 //!   (`zoo/<name>.json`, read relative to the results folder's parent, with the same hash).
 
 use super::tables::{csv, latex, md, tex, Fmt, Table};
-use super::verify::{CellResult, Verdict};
+use super::verify::{Cell, CellResult, Verdict};
 use super::Run;
 use serde::Deserialize;
 use std::path::Path;
@@ -105,14 +105,10 @@ fn paper(source: &str) -> &str {
         .map_or(source, |i| &source[..i])
 }
 
-/// The paper's FP32 PSNR for a cell (see the module documentation).
-fn paper_fp(r: &CellResult, v: &Verdict) -> Option<f64> {
-    let c = &r.cell;
-    let fps: Vec<&CellResult> = v
-        .cells
-        .iter()
-        .filter(|o| {
-            let d = &o.cell;
+/// The paper's FP32 PSNR for cell `c` among `cells` (see the module documentation).
+pub fn paper_fp<'a>(c: &Cell, cells: impl Iterator<Item = &'a Cell>) -> Option<f64> {
+    let fps: Vec<&Cell> = cells
+        .filter(|d| {
             d.method == "FP32"
                 && d.bits.is_none()
                 && d.backbone == c.backbone
@@ -120,14 +116,11 @@ fn paper_fp(r: &CellResult, v: &Verdict) -> Option<f64> {
                 && d.set == c.set
         })
         .collect();
-    if let Some(o) = fps
-        .iter()
-        .find(|o| paper(&o.cell.source) == paper(&c.source))
-    {
-        return Some(o.cell.psnr);
+    if let Some(d) = fps.iter().find(|d| paper(&d.source) == paper(&c.source)) {
+        return Some(d.psnr);
     }
-    let first = fps.first()?.cell.psnr;
-    fps.iter().all(|o| o.cell.psnr == first).then_some(first)
+    let first = fps.first()?.psnr;
+    fps.iter().all(|d| d.psnr == first).then_some(first)
 }
 
 /// One row of the table, before formatting.
@@ -147,7 +140,7 @@ fn rows<'a>(v: &'a Verdict, runs: &[Run]) -> Vec<Row<'a>> {
             let g = r.group.as_deref()?;
             Some(Row {
                 r,
-                paper_fp: paper_fp(r, v),
+                paper_fp: paper_fp(&r.cell, v.cells.iter().map(|o| &o.cell)),
                 ours: (p, n),
                 fp: our_fp(g, &r.cell.set, runs),
             })

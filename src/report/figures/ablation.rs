@@ -187,7 +187,8 @@ pub fn figures(runs: &[Run], _aggs: &Aggs, e: &Expected) -> Vec<Drawn<Any>> {
             .max()
             .unwrap_or(0);
         let caption = format!(
-            "Ablation quoted in reports/expected.ron as \"{source}\": top, each arm's PSNR per seed (up to {n} seeds), their mean, and the paper's value beside; bottom, each arm's difference to the baseline arm {} paired by seed, its mean and two-sided 95 % interval (t quantile, df = n − 1; none with one pair), and the paper's difference beside. {PROTOCOL}.",
+            "Ablation quoted in reports/expected.ron as \"{source}\": top, each arm's PSNR per seed (up to {n} seed{}), their mean, and the paper's value beside; bottom, each arm's difference to the baseline arm {} paired by seed, its mean and two-sided 95 % interval (t quantile, df = n − 1; none with one pair), and the paper's difference beside. {PROTOCOL}.",
+            if n == 1 { "" } else { "s" },
             arms[0]
         );
         let title = format!("Ablation against the paper: {source}");
@@ -197,10 +198,12 @@ pub fn figures(runs: &[Run], _aggs: &Aggs, e: &Expected) -> Vec<Drawn<Any>> {
             panel: (640, 400),
             rows: vec![(top, Vec::new()), (bottom, legend)],
         };
+        // The first keeps its historic name; later ones are named by their arms' experiment.
+        let exp = arms[0].split('.').next().unwrap_or_default();
         let stem = if k == 0 {
             "ablation".to_string()
         } else {
-            format!("ablation-{k}")
+            format!("ablation-{exp}")
         };
         out.push(drawn(stem, title, caption, fig));
     }

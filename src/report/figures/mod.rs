@@ -3,7 +3,7 @@
 //! ([`layout`]: legends below the panels, never over data): the distribution mismatch of ODM's
 //! Figure 1, the per-layer M_σ / M_μ bars of its Figure 3, training curves per W/A, the claims'
 //! paired gap over training, gradient conflict, PSNR against BitOPs, the ablation against the
-//! paper's, and, for runs that store them, per-layer mismatch, the histogram of one layer's
+//! paper's, the drop from FP beside the papers', and, for runs that store them, per-layer mismatch, the histogram of one layer's
 //! input (ODM's Fig. 5) and the gate weights. Each figure carries its caption (protocol, seeds)
 //! at the bottom.
 
@@ -12,6 +12,7 @@ pub mod bitops;
 pub mod chart;
 pub mod curves;
 pub mod diag;
+pub mod drops;
 pub mod gap;
 pub mod layout;
 pub mod paper;
@@ -193,6 +194,7 @@ pub fn build(
     let mut f = Vec::new();
     if let Some(e) = expected {
         f.extend(ablation::figures(runs, aggs, e));
+        f.extend(drops::figures(runs, e));
     }
     f.extend(bitops::scatter(runs, aggs));
     f.extend(curves::training(runs));
