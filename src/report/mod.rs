@@ -60,6 +60,10 @@ pub fn report(results: &Path, out: &Path, expected: Option<&Path>) -> anyhow::Re
     let agg = frame::aggregate(&runs)?;
     let mut written = Vec::new();
     let mut tables = tables::write_all(&runs, &agg, out, &mut written)?;
+    if let Some(t) = compute::table(&runs) {
+        let item = tables::write_table(out, "compute", "Compute".into(), t, &mut written)?;
+        tables.push(item);
+    }
     tables.extend(gatelog::write_all(&runs, out, &mut written)?);
     let (exp, lead) = match expected.filter(|e| e.is_file()) {
         Some(e) => {

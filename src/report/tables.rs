@@ -1,7 +1,7 @@
 //! The report's tables in Markdown, CSV and LaTeX: the main table in the papers' layout
 //! (backbone × bits × method rows, benchmark columns, mean ± std over seeds, best per bits group in
 //! bold), one ablation table per grid experiment with a `baseline` point (Δ to it), and the cost
-//! table (parameters, storage, BitOPs; `quant::cost`), and the compute table ([`super::compute`]).
+//! table (parameters, storage, BitOPs; `quant::cost`).
 
 use super::frame::{Agg, Aggs};
 use super::runs::Family;
@@ -724,9 +724,6 @@ pub fn write_all(
     }
     if let Some(t) = cost_table(runs) {
         items.push(write_table(out, "cost", "Cost".into(), t, written)?);
-    }
-    if let Some(t) = super::compute::table(runs) {
-        items.push(write_table(out, "compute", "Compute".into(), t, written)?);
     }
     Ok(items)
 }
