@@ -80,8 +80,8 @@ fn look(color: RGBColor, marker: Marker, filled: bool) -> Look {
     }
 }
 
-/// Looks: one seed, our mean (and interval), the paper.
-fn looks() -> [Look; 3] {
+/// Looks: one seed, our mean (and interval), the paper (shared with the drop figure).
+pub(super) fn looks() -> [Look; 3] {
     [
         look(PALETTE[5], Marker::Circle, false),
         look(PALETTE[0], Marker::Diamond, true),

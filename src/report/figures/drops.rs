@@ -4,10 +4,10 @@
 //! PSNR, FP being the exact weights the runs started from, [`crate::report::drops::our_fp`]) and
 //! the paper's drop (its FP32 row − its number, [`crate::report::drops::paper_fp`]) beside.
 
-use super::ablation::per_seed;
+use super::ablation::{looks, per_seed};
 use super::chart::{Chart, Panel, Series, PANEL_MARGIN, Y_AREA};
 use super::layout::Entry;
-use super::style::{text_size, Dash, Look, Marker, PALETTE, TEXT_PX};
+use super::style::{text_size, TEXT_PX};
 use super::{drawn, Any, Drawn};
 use crate::report::drops::{our_fp, paper_fp};
 use crate::report::verify::{Cell, Expected};
@@ -51,21 +51,6 @@ fn studies<'a>(e: &'a Expected, runs: &[Run]) -> Vec<Study<'a>> {
     out
 }
 
-fn looks() -> [Look; 3] {
-    let look = |color, marker, filled| Look {
-        color,
-        dash: Dash::Solid,
-        marker,
-        filled,
-    };
-    [
-        look(PALETTE[5], Marker::Circle, false),
-        look(PALETTE[0], Marker::Diamond, true),
-        look(PALETTE[1], Marker::Square, false),
-    ]
-}
-
-/// One set's panel: our drops per seed and mean, the paper's drop, per arm.
 /// `suffix` (e.g. "-w2a2") is dropped from the arms' names on the axis.
 fn panel(
     runs: &[Run],
