@@ -651,6 +651,40 @@ fn sigterm_stops_on_a_checkpoint_and_resumes_to_the_same_bytes() {
     same_files(&refd, &dir, &RESULT_FILES);
 }
 
+/// SIGTERM during an evaluation, mid-run and at the last step (delivered at the evaluation's
+/// first image through `ODM_SIGNAL_AT`, the handler's own path): the evaluation is abandoned,
+/// the run stops on a checkpoint of that step with none of its evaluation rows, says so, exits
+/// 130; resuming scores that step first and ends with the bytes of an uninterrupted run.
+#[test]
+fn sigterm_in_an_evaluation_stops_on_that_step_and_resumes_to_the_same_bytes() {
+    let tmp = tempdir();
+    let f = toy_file(tmp.path(), "evterm", 6, "");
+    let sets = ["--set", "checkpoint_every=1000", "--set", "eval_every=3"];
+    let refd = reference(tmp.path(), &f, "evterm", &sets);
+    for at in [3, 6] {
+        let out = tmp.path().join(format!("results-{at}"));
+        let mut args = vec!["run", s(&f), "--quiet", "--threads", "2", "--out", s(&out)];
+        args.extend_from_slice(&sets);
+        let o = odm_env(&args, &[("ODM_SIGNAL_AT", &format!("eval-{at}"))]);
+        assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+        let line = last_line(&o);
+        let want = format!("interrupted after iteration {at}; ");
+        let kept = format!("holds the checkpoint of iteration {at}; ");
+        assert!(line.contains(&want) && line.contains(&kept), "{line}");
+        let dir = run_dir(&out, "evterm");
+        let metrics = String::from_utf8(read(&dir.join("metrics.csv"))).unwrap();
+        let row = format!("{at},eval,");
+        assert!(!metrics.lines().any(|l| l.starts_with(&row)), "{metrics}");
+        assert!(metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("{at},train,"))));
+        assert!(!dir.join("summary.json").exists());
+        args.push("--resume");
+        odm_ok(&args);
+        same_files(&refd, &dir, &RESULT_FILES);
+    }
+}
+
 /// The run folder under `out` once its `metrics.csv` exists (written at the first evaluation,
 /// inside the training loop).
 fn first_metrics(out: &Path) -> PathBuf {

@@ -1,6 +1,7 @@
 //! Interruptions: SIGTERM and SIGINT (Ctrl-C, a Slurm preemption, `kill`) set a flag that the
-//! training loop reads between steps, so a run stops on a checkpoint instead of mid-write; and
-//! the fault points the fault-campaign tests use to stop the process where a crash would.
+//! training loop reads between steps and between the images of an evaluation, so a run stops on
+//! a checkpoint within one step or one image instead of mid-write; and the fault and signal
+//! points the fault-campaign tests use to stop the process where a crash or a signal would.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -37,5 +38,15 @@ pub fn fault_point(point: &str) {
     if std::env::var("ODM_FAULT_AT").is_ok_and(|v| v == point) {
         eprintln!("odm: ODM_FAULT_AT={point}: stopping here as a crash would");
         std::process::exit(137);
+    }
+}
+
+/// A signal point: when the environment variable `ODM_SIGNAL_AT` names `point`, the process
+/// sends itself SIGTERM here, once, through the handler [`install`] set up, as `kill -TERM`
+/// arriving at this moment would. Used by the fault-campaign tests (`tests/faults.rs`) to
+/// interrupt a run at an exact place (an evaluation, say) instead of at a racy time.
+pub fn signal_point(point: &str) {
+    if !requested() && std::env::var("ODM_SIGNAL_AT").is_ok_and(|v| v == point) {
+        let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
     }
 }

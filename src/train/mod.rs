@@ -13,8 +13,8 @@ pub mod skt;
 pub mod state;
 pub mod timing;
 
-use crate::data::{ImageSet, Sampler};
-use crate::eval::{evaluate, SetScore};
+use crate::data::{ImageSet, RgbImage, Sampler};
+use crate::eval::{evaluate, evaluate_with, SetScore};
 use crate::forward::{Capture, Fwd};
 use crate::models::{Model, ParamId};
 use crate::quant::{wcc_name, WeightQ};
@@ -100,18 +100,30 @@ fn sync_stage<B: Backend>(spec: &Spec, st: &mut State<B>) {
 }
 
 /// Score `sets` at the state's current step: rows for `metrics.csv` and one line each on stderr.
+/// SIGTERM or SIGINT is looked for after every image: once it has arrived the evaluation is
+/// abandoned, nothing is recorded and `None` comes back (the caller stops on a checkpoint of this
+/// step; a resumed run scores it again, see [`pending_eval`]), so a preemption during a long
+/// evaluation loses at most one image's work.
 fn score_sets<B: Backend>(
     model: &Model,
     st: &mut State<B>,
     sets: &[Arc<ImageSet>],
     device: &B::Device,
     pb: &ProgressBar,
-) -> Vec<SetScore> {
+) -> Option<Vec<SetScore>> {
     let step = st.step;
+    let point = format!("eval-{step}");
+    let mut stop = |_: &str, _: &RgbImage| {
+        crate::record::interrupt::signal_point(&point);
+        match crate::record::interrupt::requested() {
+            true => Err(anyhow::anyhow!("interrupted")),
+            false => Ok(()),
+        }
+    };
     let scores: Vec<SetScore> = sets
         .iter()
-        .map(|s| evaluate(model, &st.params, &st.plan, s, device))
-        .collect();
+        .map(|s| evaluate_with(model, &st.params, &st.plan, s, None, device, &mut stop).ok())
+        .collect::<Option<_>>()?;
     for s in &scores {
         st.rows.push(MetricRow::new(
             step,
@@ -134,7 +146,25 @@ fn score_sets<B: Backend>(
             )
         });
     }
-    scores
+    Some(scores)
+}
+
+/// Whether iteration `step` scores the evaluation sets (every `eval_every`, and the last).
+fn evals_at(spec: &Spec, step: usize) -> bool {
+    let every = spec.eval_every;
+    step == spec.schedule.iterations || (every > 0 && step.is_multiple_of(every))
+}
+
+/// A run resumed from a checkpoint whose step's evaluation was interrupted ([`score_sets`]):
+/// the step is an evaluation step and `metrics.csv` holds no evaluation row of it.
+fn pending_eval<B: Backend>(spec: &Spec, st: &State<B>, eval_sets: &[Arc<ImageSet>]) -> bool {
+    st.step > 0
+        && !eval_sets.is_empty()
+        && evals_at(spec, st.step)
+        && !st
+            .rows
+            .iter()
+            .any(|r| r.step == st.step && r.split == keys::EVAL)
 }
 
 /// Write `quant_map.{txt,json}` (fresh QAT runs) and `offsets.json` (runs with offsets).
@@ -229,8 +259,10 @@ fn start_probe<B: Backend>(
     Ok(Some(probe))
 }
 
-/// Before the first step of a fresh run: the `eval_at_start` sets, or, for an evaluation-only
-/// run (`iterations: 0`), every set (returned as the final scores).
+/// Before the first step: for a fresh run the `eval_at_start` sets, or, for an evaluation-only
+/// run (`iterations: 0`), every set (returned as the final scores); for a resumed run whose
+/// checkpoint's evaluation was interrupted ([`pending_eval`]), that evaluation (the final scores
+/// when it is the last step's). `None`: interrupted during the evaluation.
 fn score_first<B: Backend>(
     spec: &Spec,
     model: &Model,
@@ -239,24 +271,26 @@ fn score_first<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
     pb: &ProgressBar,
-) -> anyhow::Result<Vec<SetScore>> {
+) -> anyhow::Result<Option<Vec<SetScore>>> {
     let iters = spec.schedule.iterations;
     sync_stage(spec, st);
-    if st.step == 0 && iters > 0 && !spec.eval_at_start.is_empty() {
-        let first: Vec<Arc<ImageSet>> = eval_sets
-            .iter()
-            .filter(|s| spec.eval_at_start.contains(&s.name))
-            .cloned()
-            .collect();
-        score_sets(model, st, &first, device, pb);
-        write_metrics(run_dir, st)?;
+    let sets: Vec<Arc<ImageSet>> = if iters == 0 || pending_eval(spec, st, eval_sets) {
+        eval_sets.to_vec()
+    } else if st.step == 0 {
+        let at_start = |s: &&Arc<ImageSet>| spec.eval_at_start.contains(&s.name);
+        eval_sets.iter().filter(at_start).cloned().collect()
+    } else {
+        vec![]
+    };
+    if sets.is_empty() {
+        return Ok(Some(Vec::new()));
     }
-    if iters > 0 {
-        return Ok(Vec::new());
-    }
-    let scores = score_sets(model, st, eval_sets, device, pb);
+    let Some(scores) = score_sets(model, st, &sets, device, pb) else {
+        return Ok(None);
+    };
     write_metrics(run_dir, st)?;
-    Ok(scores)
+    let last = st.step == iters;
+    Ok(Some(if last { scores } else { Vec::new() }))
 }
 
 /// Record one step's rows: the gating statistics every `gating.log_every` iterations, the loss
@@ -399,23 +433,22 @@ fn train_loop<AB: AutodiffBackend>(
     let pb = progress_bar(progress, iters, st.step);
     let mut train_seconds = 0.0;
     let mut saved_at = (st.step > 0).then_some(st.step);
-    out.final_scores = score_first(spec, model, st, eval_sets, run_dir, device, &pb)?;
+    let Some(first) = score_first(spec, model, st, eval_sets, run_dir, device, &pb)? else {
+        // Interrupted in the evaluation before the first step: a resumed run's checkpoint is
+        // this step's, and a fresh run has none to keep.
+        pb.abandon();
+        out.interrupted = true;
+        return Ok(());
+    };
+    out.final_scores = first;
     if iters == 0 {
         checkpoint::save(run_dir, st, sampler)?;
     }
     let timed = |step, train_seconds| before.plus(started, train_seconds, step);
     while st.step < iters {
         if crate::record::interrupt::requested() {
-            // Stop on a checkpoint of the last completed step (none before the first step).
-            pb.abandon();
-            if st.step > 0 && saved_at != Some(st.step) {
-                write_metrics(run_dir, st)?;
-                checkpoint::save(run_dir, st, sampler)?;
-                out.timing = timed(st.step, train_seconds);
-                out.timing.save(run_dir)?;
-            }
-            out.interrupted = true;
-            return Ok(());
+            let t = timed(st.step, train_seconds);
+            return stop_here(run_dir, st, sampler, saved_at, t, out, &pb);
         }
         let t0 = Instant::now();
         let it = st.step;
@@ -445,9 +478,13 @@ fn train_loop<AB: AutodiffBackend>(
         pb.inc(1);
         let last = step == iters;
         let every = |n: usize| n > 0 && step.is_multiple_of(n);
-        let eval_now = last || every(spec.eval_every);
+        let eval_now = evals_at(spec, step);
         if !eval_sets.is_empty() && eval_now {
-            let scores = score_sets(model, st, eval_sets, device, &pb);
+            let Some(scores) = score_sets(model, st, eval_sets, device, &pb) else {
+                // Interrupted in this step's evaluation: its checkpoint, scored on resume.
+                let t = timed(st.step, train_seconds);
+                return stop_here(run_dir, st, sampler, saved_at, t, out, &pb);
+            };
             if last {
                 out.final_scores = scores;
             }
@@ -493,6 +530,28 @@ fn train_loop<AB: AutodiffBackend>(
     out.timing = timed(st.step, train_seconds);
     out.final_loss = last_loss(&st.rows);
     out.finished = true;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT arrived: stop on a checkpoint of the last completed step (none before the
+/// first step), with `timing` the time spent up to it.
+fn stop_here<B: Backend>(
+    run_dir: &Path,
+    st: &State<B>,
+    sampler: &Sampler,
+    saved_at: Option<usize>,
+    timing: Timing,
+    out: &mut Outcome,
+    pb: &ProgressBar,
+) -> anyhow::Result<()> {
+    pb.abandon();
+    if st.step > 0 && saved_at != Some(st.step) {
+        write_metrics(run_dir, st)?;
+        checkpoint::save(run_dir, st, sampler)?;
+        out.timing = timing;
+        out.timing.save(run_dir)?;
+    }
+    out.interrupted = true;
     Ok(())
 }
 
