@@ -68,6 +68,8 @@ fn bench_only_inference_and_bad_part() {
         "inference_int_w2a2_ms",
         "int_conv_gmacs",
         "eval_ms",
+        "eval_w4a4_ms",
+        "eval_w4a4_per_forward_ms",
     ] {
         positive(v, f);
     }

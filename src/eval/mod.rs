@@ -237,6 +237,7 @@ pub fn evaluate_with<B: Backend>(
     device: &B::Device,
     sink: &mut dyn FnMut(&str, &RgbImage) -> anyhow::Result<()>,
 ) -> anyhow::Result<SetScore> {
+    let (params, plan) = &crate::quant::frozen_weights(model, params, plan);
     let mut per = Vec::with_capacity(set.pairs.len());
     for p in &set.pairs {
         let sr = super_resolve_tiled(model, params, plan, &p.lr, tile, device);

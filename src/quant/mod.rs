@@ -170,6 +170,32 @@ pub fn fake_quant_weight<B: Backend>(
     crate::kernels::fake_quant_channels(x, l, u, Quantizer::weight(lq)).reshape([co, ci, kh, kw])
 }
 
+/// The weights an evaluation's every forward would fake-quantize, quantized once, and the plan
+/// that then leaves them as they are (their layers' `w_bits` set to 32): the same values per
+/// image, since [`fake_quant_weight`] depends on the weights and their learned ranges only, both
+/// fixed while evaluating, without recomputing the ranges (WCC's and DDTB's percentile sorts) and
+/// the codes for every image.
+pub fn frozen_weights<B: Backend>(
+    model: &crate::models::Model,
+    params: &Params<B>,
+    plan: &QuantPlan,
+) -> (Params<B>, QuantPlan) {
+    let (mut p, mut q) = (params.clone(), plan.clone());
+    let convs = model.convs();
+    for (name, l) in &mut q.layers {
+        let conv = convs.iter().any(|c| &c.name == name);
+        if !l.active || !l.has_weight() || !conv {
+            continue;
+        }
+        let key = format!("{name}.weight");
+        let w: Tensor<B, 4> = params.get(&key);
+        let n = w.shape().num_elements();
+        p.set(&key, fake_quant_weight(params, name, l, w).reshape([n]));
+        l.w_bits = 32;
+    }
+    (p, q)
+}
+
 /// Apply a point's learned channel-wise offsets (x·scale + shift) before its quantizer, each a
 /// one-pass per-channel kernel on the CPU backend ([`crate::kernels::channel_affine`]).
 pub fn apply_offsets<B: Backend>(
