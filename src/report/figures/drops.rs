@@ -51,6 +51,7 @@ fn studies<'a>(e: &'a Expected, runs: &[Run]) -> Vec<Study<'a>> {
     out
 }
 
+/// One set's panel: our drops per seed and mean, the paper's drop, per arm.
 /// `suffix` (e.g. "-w2a2") is dropped from the arms' names on the axis.
 fn panel(
     runs: &[Run],
