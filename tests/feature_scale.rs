@@ -370,9 +370,14 @@ fn both_zoo_models_score_alike() {
             .unwrap()["psnr_y"]
             .as_f64()
             .unwrap();
+        // The card's scores came from the im2col + GEMM convolution; the implicit GEMM sums
+        // each output in another order, which flips the 8-bit rounding of a few output pixels
+        // (Set5 moved by −3.1e-6 dB): each flip moves a set's mean PSNR by about 1e-5 dB, a
+        // wrong model or protocol by tenths.
         assert!(
-            (s0.psnr_y - card_psnr).abs() < 1e-6,
-            "{set}: original off its card"
+            (s0.psnr_y - card_psnr).abs() < 1e-4,
+            "{set}: original off its card: {:.9} vs {card_psnr:.9}",
+            s0.psnr_y
         );
     }
 }

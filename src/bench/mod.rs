@@ -84,6 +84,11 @@ pub struct TrainingBench {
     /// gradient copies), which `conv_fwd_bwd_ms` includes; and their share of the sgemm peak.
     pub conv_kernels_ms: Option<f64>,
     pub conv_kernels_vs_sgemm_peak: Option<f64>,
+    /// CPU only: the same three kernels as im2col + [`crate::kernels::sgemm`] (the kernels
+    /// before [`crate::kernels::implicit`]'s implicit GEMM, kept for this comparison), timed in
+    /// the same run, and `conv_kernels_ms` over it (below 1: the implicit GEMM is faster).
+    pub conv_kernels_gemm_ms: Option<f64>,
+    pub conv_kernels_vs_gemm: Option<f64>,
     /// 4-bit activation fake quantization of a `conv_shape` tensor, forward + backward (x and
     /// per-layer bounds), with the bound gradient through the step size (`Full`) and the clip
     /// only (`ClipOnly`).
@@ -268,8 +273,9 @@ fn conv_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) 
 }
 
 /// The conv of [`conv_ms`] through [`crate::kernels::cpu_conv`] alone (CPU): forward, input
-/// gradient and weight gradient of one contiguous output gradient, median milliseconds.
-fn conv_kernels_ms(shape: [usize; 4], reps: usize) -> f64 {
+/// gradient and weight gradient of one contiguous output gradient, median milliseconds; with
+/// `gemm`, through its im2col + GEMM kernels instead of the implicit GEMM.
+fn conv_kernels_ms(shape: [usize; 4], reps: usize, gemm: bool) -> f64 {
     use crate::kernels::cpu_conv::{self, Geom};
     let [n, c, h, w] = shape;
     let g = Geom {
@@ -288,10 +294,16 @@ fn conv_kernels_ms(shape: [usize; 4], reps: usize) -> f64 {
         .collect();
     let b = vec![0.0f32; c];
     time(1, reps, || {
-        let y = cpu_conv::forward(&g, &x, &wt, Some(&b));
-        let dx = cpu_conv::grad_input(&g, &y, &wt);
-        let (dw, db) = cpu_conv::grad_weight(&g, &x, &y);
-        std::hint::black_box((dx, dw, db));
+        let out = if gemm {
+            let y = cpu_conv::forward_gemm(&g, &x, &wt, Some(&b));
+            let dx = cpu_conv::grad_input_gemm(&g, &y, &wt);
+            (dx, cpu_conv::grad_weight_gemm(&g, &x, &y))
+        } else {
+            let y = cpu_conv::forward(&g, &x, &wt, Some(&b));
+            let dx = cpu_conv::grad_input(&g, &y, &wt);
+            (dx, cpu_conv::grad_weight(&g, &x, &y))
+        };
+        std::hint::black_box(out);
     })
 }
 
@@ -544,7 +556,18 @@ fn training<AB: AutodiffBackend>(
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
-    let conv_kernels = is_cpu::<Inner<AB>>().then(|| conv_kernels_ms(conv_shape, reps));
+    // The two kernel versions alternate, so that both see the same machine state.
+    let (conv_kernels, conv_gemm) = match is_cpu::<Inner<AB>>() {
+        true => {
+            let mut v = (vec![], vec![]);
+            for _ in 0..3 {
+                v.0.push(conv_kernels_ms(conv_shape, reps, false));
+                v.1.push(conv_kernels_ms(conv_shape, reps, true));
+            }
+            (Some(median(v.0)), Some(median(v.1)))
+        }
+        false => (None, None),
+    };
     let fq = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::Full, reps, d);
     let fq_clip = fake_quant_ms::<AB>(conv_shape, crate::spec::BoundGrad::ClipOnly, reps, d);
     let plain = step_ms::<AB>(size, StepKind::Plain, reps, d)?;
@@ -565,6 +588,8 @@ fn training<AB: AutodiffBackend>(
         conv_vs_sgemm_peak: conv_gflops / sgemm,
         conv_kernels_ms: conv_kernels,
         conv_kernels_vs_sgemm_peak: conv_kernels.map(|ms| conv_flops / (ms * 1e-3) / 1e9 / sgemm),
+        conv_kernels_gemm_ms: conv_gemm,
+        conv_kernels_vs_gemm: conv_kernels.zip(conv_gemm).map(|(a, b)| a / b),
         fake_quant_ms: fq,
         fake_quant_clip_only_ms: fq_clip,
         plain_step_ms: plain.ms,
@@ -769,10 +794,10 @@ impl TrainingBench {
             self.conv_fwd_bwd_ms,
             self.conv_gflops,
             pct(self.conv_vs_sgemm_peak),
-            match (self.conv_kernels_ms, self.conv_kernels_vs_sgemm_peak) {
-                (Some(ms), Some(e)) => format!(
-                    " (its kernels alone, without autodiff: {ms:.2} ms = {:.0}% of sgemm)",
-                    pct(e)
+            match (self.conv_kernels_ms, self.conv_kernels_vs_sgemm_peak, self.conv_kernels_gemm_ms) {
+                (Some(ms), Some(e), Some(gm)) => format!(
+                    " (its kernels alone, without autodiff: {ms:.2} ms = {:.0}% of sgemm; as im2col + GEMM: {gm:.2} ms, {:.2}× the implicit GEMM's time)",
+                    pct(e), gm / ms
                 ),
                 _ => String::new(),
             },

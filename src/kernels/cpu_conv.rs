@@ -1,7 +1,9 @@
 //! Same-padded stride-1 k×k convolution (k odd, padding k/2) on contiguous NCHW `f32` slices:
-//! forward, input gradient and weight/bias gradients, as im2col + GEMM (Chellapilla et al.,
-//! "High Performance Convolutional Neural Networks for Document Processing", 2006) with the
-//! `gemm` crate.
+//! forward, input gradient and weight/bias gradients. At most [`THIN`] output channels go to
+//! [`super::thin`]; the rest to the implicit GEMM of [`super::implicit`] (no im2col matrix).
+//! The im2col + GEMM kernels they replaced (Chellapilla et al., "High Performance
+//! Convolutional Neural Networks for Document Processing", 2006, with the `gemm` crate through
+//! [`super::sgemm`]) stay as `*_gemm`, so that `odm bench` times both in one run.
 //!
 //! Work is split into units that do not depend on the thread count: forward and input gradient
 //! into (image, band of output rows), each writing its own disjoint part of the output; the
@@ -67,11 +69,19 @@ unsafe fn gemm_f32(
 /// ci·k²-row column matrix costs more than the multiply-adds (the tail conv, 64 → 3).
 pub const THIN: usize = 4;
 
-/// Forward: y (n×co×h×w) = conv(x, wt) + bias; `wt` is co×ci×k×k.
+/// Forward: y (n×co×h×w) = conv(x, wt) + bias; `wt` is co×ci×k×k: [`super::thin`] for at
+/// most [`THIN`] output channels, else the implicit GEMM of [`super::implicit`].
 pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     if g.co <= THIN {
         return super::thin::forward(g, x, wt, bias);
     }
+    super::implicit::forward(g, x, wt, bias)
+}
+
+/// The forward as im2col + [`super::sgemm`] (the kernel before [`super::implicit`]; `odm bench`
+/// times both in one run). Its sums differ from the implicit forward's in the last bits: k is
+/// added in ⌈k/512⌉ chunks onto the bias, not in one chain with the bias last.
+pub fn forward_gemm(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (hw, kk) = (g.h * g.w, g.kk());
     assert_eq!(x.len(), g.n * g.ci * hw, "conv input size");
     assert_eq!(wt.len(), g.co * kk, "conv weight size");
@@ -138,11 +148,28 @@ pub fn grad_input(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
     forward(&t, dy, &flip_transpose(g, wt), None)
 }
 
-/// Weight and bias gradients: (dW co×ci×k×k, db co), each a sum over images in index order.
+/// [`grad_input`] through [`forward_gemm`] (timed beside it by `odm bench`).
+pub fn grad_input_gemm(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    let t = Geom {
+        ci: g.co,
+        co: g.ci,
+        ..*g
+    };
+    forward_gemm(&t, dy, &flip_transpose(g, wt), None)
+}
+
+/// Weight and bias gradients: (dW co×ci×k×k, db co), each a sum over images in index order:
+/// [`super::thin`] for at most [`THIN`] output channels, else [`super::implicit::grad_weight`].
 pub fn grad_weight(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     if g.co <= THIN {
         return super::thin::grad_weight(g, x, dy);
     }
+    super::implicit::grad_weight(g, x, dy)
+}
+
+/// The weight gradient as im2col + [`super::sgemm`] (before [`super::implicit`]; timed beside
+/// it by `odm bench`).
+pub fn grad_weight_gemm(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (hw, kk) = (g.h * g.w, g.kk());
     let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n)
         .into_par_iter()

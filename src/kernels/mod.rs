@@ -1,7 +1,8 @@
 //! Our own CPU kernels for the operation that dominates training: the same-padded, stride-1
 //! k×k convolution (k odd) of EDSR/RDN bodies. [`conv2d_same`] routes `Flex` and
-//! `Autodiff<Flex>` tensors to [`cpu_conv`] (im2col + `gemm`, deterministic for any thread
-//! count) and every other backend to burn's `conv2d`.
+//! `Autodiff<Flex>` tensors to [`cpu_conv`] (an implicit GEMM, [`implicit`], with one summation
+//! order on every instruction path and for any thread count) and every other backend to burn's
+//! `conv2d`.
 
 mod affine;
 pub use affine::Kind as AffineKind;
@@ -11,6 +12,7 @@ pub use fake_quant::round_even;
 mod flex;
 mod geom;
 pub use geom::SendPtr;
+pub mod implicit;
 pub mod int_conv;
 pub mod path;
 pub mod quantizer;
@@ -183,8 +185,10 @@ pub fn pixel_shuffle_composed<B: Backend>(x: Tensor<B, 4>, r: usize) -> Tensor<B
 }
 
 /// The instruction paths the kernels dispatch to, as chosen at run time ([`path::current`]:
-/// the CPU's best, or the one `ODM_KERNEL_PATH` forces): the f32 GEMM of [`cpu_conv`] ([`sgemm`]:
-/// gemm's x86-64-v4 kernels with AVX-512, v3 with AVX2 + FMA, else scalar), the thin
+/// the CPU's best, or the one `ODM_KERNEL_PATH` forces): the f32 convolution of [`cpu_conv`]
+/// ([`implicit`]'s AVX-512, AVX2 + FMA or scalar register blocks) and the f32 GEMM beside it
+/// ([`sgemm`], gemm's x86-64-v4 or v3 kernels, else scalar: the bench's peak and the im2col
+/// kernels it compares with), the thin
 /// convolutions (AVX2 or scalar) and the integer convolution ([`int_conv::IntPath`]). Recorded in
 /// provenance, so two runs can be told apart by path.
 pub fn dispatch_paths() -> String {
@@ -209,11 +213,32 @@ pub fn dispatch_paths() -> String {
         } else {
             "scalar"
         };
-        format!("gemm f32 {gemm}; thin conv {thin}; integer conv {int}{forced}")
+        let conv = match p {
+            path::KernelPath::Avx512 => "AVX-512",
+            path::KernelPath::Avx2 => "AVX2+FMA",
+            path::KernelPath::Scalar => "scalar",
+        };
+        format!(
+            "conv f32 implicit GEMM {conv}; gemm f32 {gemm}; thin conv {thin}; integer conv {int}{forced}"
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = p;
         format!("portable ({}){forced}", std::env::consts::ARCH)
     }
+}
+
+/// Deterministic values in [−1, 1] (xorshift32 from `seed`) for the kernels' unit tests.
+#[cfg(test)]
+pub(crate) fn test_noise(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect()
 }

@@ -213,18 +213,7 @@ unsafe fn run<S, const N: usize, const MR: usize, const NR: usize, const MRN: us
 mod tests {
     use super::*;
     use crate::kernels::path::best;
-
-    fn noise(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 20_001) as f32 / 10_000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_noise as noise;
 
     /// The documented order, written out: per element, over each chunk an FMA chain from zero,
     /// added to dst in chunk order.
