@@ -89,6 +89,9 @@ pub struct TrainingBench {
     /// the same run, and `conv_kernels_ms` over it (below 1: the implicit GEMM is faster).
     pub conv_kernels_gemm_ms: Option<f64>,
     pub conv_kernels_vs_gemm: Option<f64>,
+    /// The `conv_fwd_bwd_ms` loss alone (`sum()` forward and backward on the output's shape):
+    /// the part of that line that is not the convolution.
+    pub conv_loss_sum_ms: f64,
     /// 4-bit activation fake quantization of a `conv_shape` tensor, forward + backward (x and
     /// per-layer bounds), with the bound gradient through the step size (`Full`) and the clip
     /// only (`ClipOnly`).
@@ -269,6 +272,18 @@ fn conv_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) 
             x.grad(&g).unwrap().into_data(),
             wt.grad(&g).unwrap().into_data(),
         );
+    })
+}
+
+/// The loss of [`conv_ms`] alone: `sum()` of a tensor of the conv's output shape, forward and
+/// backward (burn's sum backward multiplies a tensor of ones by the broadcast gradient), median
+/// milliseconds. Part of `conv_fwd_bwd_ms`, and no part of the convolution.
+fn sum_ms<AB: AutodiffBackend>(shape: [usize; 4], reps: usize, d: &AB::Device) -> f64 {
+    let x0 = Tensor::<AB, 4>::random(shape, Distribution::Normal(0.0, 1.0), d);
+    time(1, reps, || {
+        let x = x0.clone().require_grad();
+        let g = x.clone().sum().backward();
+        let _ = x.grad(&g).unwrap().into_data();
     })
 }
 
@@ -553,6 +568,7 @@ fn training<AB: AutodiffBackend>(
     };
     let sgemm = sgemm_gflops::<Inner<AB>>(reps, d);
     let conv = conv_ms::<AB>(conv_shape, reps, d);
+    let conv_loss_sum_ms = sum_ms::<AB>(conv_shape, reps, d);
     let [n, c, h, w] = conv_shape;
     let conv_flops = 3.0 * 2.0 * (n * h * w * c * c * 9) as f64;
     let conv_gflops = conv_flops / (conv * 1e-3) / 1e9;
@@ -589,6 +605,7 @@ fn training<AB: AutodiffBackend>(
         conv_kernels_ms: conv_kernels,
         conv_kernels_vs_sgemm_peak: conv_kernels.map(|ms| conv_flops / (ms * 1e-3) / 1e9 / sgemm),
         conv_kernels_gemm_ms: conv_gemm,
+        conv_loss_sum_ms,
         conv_kernels_vs_gemm: conv_kernels.zip(conv_gemm).map(|(a, b)| a / b),
         fake_quant_ms: fq,
         fake_quant_clip_only_ms: fq_clip,
@@ -788,10 +805,11 @@ impl TrainingBench {
     fn describe(&self) -> String {
         let pct = |e: f64| 100.0 * e;
         format!(
-            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms, {:.1} GFLOP/s = {:.0}% of sgemm{}\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  step FLOPs: {:.1} GFLOP ({})\n  plain QAT step: {:.1} ms = {:.0}% of sgemm ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain; the replay pass's FLOP floor {:.1} GFLOP = {:.2}× the step's) = {:.0}% of sgemm\n  FP step: {:.1} ms = {:.0}% of sgemm\n",
+            "  sgemm peak: {:.1} GFLOP/s\n  conv3x3 {:?} fwd+bwd: {:.2} ms (its loss, sum(), alone: {:.2} ms), {:.1} GFLOP/s = {:.0}% of sgemm{}\n  fake quant {:?} fwd+bwd: {:.2} ms (clip-only bound gradient {:.2} ms)\n  step FLOPs: {:.1} GFLOP ({})\n  plain QAT step: {:.1} ms = {:.0}% of sgemm ({:.0} MiB peak)\n  gated QAT step: {:.1} ms ({:.2}× plain; the replay pass's FLOP floor {:.1} GFLOP = {:.2}× the step's) = {:.0}% of sgemm\n  FP step: {:.1} ms = {:.0}% of sgemm\n",
             self.sgemm_gflops,
             self.conv_shape,
             self.conv_fwd_bwd_ms,
+            self.conv_loss_sum_ms,
             self.conv_gflops,
             pct(self.conv_vs_sgemm_peak),
             match (self.conv_kernels_ms, self.conv_kernels_vs_sgemm_peak, self.conv_kernels_gemm_ms) {

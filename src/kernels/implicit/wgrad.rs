@@ -142,18 +142,21 @@ pub fn grad_weight_on(path: KernelPath, g: &Geom, x: &[f32], dy: &[f32]) -> (Vec
                 let xi = &x[img * g.ci * hw..(img + 1) * g.ci * hw];
                 let di = &dy[img * g.co * hw..(img + 1) * g.co * hw];
                 let t = image(path, g, xi, di, bufs);
-                let mut dw = vec![0.0f32; g.co * kk];
-                for (k, row) in t.chunks_exact(opad).enumerate() {
-                    for o in 0..g.co {
-                        dw[o * kk + k] = row[o];
-                    }
-                }
                 let db = di.chunks(hw).map(|c| c.iter().sum::<f32>()).collect();
-                (dw, db)
+                (t, db)
             },
         )
         .collect();
-    sum_images(partial)
+    // Summed over images while still transposed (element-wise, so the same sums), then
+    // transposed once.
+    let (t, db) = sum_images(partial);
+    let mut dw = vec![0.0f32; g.co * kk];
+    for (k, row) in t.chunks_exact(opad).enumerate() {
+        for o in 0..g.co {
+            dw[o * kk + k] = row[o];
+        }
+    }
+    (dw, db)
 }
 
 /// The documented chains, written out plainly (the tests' reference).
