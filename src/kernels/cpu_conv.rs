@@ -140,22 +140,25 @@ fn flip_transpose(g: &Geom, wt: &[f32]) -> Vec<f32> {
 
 /// Input gradient: dx (n×ci×h×w) from dy (n×co×h×w).
 pub fn grad_input(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
-    let t = Geom {
-        ci: g.co,
-        co: g.ci,
-        ..*g
-    };
-    forward(&t, dy, &flip_transpose(g, wt), None)
+    input_gradient_by(forward, g, dy, wt)
 }
 
 /// [`grad_input`] through [`forward_gemm`] (timed beside it by `odm bench`).
 pub fn grad_input_gemm(g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    input_gradient_by(forward_gemm, g, dy, wt)
+}
+
+/// A forward kernel: (shape, input, weights, bias) → output.
+type Forward = fn(&Geom, &[f32], &[f32], Option<&[f32]>) -> Vec<f32>;
+
+/// The input gradient as the forward `fwd` of dy with the flipped, transposed kernel.
+fn input_gradient_by(fwd: Forward, g: &Geom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
     let t = Geom {
         ci: g.co,
         co: g.ci,
         ..*g
     };
-    forward_gemm(&t, dy, &flip_transpose(g, wt), None)
+    fwd(&t, dy, &flip_transpose(g, wt), None)
 }
 
 /// Weight and bias gradients: (dW co×ci×k×k, db co), each a sum over images in index order:
